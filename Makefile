@@ -1,0 +1,14 @@
+# The two commands of README: `make run` starts the server on the embedded
+# SQLite default; `make test` runs every test (what CI runs).
+.PHONY: run test build bench
+run:
+	go run ./cmd/ironpool serve
+
+test:
+	bash hack/test.sh
+
+build:
+	go build -o bin/ironpool ./cmd/ironpool
+
+bench:
+	go run ./cmd/ironpool bench --nodes 10000 --clients 16 --duration 10s

@@ -1,0 +1,249 @@
+package ironpool
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// AllocationState is where a lease is in its life.
+type AllocationState string
+
+// Allocation states. queued → active → releasing → released is the common
+// path; expired is released by the reaper; failed is a queued request whose
+// deadline passed (or a backend checkout that could not be done).
+const (
+	AllocQueued    AllocationState = "queued"
+	AllocActive    AllocationState = "active"
+	AllocReleasing AllocationState = "releasing"
+	AllocReleased  AllocationState = "released"
+	AllocExpired   AllocationState = "expired"
+	AllocFailed    AllocationState = "failed"
+)
+
+// Live reports whether an allocation in this state still holds or waits for nodes.
+func (s AllocationState) Live() bool { return s == AllocQueued || s == AllocActive }
+
+// Mode is how nodes are checked out of the backend.
+type Mode string
+
+// Checkout modes. handoff puts the Ironic node in maintenance with a reason
+// naming the owner; lessee sets Ironic's lessee; none is bookkeeping only.
+const (
+	ModeNone    Mode = "none"
+	ModeHandoff Mode = "handoff"
+	ModeLessee  Mode = "lessee"
+)
+
+// ItemRequest is one line of an allocation request: a flavor name or inline
+// constraints, and a count.
+type ItemRequest struct {
+	Flavor      string       `json:"flavor,omitempty"`
+	Constraints *Constraints `json:"constraints,omitempty"`
+	Count       int          `json:"count"`
+}
+
+// AllocationRequest asks for nodes for an owner: all items or nothing.
+type AllocationRequest struct {
+	Owner    string            `json:"owner"`
+	Items    []ItemRequest     `json:"items"`
+	Pool     string            `json:"pool,omitempty"`
+	TTL      time.Duration     `json:"-"`
+	Wait     time.Duration     `json:"-"`
+	Mode     Mode              `json:"mode,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// NodeIDs, when set, skips selection and claims exactly these nodes (adopt).
+	NodeIDs []int64 `json:"-"`
+}
+
+// MaxItems and MaxCount bound one request.
+const (
+	MaxItems = 32
+	MaxCount = 1000
+)
+
+// Validate checks the request's shape (not flavor existence).
+func (r *AllocationRequest) Validate() error {
+	if err := ValidateName("owner", r.Owner); err != nil {
+		return err
+	}
+	if len(r.Items) == 0 && len(r.NodeIDs) == 0 {
+		return FieldErrorf("items", "at least one item is required (e.g. --flavor small=2)")
+	}
+	if len(r.Items) > MaxItems {
+		return FieldErrorf("items", "has %d entries; the limit is %d", len(r.Items), MaxItems)
+	}
+	total := 0
+	for i := range r.Items {
+		it := &r.Items[i]
+		p := fmt.Sprintf("items[%d].", i)
+		if it.Count <= 0 {
+			return FieldErrorf(p+"count", "must be at least 1 (got %d)", it.Count)
+		}
+		if it.Count > MaxCount {
+			return FieldErrorf(p+"count", "is %d; the limit is %d", it.Count, MaxCount)
+		}
+		total += it.Count
+		if it.Flavor == "" && it.Constraints == nil {
+			return FieldErrorf(p+"flavor", "give a flavor name or constraints")
+		}
+		if it.Flavor != "" {
+			if err := ValidateName(p+"flavor", it.Flavor); err != nil {
+				return err
+			}
+		}
+		if it.Constraints != nil {
+			if err := it.Constraints.Validate(p + "constraints."); err != nil {
+				return err
+			}
+		}
+	}
+	if total > MaxCount {
+		return FieldErrorf("items", "ask for %d nodes in all; the limit is %d", total, MaxCount)
+	}
+	if r.Pool != "" {
+		if err := ValidateName("pool", r.Pool); err != nil {
+			return err
+		}
+	}
+	switch r.Mode {
+	case "", ModeNone, ModeHandoff, ModeLessee:
+	default:
+		return FieldErrorf("mode", "%q is not a checkout mode (want none, handoff or lessee)", truncate(string(r.Mode), 20))
+	}
+	if r.TTL < 0 {
+		return FieldErrorf("ttl", "must be positive")
+	}
+	if r.Wait < 0 {
+		return FieldErrorf("wait", "must not be negative")
+	}
+	if len(r.Metadata) > MaxFields {
+		return FieldErrorf("metadata", "has %d entries; the limit is %d", len(r.Metadata), MaxFields)
+	}
+	for k, v := range r.Metadata {
+		if err := ValidateFieldKey("metadata", k); err != nil {
+			return err
+		}
+		if len(v) > MaxValueLen {
+			return FieldErrorf("metadata."+k, "value is too long (limit %d)", MaxValueLen)
+		}
+	}
+	return nil
+}
+
+// AllocationItem is one resolved line of an allocation: its constraints as
+// they were when the request was made, and the nodes picked for it.
+type AllocationItem struct {
+	Flavor      string      `json:"flavor,omitempty"`
+	Constraints Constraints `json:"constraints"`
+	Count       int         `json:"count"`
+	Nodes       []string    `json:"nodes,omitempty"`
+}
+
+// Allocation is a lease on a set of nodes.
+type Allocation struct {
+	ID        string            `json:"id"`
+	Owner     string            `json:"owner"`
+	State     AllocationState   `json:"state"`
+	Mode      Mode              `json:"mode"`
+	Items     []AllocationItem  `json:"items"`
+	Metadata  map[string]string `json:"metadata"`
+	LastError string            `json:"last_error,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// WaitUntil is the deadline of a queued request.
+	WaitUntil  time.Time `json:"wait_until,omitzero"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+
+	// Nodes are the held nodes with what the owner needs to use them. The
+	// service masks passwords for callers who may not read them.
+	Nodes []*Node `json:"nodes,omitempty"`
+}
+
+// Pick is one node the matcher chose for one item (dry run and result).
+type Pick struct {
+	Item int    `json:"item"`
+	Node string `json:"node"`
+}
+
+// ItemCapacity is, for one item of a request, how many nodes match and are free.
+type ItemCapacity struct {
+	Item        int         `json:"item"`
+	Flavor      string      `json:"flavor,omitempty"`
+	Constraints Constraints `json:"constraints"`
+	Requested   int         `json:"requested"`
+	Matching    int         `json:"matching"`
+	Free        int         `json:"free"`
+}
+
+// Plan is the answer of a dry run: whether the request fits now, the nodes
+// it would take, and capacity per item.
+type Plan struct {
+	Satisfiable bool           `json:"satisfiable"`
+	Picks       []Pick         `json:"picks"`
+	Capacity    []ItemCapacity `json:"capacity"`
+}
+
+// AllocationFilter selects allocations.
+type AllocationFilter struct {
+	ID     string
+	Owner  string
+	Owners []string // any of these (for scoped callers); nil means no restriction
+	State  AllocationState
+	Live   bool // queued or active only
+	Limit  int
+}
+
+// AllocationService allocates and releases nodes.
+type AllocationService interface {
+	// Allocate claims nodes for every item or for none. Returns EINVALID for
+	// a malformed request or unknown flavor, ECAPACITY (with Shortfall) when
+	// the free nodes cannot satisfy it. With Wait > 0 an unsatisfiable request
+	// is queued instead and returned in state queued.
+	Allocate(ctx context.Context, req *AllocationRequest) (*Allocation, error)
+	// PlanAllocation is a dry run of Allocate: it changes nothing.
+	PlanAllocation(ctx context.Context, req *AllocationRequest) (*Plan, error)
+	// FindAllocations lists allocations, newest first.
+	FindAllocations(ctx context.Context, f AllocationFilter) ([]*Allocation, error)
+	// FindAllocation returns one allocation with its nodes, or ENOTFOUND.
+	FindAllocation(ctx context.Context, id string) (*Allocation, error)
+	// ExtendAllocation moves the expiry of a live allocation to now+ttl.
+	ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*Allocation, error)
+	// ReleaseAllocation releases one allocation; releasing a released one is
+	// not an error (idempotent). ENOTFOUND for an unknown id.
+	ReleaseAllocation(ctx context.Context, id string) (*Allocation, error)
+	// ReleaseOwner releases every live allocation of owner.
+	ReleaseOwner(ctx context.Context, owner string) ([]*Allocation, error)
+}
+
+// CapacityRow is free/total nodes for one flavor (or "any") in one pool.
+type CapacityRow struct {
+	Flavor string `json:"flavor"`
+	Pool   string `json:"pool"`
+	Free   int    `json:"free"`
+	Total  int    `json:"total"`
+}
+
+// StateCount is the number of nodes in one pool and state.
+type StateCount struct {
+	Pool  string    `json:"pool"`
+	State NodeState `json:"state"`
+	Count int       `json:"count"`
+}
+
+// OwnerCount is the live allocations and held nodes of one owner.
+type OwnerCount struct {
+	Owner       string `json:"owner"`
+	Allocations int    `json:"allocations"`
+	Nodes       int    `json:"nodes"`
+}
+
+// Status summarizes the pool.
+type Status struct {
+	Nodes    []StateCount  `json:"nodes"`
+	Capacity []CapacityRow `json:"capacity"`
+	Owners   []OwnerCount  `json:"owners"`
+	Queued   int           `json:"queued"`
+	Expiring []*Allocation `json:"expiring"`
+}

@@ -1,0 +1,31 @@
+package ironpool
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseDuration parses a Go duration, also accepting whole days ("7d"),
+// which lease lengths are usually given in. The error names field.
+func ParseDuration(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 3650 {
+			return 0, FieldErrorf(field, "%q is not a duration (e.g. 30m, 4h, 7d)", truncate(s, 20))
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, FieldErrorf(field, "%q is not a duration (e.g. 30m, 4h, 7d)", truncate(s, 20))
+	}
+	if v < 0 {
+		return 0, FieldErrorf(field, "must not be negative")
+	}
+	return v, nil
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every test of ironpool: vet, gofmt, the Go suites with the race detector
+# (SQLite always; PostgreSQL and a real Ironic as this machine provides them,
+# reported as skipped with the reason otherwise), brief fuzzing, and the
+# Python Molten Iron client. `make test` and .ci/run both call this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
+
+# PostgreSQL: the project's machines run PostgreSQL 15 on 127.0.0.1:5432.
+# Start it if it is installed but down; the PostgreSQL tests skip (saying
+# why) only when none can be had.
+if [ -z "${IRONPOOL_TEST_POSTGRES:-}" ]; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    step "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    for _ in $(seq 1 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  fi
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    export IRONPOOL_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
+  else
+    echo "note: no PostgreSQL on 127.0.0.1:5432; PostgreSQL tests will report themselves skipped"
+  fi
+fi
+
+# The Ironic tests start a real standalone Ironic with hack/ironic/start.sh
+# (installing Debian's packages on first use). Install it up front so the
+# package download does not count against one test's timeout.
+if ! command -v ironic >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing Ironic (Debian packages)"
+  d=$(mktemp -d)
+  if IRONIC_PORT=16385 bash hack/ironic/start.sh "$d" >/dev/null; then bash hack/ironic/stop.sh "$d" --purge >/dev/null 2>&1 || true; fi
+fi
+
+step "go test -race ./..."
+go test -race -count=1 -timeout 25m ./...
+
+step "fuzz (brief)"
+for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | awk '{print $2}' | sort -u); do
+  pkg=$(dirname "$(grep -rlE "^func ${target}\(" --include='*_test.go' . | head -1)")
+  echo "-- $target ($pkg)"
+  go test -run XXX -fuzz "^${target}\$" -fuzztime 4s "$pkg" | tail -1
+done
+
+if [ -f test/molteniron/run.sh ]; then
+  step "Molten Iron protocol with the Python client"
+  bash test/molteniron/run.sh
+fi
+step "all tests passed"

@@ -1,0 +1,83 @@
+package bench_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/secret"
+	"ironpool/internal/sqlite"
+)
+
+// BenchmarkStoreAllocate measures one allocate+release pair (a 2-item
+// request) on the SQLite store, for pools of 1,000 and 100,000 nodes: the
+// best-fit read follows an index and stops after the rows it needs, so the
+// cost must not grow with the pool.
+//
+//	go test -run XXX -bench StoreAllocate -benchtime 3000x ./internal/bench/
+func BenchmarkStoreAllocate(b *testing.B) {
+	for _, size := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) {
+			ctx := ironpool.NewContextWithActor(context.Background(), ironpool.System)
+			key, _ := secret.GenerateKey()
+			ring, _ := secret.New(key)
+			st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			var nodes []*ironpool.Node
+			for i := 0; i < size; i++ {
+				s := benchShapes[i%3]
+				nodes = append(nodes, &ironpool.Node{Name: fmt.Sprintf("n%06d", i), Pool: "p", CPUs: s, MemoryMB: int64(s) * 4096,
+					LocalGB: 500, State: ironpool.NodeAvailable, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1", Password: "pw"},
+					MACs: []string{fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255)}, Fields: map[string]string{}})
+			}
+			if err := st.CreateNodes(ctx, nodes); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a := &ironpool.Allocation{Owner: "bench", Mode: ironpool.ModeNone, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+					Items: []ironpool.AllocationItem{{Constraints: ironpool.Constraints{CPUs: 8}, Count: 2}, {Constraints: ironpool.Constraints{CPUs: 32}, Count: 1}}}
+				if err := st.Allocate(ctx, a, false); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := st.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocReleased, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+var benchShapes = []int{8, 32, 64}
+
+// BenchmarkSQLiteWriteTx is the peer for BenchmarkStoreAllocate: the
+// smallest write transaction (one INSERT) on the same SQLite setup, the
+// ceiling any write path on this store can reach.
+func BenchmarkSQLiteWriteTx(b *testing.B) {
+	ctx := context.Background()
+	key, _ := secret.GenerateKey()
+	ring, _ := secret.New(key)
+	st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx, err := st.W.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (time, actor, role, action, subject, summary) VALUES (1, 'a', 'b', 'c', 'd', 'e')`); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+// Package cli is the ironpool command line. Every verb but `serve` is a
+// client of the REST API; errors print as one line with a hint and exit with
+// the code the error table gives, so scripts can branch on them.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"ironpool"
+	"ironpool/internal/client"
+	"ironpool/internal/server"
+)
+
+// Env is what a command sees of its surroundings; tests supply their own.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type app struct {
+	env      Env
+	url      string
+	token    string
+	caFile   string
+	insecure bool
+	output   string
+	// serve runs the server in the foreground; tests may replace it.
+	ctx context.Context
+}
+
+// usageError is a mistake on the command line itself (exit 1, usage shown).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// Run executes the command line and returns the exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	a := &app{env: env, ctx: ctx}
+	root := a.root()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	if xc, ok := err.(interface{ ExitCode() int }); ok {
+		return xc.ExitCode() // the verb printed its outcome already (molteniron)
+	}
+	var ue *usageError
+	var e *ironpool.Error
+	switch {
+	case errors.As(err, &ue) || (!errors.As(err, &e) && isCobraUsage(err)):
+		fmt.Fprintf(env.Stderr, "ironpool: %s\n", err)
+		fmt.Fprintf(env.Stderr, "usage: %s\n", cmd.UseLine())
+		fmt.Fprintf(env.Stderr, "see `%s --help`\n", cmd.CommandPath())
+		return 1
+	case errors.As(err, &e):
+		fmt.Fprintf(env.Stderr, "ironpool: %s\n", e.Error())
+		if e.Hint != "" {
+			fmt.Fprintf(env.Stderr, "hint: %s\n", e.Hint)
+		}
+		return ironpool.ErrorExitCode(e.Code)
+	default:
+		fmt.Fprintf(env.Stderr, "ironpool: %s\n", err)
+		return 10
+	}
+}
+
+func isCobraUsage(err error) bool {
+	m := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument",
+		"invalid argument", "accepts ", "requires ", "required flag"} {
+		if strings.Contains(m, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ironpool",
+		Short:         "Bare-metal pool manager: inventory, all-or-nothing allocation, leases, cleaning",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.url, "url", "", "server URL (env IRONPOOL_URL, default http://127.0.0.1:8650)")
+	pf.StringVar(&a.token, "token", "", "API token (env IRONPOOL_TOKEN; default: admin.token in the data dir for a local server)")
+	pf.StringVar(&a.caFile, "ca-file", "", "CA certificate to verify the server's TLS certificate")
+	pf.BoolVar(&a.insecure, "insecure", false, "do not verify the server's TLS certificate (testing only)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
+	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
+		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd())
+	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
+	return root
+}
+
+// client builds the API client from flags and environment.
+func (a *app) client() (*client.Client, error) {
+	u := a.url
+	if u == "" {
+		u = a.env.Getenv("IRONPOOL_URL")
+	}
+	if u == "" {
+		u = "http://127.0.0.1:8650"
+	}
+	tok := a.token
+	if tok == "" {
+		tok = a.env.Getenv("IRONPOOL_TOKEN")
+	}
+	if tok == "" && isLoopback(u) {
+		dir := a.env.Getenv("IRONPOOL_DATA_DIR")
+		if dir == "" {
+			dir = server.DefaultDataDir()
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
+	insecure := a.insecure || a.env.Getenv("IRONPOOL_INSECURE") == "true"
+	ca := a.caFile
+	if ca == "" {
+		ca = a.env.Getenv("IRONPOOL_CA_FILE")
+	}
+	return client.New(u, tok, client.Options{CAFile: ca, Insecure: insecure})
+}
+
+func isLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// print writes v as JSON or YAML, or calls table for people.
+func (a *app) print(v any, table func(w *tabwriter.Writer)) error {
+	switch a.output {
+	case "json":
+		enc := json.NewEncoder(a.env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, _ := json.Marshal(v)
+		var plain any
+		json.Unmarshal(b, &plain)
+		return yaml.NewEncoder(a.env.Stdout).Encode(plain)
+	case "table", "":
+		tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		table(tw)
+		return tw.Flush()
+	}
+	return usagef("--output %q: want table, json or yaml", a.output)
+}
+
+// kv parses KEY=VALUE arguments.
+func kv(field string, args []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, s := range args {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, ironpool.FieldErrorf(field, "%q is not KEY=VALUE", s)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// call sends one request to the API with the client built from flags and
+// environment; most verbs are exactly this plus printing.
+func (a *app) call(ctx context.Context, method, path string, body, out any) error {
+	cl, err := a.client()
+	if err != nil {
+		return err
+	}
+	_, err = cl.Do(ctx, method, path, body, out)
+	return err
+}
+
+// deleteEach sends DELETE prefix/NAME for every name, stopping at the first
+// error, and prints "<verb> NAME" for each one done.
+func (a *app) deleteEach(ctx context.Context, prefix, verb string, names []string) error {
+	for _, n := range names {
+		if err := a.call(ctx, "DELETE", prefix+url.PathEscape(n), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "%s %s\n", verb, n)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/client"
+	"ironpool/internal/ironictest"
+)
+
+// TestAllocationPeer measures, in one run on one machine, allocations per
+// second through ironpool's API and through Ironic's own allocation API
+// (POST /v1/allocations until active, then DELETE), on the same node count
+// and concurrency. Each client allocates one node and releases it again in
+// a loop. It runs only with IRONPOOL_PEER_BENCH=1 because it takes about
+// half a minute; docs/PERFORMANCE.md records its output and command.
+func TestAllocationPeer(t *testing.T) {
+	if os.Getenv("IRONPOOL_PEER_BENCH") != "1" {
+		t.Skip("skipped: set IRONPOOL_PEER_BENCH=1 to run the ironpool vs Ironic allocation benchmark")
+	}
+	nodes, clients, dur := envInt("PEER_NODES", 20), envInt("PEER_CLIENTS", 4), time.Duration(envInt("PEER_SECONDS", 10))*time.Second
+	in := ironictest.Start(t)
+	c := in.Connect(t)
+	specs := make([]ironictest.Spec, nodes)
+	for i := range specs {
+		specs[i] = ironictest.Spec{Name: fmt.Sprintf("peer-%03d", i), ResourceClass: "rc-peer", CPUs: 8,
+			MACs: []string{fmt.Sprintf("52:54:0b:00:%02x:%02x", i/256, i%256)}}
+	}
+	ironictest.MakeNodes(t, c, specs)
+
+	run := func(name string, one func(ctx context.Context, worker int) (bool, error)) (float64, int64, int64) {
+		var ok, refused, failed atomic.Int64
+		ctx, cancel := context.WithTimeout(context.Background(), dur)
+		defer cancel()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range clients {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					got, err := one(context.WithoutCancel(ctx), w)
+					switch {
+					case err != nil:
+						failed.Add(1)
+					case got:
+						ok.Add(1)
+					default:
+						refused.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		rate := float64(ok.Load()) / time.Since(start).Seconds()
+		t.Logf("%-28s nodes=%d clients=%d allocations=%d refused=%d errors=%d rate=%.1f/s",
+			name, nodes, clients, ok.Load(), refused.Load(), failed.Load(), rate)
+		return rate, refused.Load(), failed.Load()
+	}
+
+	ironicRate, _, ierrs := run("Ironic allocation API", func(ctx context.Context, _ int) (bool, error) {
+		alloc, _, err := c.CreateAllocation(ctx, "rc-peer", "")
+		if ironpool.ErrorCode(err) == ironpool.ECAPACITY {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		return true, c.DeleteAllocation(ctx, alloc)
+	})
+
+	e := start(t) // a local pool: same nodes, released nodes are free at once
+	pool := make([]*ironpool.Node, nodes)
+	for i := range pool {
+		pool[i] = &ironpool.Node{Name: specs[i].Name, CPUs: 8, CPUArch: "x86_64", ResourceClass: "rc-peer",
+			MACs: specs[i].MACs, BMC: ironpool.BMC{Address: fmt.Sprintf("ipmi://10.9.0.%d:623", i+1)}}
+	}
+	cl, err := client.New(e.m.URL(), e.m.AdminToken, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.ImportNodes(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	poolRate, _, perrs := run("ironpool API (HTTP)", func(ctx context.Context, w int) (bool, error) {
+		a, err := cl.Allocate(ctx, &client.AllocateBody{Owner: "peer" + strconv.Itoa(w),
+			Items: []ironpool.ItemRequest{{Constraints: &ironpool.Constraints{ResourceClass: "rc-peer"}, Count: 1}}})
+		if ironpool.ErrorCode(err) == ironpool.ECAPACITY {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		_, err = cl.Release(ctx, a.ID)
+		return true, err
+	})
+	t.Logf("ironpool/Ironic allocation rate ratio: %.1fx", poolRate/ironicRate)
+	if ierrs > 0 || perrs > 0 {
+		t.Errorf("errors: Ironic %d, ironpool %d", ierrs, perrs)
+	}
+}
+
+func envInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ironpool"
+	"ironpool/internal/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	m := &server.Main{}
+	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ironpool server (embedded SQLite by default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if m.Pool.DefaultTTL, err = ironpool.ParseDuration("default-ttl", defTTL); err != nil {
+				return err
+			}
+			if m.Pool.MaxTTL, err = ironpool.ParseDuration("max-ttl", maxTTL); err != nil {
+				return err
+			}
+			if m.Pool.MaxWait, err = ironpool.ParseDuration("max-wait", maxWait); err != nil {
+				return err
+			}
+			if m.Pool.DefaultTTL > m.Pool.MaxTTL && m.Pool.MaxTTL > 0 {
+				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
+			}
+			m.Pool.DefaultMode = ironpool.Mode(mode)
+			if cleanCmd != "" {
+				m.Pool.CleanCommand = strings.Fields(cleanCmd)
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return ironpool.FieldErrorf("log-level", "%q is not debug, info, warn or error", logLevel)
+			}
+			m.Log = slog.New(slog.NewTextHandler(a.env.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if err := m.Run(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.env.Stderr, "ironpool serving on %s (database %s, data dir %s)\n", m.URL(), m.DB, m.DataDir)
+			<-ctx.Done()
+			fmt.Fprintln(a.env.Stderr, "ironpool: shutting down")
+			return m.Close()
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
+	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
+	f.StringVar(&m.DataDir, "data-dir", "", "directory for the key file, admin.token and the default database (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
+	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
+	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
+	f.StringVar(&m.TLSCert, "tls-cert", "", "TLS certificate (PEM); serve HTTPS")
+	f.StringVar(&m.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.StringVar(&defTTL, "default-ttl", "4h", "lease length when a request gives none")
+	f.StringVar(&maxTTL, "max-ttl", "7d", "longest lease a request or extend may ask")
+	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
+	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
+	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
+	f.StringVar(&m.Pool.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
+	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
+	f.StringVar(&m.MoltenIronListen, "molteniron-listen", "", "also serve Molten Iron's protocol on this address (e.g. 127.0.0.1:5656); off unless given")
+	f.StringVar(&m.MoltenIronRole, "molteniron-role", "user", "role the Molten Iron listener acts with: user, operator or admin")
+	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; default any owner)")
+	f.BoolVar(&m.MoltenIronAllowDeleteDB, "molteniron-allow-delete-db", false, "let Molten Iron's delete_db delete every unallocated node")
+	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
+	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
+	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
+	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
+	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
+	_ = time.Second
+	return c
+}

@@ -1,0 +1,222 @@
+// Package handoff renders an allocation as what its owner feeds to the next
+// tool: shell variables for a CI hook, base64 JSON for a lab record, an
+// Ansible inventory, an Ironic node file for `openstack baremetal create`,
+// and dnsmasq dhcp-host lines.
+package handoff
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"ironpool"
+)
+
+// Formats lists the handoff formats by name.
+var Formats = []string{"json", "yaml", "env", "base64", "ansible", "ironic", "dnsmasq"}
+
+// Write renders a in format to w.
+func Write(w io.Writer, format string, a *ironpool.Allocation) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(a)
+	case "yaml":
+		return yaml.NewEncoder(w).Encode(toPlain(a))
+	case "env":
+		return Env(w, a)
+	case "base64":
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, base64.StdEncoding.EncodeToString(b))
+		return err
+	case "ansible":
+		return Ansible(w, a)
+	case "ironic":
+		return Ironic(w, a)
+	case "dnsmasq":
+		return Dnsmasq(w, a)
+	}
+	return ironpool.FieldErrorf("output", "%q is not a handoff format (want %s)", format, strings.Join(Formats, ", "))
+}
+
+// toPlain round-trips through JSON so YAML uses the JSON field names.
+func toPlain(v any) any {
+	b, _ := json.Marshal(v)
+	var out any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// Quote returns s as one shell word in single quotes, safe for eval.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+var nonIdent = regexp.MustCompile(`[^A-Z0-9_]`)
+
+// Env writes IRONPOOL_… assignments for `eval "$(ironpool allocate … -o env)"`:
+// the allocation, then per node (by index) its name, BMC and specs, and a
+// list of the names. Every value is single-quoted, so no value can run code.
+func Env(w io.Writer, a *ironpool.Allocation) error {
+	var b strings.Builder
+	set := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, Quote(v)) }
+	set("IRONPOOL_ALLOCATION_ID", a.ID)
+	set("IRONPOOL_OWNER", a.Owner)
+	set("IRONPOOL_STATE", string(a.State))
+	if !a.ExpiresAt.IsZero() {
+		set("IRONPOOL_EXPIRES_AT", a.ExpiresAt.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	set("IRONPOOL_NODE_COUNT", fmt.Sprint(len(a.Nodes)))
+	var names []string
+	for i, n := range a.Nodes {
+		p := fmt.Sprintf("IRONPOOL_NODE_%d_", i)
+		names = append(names, n.Name)
+		set(p+"NAME", n.Name)
+		set(p+"UUID", n.UUID)
+		set(p+"BMC_ADDRESS", n.BMC.Address)
+		set(p+"BMC_USERNAME", n.BMC.Username)
+		set(p+"BMC_PASSWORD", n.BMC.Password)
+		set(p+"MACS", strings.Join(n.MACs, ","))
+		set(p+"CPUS", fmt.Sprint(n.CPUs))
+		set(p+"MEMORY_MB", fmt.Sprint(n.MemoryMB))
+		set(p+"LOCAL_GB", fmt.Sprint(n.LocalGB))
+		set(p+"CPU_ARCH", n.CPUArch)
+		set(p+"FLAVOR", flavorOf(a, n.Name))
+	}
+	set("IRONPOOL_NODES", strings.Join(names, " "))
+	for k, v := range a.Metadata {
+		set("IRONPOOL_META_"+nonIdent.ReplaceAllString(strings.ToUpper(k), "_"), v)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func flavorOf(a *ironpool.Allocation, node string) string {
+	for _, it := range a.Items {
+		for _, n := range it.Nodes {
+			if n == node {
+				if it.Flavor != "" {
+					return it.Flavor
+				}
+				return it.Constraints.String()
+			}
+		}
+	}
+	return ""
+}
+
+// Ansible writes a YAML inventory: one group per flavor under `all`, hosts
+// carrying their BMC and specs as variables.
+func Ansible(w io.Writer, a *ironpool.Allocation) error {
+	children := map[string]any{}
+	for _, n := range a.Nodes {
+		group := nonIdent.ReplaceAllString(strings.ToUpper(flavorOf(a, n.Name)), "_")
+		group = strings.ToLower(group)
+		if group == "" {
+			group = "nodes"
+		}
+		g, _ := children[group].(map[string]any)
+		if g == nil {
+			g = map[string]any{"hosts": map[string]any{}}
+			children[group] = g
+		}
+		g["hosts"].(map[string]any)[n.Name] = map[string]any{
+			"ironpool_uuid": n.UUID, "bmc_address": n.BMC.Address, "bmc_username": n.BMC.Username,
+			"bmc_password": n.BMC.Password, "macs": n.MACs, "cpus": n.CPUs, "memory_mb": n.MemoryMB,
+			"local_gb": n.LocalGB, "cpu_arch": n.CPUArch,
+		}
+	}
+	inv := map[string]any{"all": map[string]any{
+		"vars":     map[string]any{"ironpool_allocation": a.ID, "ironpool_owner": a.Owner},
+		"children": children,
+	}}
+	return yaml.NewEncoder(w).Encode(inv)
+}
+
+// IronicNode is one entry of the node file `openstack baremetal create`
+// reads.
+type IronicNode struct {
+	Name          string            `json:"name" yaml:"name"`
+	Driver        string            `json:"driver" yaml:"driver"`
+	DriverInfo    map[string]any    `json:"driver_info" yaml:"driver_info"`
+	Properties    map[string]any    `json:"properties" yaml:"properties"`
+	ResourceClass string            `json:"resource_class,omitempty" yaml:"resource_class,omitempty"`
+	Ports         []map[string]any  `json:"ports" yaml:"ports"`
+	Extra         map[string]string `json:"extra,omitempty" yaml:"extra,omitempty"`
+}
+
+// DriverInfo maps a BMC to an Ironic driver and its driver_info.
+func DriverInfo(b ironpool.BMC) (string, map[string]any, error) {
+	u, err := ironpool.ParseBMCAddress("bmc.address", b.Address)
+	if err != nil {
+		return "", nil, err
+	}
+	switch ironpool.BMCSchemes[u.Scheme] {
+	case "ipmi":
+		info := map[string]any{"ipmi_address": u.Hostname(), "ipmi_username": b.Username, "ipmi_password": b.Password}
+		if p := u.Port(); p != "" {
+			var port int
+			fmt.Sscan(p, &port)
+			info["ipmi_port"] = port
+		}
+		return "ipmi", info, nil
+	default:
+		scheme := "https"
+		if u.Scheme == "redfish+http" {
+			scheme = "http"
+		}
+		addr := (&url.URL{Scheme: scheme, Host: u.Host}).String()
+		info := map[string]any{"redfish_address": addr, "redfish_username": b.Username, "redfish_password": b.Password}
+		if u.Path != "" && u.Path != "/" {
+			info["redfish_system_id"] = u.Path
+		}
+		return "redfish", info, nil
+	}
+}
+
+// Ironic writes the allocation as an Ironic node file, so the lab can enroll
+// the nodes in its own Ironic with `openstack baremetal create FILE`.
+func Ironic(w io.Writer, a *ironpool.Allocation) error {
+	var nodes []IronicNode
+	for _, n := range a.Nodes {
+		driver, info, err := DriverInfo(n.BMC)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		props := map[string]any{"cpus": n.CPUs, "memory_mb": n.MemoryMB, "local_gb": n.LocalGB}
+		if n.CPUArch != "" {
+			props["cpu_arch"] = n.CPUArch
+		}
+		in := IronicNode{Name: n.Name, Driver: driver, DriverInfo: info, Properties: props,
+			ResourceClass: n.ResourceClass, Ports: []map[string]any{},
+			Extra: map[string]string{"ironpool_allocation": a.ID, "ironpool_uuid": n.UUID}}
+		for _, m := range n.MACs {
+			in.Ports = append(in.Ports, map[string]any{"address": m})
+		}
+		nodes = append(nodes, in)
+	}
+	return yaml.NewEncoder(w).Encode(map[string]any{"nodes": nodes})
+}
+
+// Dnsmasq writes one dhcp-host line per MAC, tagged with the node name, for
+// an external DHCP server to answer only the allocated machines.
+func Dnsmasq(w io.Writer, a *ironpool.Allocation) error {
+	for _, n := range a.Nodes {
+		for _, m := range n.MACs {
+			if _, err := fmt.Fprintf(w, "dhcp-host=%s,set:ironpool,set:%s\n", m, n.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

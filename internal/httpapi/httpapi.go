@@ -1,0 +1,120 @@
+// Package httpapi serves ironpool's REST API under /v1 with huma: the
+// OpenAPI 3.1 document at /openapi.json, RFC 9457 problems for every error,
+// bearer-token authentication, /healthz and /metrics. Handlers are thin:
+// they translate between HTTP and the pool service, which validates and
+// authorizes.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"ironpool"
+	"ironpool/internal/pool"
+)
+
+// Version is the API version shown in the OpenAPI document.
+const Version = "1.0.0"
+
+// Server is the HTTP front of one pool service.
+type Server struct {
+	Service *pool.Service
+	Log     *slog.Logger
+	API     huma.API
+	Mux     *http.ServeMux
+	Metrics *Metrics
+}
+
+// New builds the API over svc.
+func New(svc *pool.Service, log *slog.Logger) *Server {
+	mux := http.NewServeMux()
+	cfg := huma.DefaultConfig("ironpool", Version)
+	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
+	cfg.FieldsOptionalByDefault = true
+	cfg.DocsPath = "/docs"
+	cfg.CreateHooks = nil // no $schema links in bodies: clients get plain JSON
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An ironpool API token (ipt_…)."},
+	}
+	cfg.Security = []map[string][]string{{"bearer": {}}}
+	api := humago.New(mux, cfg)
+	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
+	api.UseMiddleware(s.authenticate)
+	s.routes()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
+	return s
+}
+
+// ServeHTTP adds panic recovery and metrics around the mux. A panic is
+// logged with its stack and answered as a bare 500: no detail leaves.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"status":500,"title":"Internal Server Error","detail":"internal error","code":"internal"}`))
+		}
+	}()
+	s.Metrics.observe(w, r, s.Mux)
+}
+
+type actorKey struct{}
+
+// authenticate resolves the bearer token to an actor. Requests without a
+// token pass through with no actor: the service's policy answers 401 for
+// operations that need one. A token that is present but wrong is 401 here.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	h := ctx.Header("Authorization")
+	if h == "" {
+		next(ctx)
+		return
+	}
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		huma.WriteErr(s.API, ctx, http.StatusUnauthorized, "Authorization must be 'Bearer <token>'")
+		return
+	}
+	actor, err := s.Service.Authenticate(ctx.Context(), secret)
+	if err != nil {
+		p := problem(s.Log, err).(huma.StatusError)
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="ironpool"`)
+		huma.WriteErr(s.API, ctx, p.GetStatus(), p.Error())
+		return
+	}
+	next(huma.WithValue(ctx, actorKey{}, actor))
+}
+
+// actx returns the request context carrying the actor for the service.
+func actx(ctx context.Context) context.Context {
+	if a, ok := ctx.Value(actorKey{}).(*ironpool.Actor); ok {
+		return ironpool.NewContextWithActor(ctx, a)
+	}
+	return ctx
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
+	defer cancel()
+	if _, err := s.Service.Store.NextExpiry(ctx); err != nil {
+		s.Log.Warn("healthz", "err", err)
+		http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	leader := "false"
+	if s.Service.Leader() {
+		leader = "true"
+	}
+	w.Write([]byte(`{"status":"ok","leader":` + leader + `}`))
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"ironpool"
+	"ironpool/internal/pool"
+)
+
+type syncReply struct{ Body *pool.SyncResult }
+type powerReply struct{ Body *pool.PowerResult }
+
+// ironicRoutes are the Ironic backend's operations: sync, register and
+// unregister, inspect, power, the adoption pair, and deploy/undeploy of an
+// allocation. Each is a thin call into the service, which authorizes it.
+func (s *Server) ironicRoutes() {
+	svc := s.Service
+
+	register(s, http.MethodPost, "/v1/ironic/sync", "ironic-sync", "Import and refresh Ironic's nodes now", 200,
+		func(ctx context.Context, _ *struct{}) (*syncReply, error) {
+			r, err := svc.SyncIronic(ctx)
+			return &syncReply{r}, err
+		})
+	register(s, http.MethodGet, "/v1/ironic/manageable", "ironic-manageable", "List Ironic nodes that could be adopted", 200,
+		func(ctx context.Context, _ *struct{}) (*nodesReply, error) {
+			nodes, err := svc.ManageableNodes(ctx)
+			out := &nodesReply{}
+			out.Body.Nodes = nodes
+			return out, err
+		})
+	register(s, http.MethodPost, "/v1/ironic/adopt", "ironic-adopt", "Adopt an Ironic node into a new allocation of an owner", 201,
+		func(ctx context.Context, in *struct {
+			Body struct {
+				IronicUUID string `json:"ironic_uuid" maxLength:"64"`
+				Owner      string `json:"owner" maxLength:"63"`
+				Name       string `json:"name,omitempty" maxLength:"63"`
+				TTL        string `json:"ttl,omitempty" maxLength:"32"`
+			}
+		}) (*allocReply, error) {
+			ttl, err := ironpool.ParseDuration("ttl", in.Body.TTL)
+			if err != nil {
+				return nil, err
+			}
+			a, err := svc.AdoptNode(ctx, pool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name, TTL: ttl})
+			return &allocReply{Status: 201, Body: a}, err
+		})
+	register(s, http.MethodPost, "/v1/nodes/{name}/register", "register-node", "Enroll a pool node into Ironic", 200,
+		func(ctx context.Context, in *struct {
+			NameParam
+			Wait string `query:"wait" maxLength:"32" doc:"How long to wait for the outcome (default 2m)"`
+		}) (*nodeReply, error) {
+			wait, err := ironpool.ParseDuration("wait", in.Wait)
+			if err != nil {
+				return nil, err
+			}
+			n, err := svc.RegisterNode(ctx, in.Name, wait)
+			if err != nil {
+				return nil, err
+			}
+			return &nodeReply{n}, nil
+		})
+	register(s, http.MethodPost, "/v1/nodes/{name}/unregister", "unregister-node", "Delete a node from Ironic; it stays in the pool", 200,
+		func(ctx context.Context, in *struct{ NameParam }) (*nodeReply, error) {
+			n, err := svc.UnregisterNode(ctx, in.Name)
+			return &nodeReply{n}, err
+		})
+	register(s, http.MethodPost, "/v1/nodes/{name}/inspect", "inspect-node", "Run Ironic inspection and update the node's specs", 200,
+		func(ctx context.Context, in *struct{ NameParam }) (*nodeReply, error) {
+			n, err := svc.InspectNode(ctx, in.Name)
+			return &nodeReply{n}, err
+		})
+	register(s, http.MethodPost, "/v1/nodes/{name}/power", "power-node", "Power a node on or off, reboot it, or read its power state", 200,
+		func(ctx context.Context, in *struct {
+			NameParam
+			Body struct {
+				Action string `json:"action" enum:"on,off,reboot,status"`
+			}
+		}) (*powerReply, error) {
+			r, err := svc.PowerNode(ctx, in.Name, in.Body.Action)
+			return &powerReply{r}, err
+		})
+	register(s, http.MethodPost, "/v1/allocations/{id}/deploy", "deploy-allocation", "Deploy an image to an allocation's nodes (returns at once; poll the allocation)", 202,
+		func(ctx context.Context, in *struct {
+			IDParam
+			Body struct {
+				Image       string `json:"image" maxLength:"1024"`
+				Checksum    string `json:"checksum,omitempty" maxLength:"200"`
+				ConfigDrive string `json:"config_drive,omitempty" maxLength:"8388608"`
+				Timeout     string `json:"timeout,omitempty" maxLength:"32"`
+			}
+		}) (*allocReply, error) {
+			to, err := ironpool.ParseDuration("timeout", in.Body.Timeout)
+			if err != nil {
+				return nil, err
+			}
+			a, err := svc.DeployAllocation(ctx, in.ID, pool.DeployRequest{Image: in.Body.Image, Checksum: in.Body.Checksum,
+				ConfigDrive: in.Body.ConfigDrive, Timeout: to})
+			return &allocReply{Status: 202, Body: a}, err
+		})
+	register(s, http.MethodPost, "/v1/allocations/{id}/undeploy", "undeploy-allocation", "Undeploy an allocation's nodes (returns at once; poll the allocation)", 202,
+		func(ctx context.Context, in *struct{ IDParam }) (*allocReply, error) {
+			a, err := svc.UndeployAllocation(ctx, in.ID)
+			return &allocReply{Status: 202, Body: a}, err
+		})
+}

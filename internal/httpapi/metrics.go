@@ -1,0 +1,100 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/pool"
+)
+
+// Metrics counts requests by route and status and their latency, and serves
+// them with pool gauges in the Prometheus text format. It is small on
+// purpose: a dependency on the Prometheus client for a dozen series is not
+// worth it.
+type Metrics struct {
+	mu       sync.Mutex
+	requests map[[2]string]uint64 // {pattern, status} → count
+	seconds  map[string]float64   // pattern → total seconds
+}
+
+// NewMetrics returns empty metrics.
+func NewMetrics() *Metrics {
+	return &Metrics{requests: map[[2]string]uint64{}, seconds: map[string]float64{}}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.ServeMux) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	next.ServeHTTP(sw, r)
+	_, pattern := next.Handler(r)
+	if pattern == "" {
+		pattern = "unmatched"
+	}
+	m.mu.Lock()
+	m.requests[[2]string{pattern, fmt.Sprint(sw.status)}]++
+	m.seconds[pattern] += time.Since(start).Seconds()
+	m.mu.Unlock()
+}
+
+func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		m.mu.Lock()
+		keys := make([][2]string, 0, len(m.requests))
+		for k := range m.requests {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
+		fmt.Fprintln(w, "# HELP ironpool_http_requests_total HTTP requests by route and status.")
+		fmt.Fprintln(w, "# TYPE ironpool_http_requests_total counter")
+		for _, k := range keys {
+			fmt.Fprintf(w, "ironpool_http_requests_total{route=%q,status=%q} %d\n", k[0], k[1], m.requests[k])
+		}
+		fmt.Fprintln(w, "# HELP ironpool_http_request_seconds_total Time spent serving requests by route.")
+		fmt.Fprintln(w, "# TYPE ironpool_http_request_seconds_total counter")
+		routes := make([]string, 0, len(m.seconds))
+		for k := range m.seconds {
+			routes = append(routes, k)
+		}
+		sort.Strings(routes)
+		for _, k := range routes {
+			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
+		}
+		m.mu.Unlock()
+		st, err := svc.Store.Status(r.Context(), svc.Now())
+		if err != nil {
+			return
+		}
+		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state.")
+		fmt.Fprintln(w, "# TYPE ironpool_nodes gauge")
+		for _, c := range st.Nodes {
+			fmt.Fprintf(w, "ironpool_nodes{pool=%q,state=%q} %d\n", c.Pool, c.State, c.Count)
+		}
+		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
+		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
+		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
+		fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner.")
+		fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
+		for _, o := range st.Owners {
+			fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+		}
+		leader := 0
+		if svc.Leader() {
+			leader = 1
+		}
+		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
+		_ = ironpool.AllocActive
+	}
+}

@@ -1,0 +1,232 @@
+package ironic
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
+
+	"ironpool"
+)
+
+// ManagedBy is the extra.managed_by value Register writes, so ironpool can
+// tell its own enrolments from nodes an operator made by hand.
+const ManagedBy = "ironpool"
+
+// DriverInfo derives Ironic's driver and driver_info from a BMC: ipmi://host:port
+// → driver ipmi with ipmi_address/ipmi_port/ipmi_username/ipmi_password;
+// redfish[+https|+http]://host[:port]/path → driver redfish with
+// redfish_address (scheme://host[:port], https for a bare "redfish"),
+// redfish_system_id (the path), redfish_username and redfish_password.
+// Returns EINVALID (field bmc.address) for anything else.
+func DriverInfo(bmc ironpool.BMC) (driver string, info map[string]any, err error) {
+	u, err := ironpool.ParseBMCAddress("bmc.address", bmc.Address)
+	if err != nil {
+		return "", nil, err
+	}
+	switch ironpool.BMCSchemes[u.Scheme] {
+	case "ipmi":
+		info = map[string]any{"ipmi_address": u.Hostname()}
+		if p := u.Port(); p != "" {
+			port, _ := strconv.Atoi(p) // ParseBMCAddress checked the range
+			info["ipmi_port"] = port
+		}
+		setIf(info, "ipmi_username", bmc.Username)
+		setIf(info, "ipmi_password", bmc.Password)
+		return "ipmi", info, nil
+	case "redfish":
+		scheme := "https"
+		if s, ok := strings.CutPrefix(u.Scheme, "redfish+"); ok {
+			scheme = s
+		}
+		info = map[string]any{"redfish_address": scheme + "://" + u.Host}
+		if sys := strings.TrimSuffix(u.Path, "/"); sys != "" {
+			info["redfish_system_id"] = sys
+		}
+		setIf(info, "redfish_username", bmc.Username)
+		setIf(info, "redfish_password", bmc.Password)
+		return "redfish", info, nil
+	}
+	return "", nil, ironpool.FieldErrorf("bmc.address", "scheme %q has no Ironic driver", u.Scheme)
+}
+
+func setIf(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// Register enrolls a pool node into Ironic and drives it to available:
+// create (driver from the BMC scheme, or Config.DriverOverride), properties,
+// resource_class, traits, one port per MAC, extra.managed_by=ironpool; then
+// manage, power off once if the power state is still unknown (allocations
+// skip nodes whose power state is null), and provide (cleaning). It returns
+// the Ironic UUID, also on a later failure, so the caller can record it.
+//
+// It is idempotent: a node of the same name made by ironpool is reused and
+// driven on from wherever it stopped; one made by someone else (or by
+// ironpool for another pool node) gives ECONFLICT. A MAC already on another
+// Ironic node gives ECONFLICT too. A node stuck in a failure state gives a
+// *StateError with Ironic's last_error.
+func (c *Client) Register(ctx context.Context, n *ironpool.Node) (string, error) {
+	if err := ironpool.ValidateName("name", n.Name); err != nil {
+		return "", err
+	}
+	driver, info, err := DriverInfo(n.BMC)
+	if err != nil {
+		return "", err
+	}
+	if c.driverOverride != "" {
+		driver = c.driverOverride
+	}
+	existing, err := c.getNode(ctx, n.Name)
+	var uuid string
+	switch {
+	case err == nil:
+		if existing.ManagedBy() != ManagedBy {
+			return existing.UUID, ironpool.Errorf(ironpool.ECONFLICT,
+				"ironic: a node named %q already exists (%s) and was not registered by ironpool", n.Name, existing.UUID).
+				WithHint("import it with `ironpool ironic sync` instead, or rename one of them")
+		}
+		if id, _ := existing.Extra["ironpool_uuid"].(string); id != "" && n.UUID != "" && id != n.UUID {
+			return existing.UUID, ironpool.Errorf(ironpool.ECONFLICT,
+				"ironic: node %q (%s) was registered by ironpool for another pool node (%s)", n.Name, existing.UUID, id)
+		}
+		uuid = existing.UUID
+	case ironpool.ErrorCode(err) == ironpool.ENOTFOUND:
+		uuid, err = c.createNode(ctx, n, driver, info)
+		if err != nil {
+			return "", err
+		}
+	default:
+		return "", err
+	}
+	if err := c.ensureTraitsAndPorts(ctx, uuid, n); err != nil {
+		return uuid, err
+	}
+	return uuid, c.driveToAvailable(ctx, uuid)
+}
+
+func (c *Client) createNode(ctx context.Context, n *ironpool.Node, driver string, info map[string]any) (string, error) {
+	props := map[string]any{}
+	if n.CPUs > 0 {
+		props["cpus"] = n.CPUs
+	}
+	if n.MemoryMB > 0 {
+		props["memory_mb"] = n.MemoryMB
+	}
+	if n.LocalGB > 0 {
+		props["local_gb"] = n.LocalGB
+	}
+	setIf(props, "cpu_arch", n.CPUArch)
+	extra := map[string]any{"managed_by": ManagedBy}
+	setIf(extra, "ironpool_uuid", n.UUID)
+	created, err := nodes.Create(ctx, c.sc, nodes.CreateOpts{
+		Name:          n.Name,
+		Driver:        driver,
+		DriverInfo:    info,
+		Properties:    props,
+		ResourceClass: n.ResourceClass,
+		Extra:         extra,
+	}).Extract()
+	if err != nil {
+		return "", mapError(ctx, err, "create node "+n.Name)
+	}
+	return created.UUID, nil
+}
+
+// ensureTraitsAndPorts makes the Ironic node carry n's traits and a port for
+// each of n's MACs, creating only what is missing, so a retried Register
+// after a partial failure completes the job.
+func (c *Client) ensureTraitsAndPorts(ctx context.Context, uuid string, n *ironpool.Node) error {
+	cur, err := c.GetNode(ctx, uuid)
+	if err != nil {
+		return err
+	}
+	want := slices.Clone(n.Traits)
+	slices.Sort(want)
+	if len(want) > 0 && !slices.Equal(want, cur.Traits) {
+		_, err := c.sc.Put(ctx, c.sc.ServiceURL("nodes", uuid, "traits"), map[string]any{"traits": want}, nil,
+			&gophercloud.RequestOpts{OkCodes: []int{204}})
+		if err != nil {
+			return mapError(ctx, err, "set traits of node "+uuid)
+		}
+	}
+	for _, mac := range n.MACs {
+		mac = strings.ToLower(mac)
+		if slices.Contains(cur.MACs, mac) {
+			continue
+		}
+		_, err := ports.Create(ctx, c.sc, ports.CreateOpts{NodeUUID: uuid, Address: mac}).Extract()
+		if err != nil {
+			return mapError(ctx, err, "create port "+mac+" of node "+uuid)
+		}
+	}
+	return nil
+}
+
+// driveToAvailable walks a registered node through enroll → manageable →
+// available, from whatever state it is in.
+func (c *Client) driveToAvailable(ctx context.Context, uuid string) error {
+	for range 4 {
+		n, err := c.getNode(ctx, uuid)
+		if err != nil {
+			return err
+		}
+		if n.TargetProvisionState != "" {
+			if _, err := c.WaitForProvisionState(ctx, uuid, n.TargetProvisionState, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		switch n.ProvisionState {
+		case "available":
+			return nil
+		case "enroll":
+			if err := c.Manage(ctx, uuid); err != nil {
+				return err
+			}
+		case "manageable":
+			if n.PowerState == "" {
+				// fake-hardware (and some BMCs) leave power_state null through
+				// manage; Ironic's allocator skips such nodes.
+				if err := c.SetPower(ctx, uuid, "off"); err != nil {
+					return err
+				}
+			}
+			if err := c.Provide(ctx, uuid); err != nil {
+				return err
+			}
+		default:
+			return &StateError{Node: uuid, State: n.ProvisionState, Want: "available", LastError: n.LastError}
+		}
+	}
+	return ironpool.Errorf(ironpool.EINTERNAL, "ironic: node %s did not reach available", uuid)
+}
+
+// Unregister deletes a node from Ironic; its ports go with it. It refuses
+// with ECONFLICT while the node is deployed or has an instance, and does
+// nothing if the node is already gone.
+func (c *Client) Unregister(ctx context.Context, uuid string) error {
+	n, err := c.getNode(ctx, uuid)
+	if ironpool.ErrorCode(err) == ironpool.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case n.InstanceUUID != "":
+		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s has instance %s; undeploy it before unregistering", n.UUID, n.InstanceUUID)
+	case n.ProvisionState == "active" || n.TargetProvisionState == "active":
+		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s is %q; undeploy it before unregistering", n.UUID, n.ProvisionState)
+	}
+	err = nodes.Delete(ctx, c.sc, n.UUID).ExtractErr()
+	if ironpool.ErrorCode(mapError(ctx, err, "")) == ironpool.ENOTFOUND {
+		return nil
+	}
+	return mapError(ctx, err, "delete node "+n.UUID)
+}

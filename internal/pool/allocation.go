@@ -1,0 +1,272 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"ironpool"
+)
+
+// resolve turns a request into an allocation with every item's constraints
+// spelled out: the flavor's, overlaid with inline constraints, scoped to the
+// request's pool. Allocations keep these, so a later flavor change does not
+// alter a lease.
+func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.TTL == 0 {
+		req.TTL = s.Config.DefaultTTL
+	}
+	if req.TTL > s.Config.MaxTTL {
+		return nil, ironpool.FieldErrorf("ttl", "%s is over the maximum lease of %s", req.TTL, s.Config.MaxTTL)
+	}
+	if req.Wait > s.Config.MaxWait {
+		return nil, ironpool.FieldErrorf("wait", "%s is over the maximum wait of %s", req.Wait, s.Config.MaxWait)
+	}
+	if req.Mode == "" {
+		req.Mode = s.Config.DefaultMode
+	}
+	now := s.Now().UTC()
+	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+	if req.Wait > 0 {
+		a.WaitUntil = now.Add(req.Wait)
+	}
+	for i, it := range req.Items {
+		var c ironpool.Constraints
+		if it.Flavor != "" {
+			f, err := s.Store.FindFlavor(ctx, it.Flavor)
+			if ironpool.ErrorCode(err) == ironpool.ENOTFOUND {
+				return nil, (&ironpool.Error{Code: ironpool.EINVALID, Field: fmt.Sprintf("items[%d].flavor", i),
+					Message: fmt.Sprintf("no flavor named %q", it.Flavor)}).WithHint("list flavors with `ironpool flavor list`")
+			} else if err != nil {
+				return nil, err
+			}
+			c = f.Constraints
+		}
+		if in := it.Constraints; in != nil {
+			c.CPUs, c.MemoryMB, c.LocalGB = max(c.CPUs, in.CPUs), max(c.MemoryMB, in.MemoryMB), max(c.LocalGB, in.LocalGB)
+			c.CPUArch = cmpOr(in.CPUArch, c.CPUArch)
+			c.ResourceClass = cmpOr(in.ResourceClass, c.ResourceClass)
+			c.Pool = cmpOr(in.Pool, c.Pool)
+			c.Traits = append(slices.Clone(c.Traits), in.Traits...)
+			slices.Sort(c.Traits)
+			c.Traits = slices.Compact(c.Traits)
+		}
+		if c.Pool == "" {
+			c.Pool = req.Pool
+		} else if req.Pool != "" && req.Pool != c.Pool {
+			return nil, ironpool.FieldErrorf(fmt.Sprintf("items[%d]", i), "flavor %s is for pool %s, but the request asks for pool %s", it.Flavor, c.Pool, req.Pool)
+		}
+		a.Items = append(a.Items, ironpool.AllocationItem{Flavor: it.Flavor, Constraints: c, Count: it.Count})
+	}
+	return a, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Allocate claims nodes for the request, all or none; see ironpool.AllocationService.
+func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
+	actor, err := forOwner(ctx, OpAllocCreate, req.Owner)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.resolve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
+		return nil, err
+	}
+	s.notify()
+	return s.present(actor, a), nil
+}
+
+// PlanAllocation is a dry run: the nodes a request would take now and the
+// capacity per item. It changes nothing.
+func (s *Service) PlanAllocation(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Plan, error) {
+	if _, err := forOwner(ctx, OpAllocCreate, req.Owner); err != nil {
+		return nil, err
+	}
+	a, err := s.resolve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.Plan(ctx, a)
+}
+
+// present shapes an allocation for the actor: node passwords stay only for
+// the owner (or an admin), the handoff the product promises.
+func (s *Service) present(actor *ironpool.Actor, a *ironpool.Allocation) *ironpool.Allocation {
+	if actor.CanActFor(a.Owner) {
+		return a
+	}
+	for i, n := range a.Nodes {
+		a.Nodes[i] = n.Redacted()
+	}
+	return a
+}
+
+// FindAllocations lists the allocations the actor may see.
+func (s *Service) FindAllocations(ctx context.Context, f ironpool.AllocationFilter) ([]*ironpool.Allocation, error) {
+	actor, err := Authorize(ctx, OpAllocRead)
+	if err != nil {
+		return nil, err
+	}
+	if actor.Role == ironpool.RoleUser && !slices.Contains(actor.Owners, ironpool.AnyOwner) {
+		if f.Owner != "" && !actor.CanActFor(f.Owner) {
+			return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "owner", Message: "this token may not act for owner " + f.Owner}
+		}
+		f.Owners = slices.Clone(actor.Owners)
+		if f.Owners == nil {
+			f.Owners = []string{}
+		}
+	}
+	return s.Store.FindAllocations(ctx, f)
+}
+
+// FindAllocation returns one allocation with its nodes. A user may only see
+// its own owners' allocations.
+func (s *Service) FindAllocation(ctx context.Context, id string) (*ironpool.Allocation, error) {
+	actor, err := Authorize(ctx, OpAllocRead)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.Store.FindAllocation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !actor.CanSee(a.Owner) {
+		return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "id", Message: "allocation " + id + " belongs to another owner"}
+	}
+	return s.present(actor, a), nil
+}
+
+// WaitAllocation blocks until the allocation leaves the queue, the timeout
+// passes or ctx ends, and returns it as it is then.
+func (s *Service) WaitAllocation(ctx context.Context, id string, timeout time.Duration) (*ironpool.Allocation, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := s.Changed()
+		a, err := s.FindAllocation(ctx, id)
+		if err != nil || a.State != ironpool.AllocQueued {
+			return a, err
+		}
+		// The poll covers changes made on other replicas.
+		poll := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return a, nil
+		case <-deadline.C:
+			poll.Stop()
+			return a, nil
+		case <-changed:
+		case <-poll.C:
+		}
+		poll.Stop()
+	}
+}
+
+// ExtendAllocation renews a lease to now+ttl.
+func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*ironpool.Allocation, error) {
+	if _, err := Authorize(ctx, OpAllocExtend); err != nil {
+		return nil, err
+	}
+	if ttl <= 0 {
+		return nil, ironpool.FieldErrorf("ttl", "must be positive")
+	}
+	if ttl > s.Config.MaxTTL {
+		return nil, ironpool.FieldErrorf("ttl", "%s is over the maximum lease of %s", ttl, s.Config.MaxTTL)
+	}
+	cur, err := s.Store.FindAllocation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	actor, err := forOwner(ctx, OpAllocExtend, cur.Owner)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.Store.ExtendAllocation(ctx, id, s.Now().Add(ttl))
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return s.present(actor, a), nil
+}
+
+// ReleaseAllocation releases one allocation (idempotent).
+func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.Allocation, error) {
+	if _, err := Authorize(ctx, OpAllocRelease); err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.FindAllocation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	actor, err := forOwner(ctx, OpAllocRelease, cur.Owner)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocReleased, s.cleanInline())
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	a := out[0]
+	a.Nodes = nil
+	return s.present(actor, a), nil
+}
+
+// ReleaseOwner releases every live allocation of owner (idempotent: none is
+// not an error).
+func (s *Service) ReleaseOwner(ctx context.Context, owner string) ([]*ironpool.Allocation, error) {
+	if err := ironpool.ValidateName("owner", owner); err != nil {
+		return nil, err
+	}
+	if _, err := forOwner(ctx, OpAllocRelease, owner); err != nil {
+		return nil, err
+	}
+	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: owner}, ironpool.AllocReleased, s.cleanInline())
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	for _, a := range out {
+		a.Nodes = nil
+	}
+	return out, nil
+}
+
+// Status summarizes the pool.
+func (s *Service) Status(ctx context.Context) (*ironpool.Status, error) {
+	if _, err := Authorize(ctx, OpStatus); err != nil {
+		return nil, err
+	}
+	return s.Store.Status(ctx, s.Now())
+}
+
+// Capacity is free/total per flavor and pool.
+func (s *Service) Capacity(ctx context.Context) ([]ironpool.CapacityRow, error) {
+	if _, err := Authorize(ctx, OpStatus); err != nil {
+		return nil, err
+	}
+	return s.Store.Capacity(ctx)
+}
+
+// FindEvents reads the audit log.
+func (s *Service) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*ironpool.Event, error) {
+	if _, err := Authorize(ctx, OpEventsRead); err != nil {
+		return nil, err
+	}
+	return s.Store.FindEvents(ctx, f)
+}

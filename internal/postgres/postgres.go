@@ -1,0 +1,176 @@
+// Package postgres opens ironpool's store on PostgreSQL, for several
+// ironpool servers sharing one pool behind a load balancer.
+//
+// The SQL itself lives in internal/sqlstore and is shared with SQLite; this
+// package supplies what differs: the driver (pgx through database/sql), row
+// locks that let concurrent allocations skip each other's candidates instead
+// of queueing behind them, the mapping of constraint violations to fields,
+// which errors are worth retrying, migrations guarded by an advisory lock so
+// replicas starting together do not race, and LISTEN/NOTIFY so a change made
+// on one replica wakes the others at once instead of at their next poll.
+//
+// The schema is chosen with the standard search_path parameter in the DSN
+// (postgres://host/db?search_path=ironpool); it must exist. Everything,
+// including goose's version table, lives in the first schema of the path,
+// which is how tests isolate themselves in one database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"ironpool"
+	"ironpool/internal/sqlstore"
+	"ironpool/migrations"
+)
+
+// Dialect describes PostgreSQL to the shared store. Candidate rows are
+// locked with SKIP LOCKED so concurrent requests take different nodes
+// instead of serialising on the same best-fit rows; a miss is re-checked
+// with waiting locks (see sqlstore's matchLocked). Open adds WaitSerial,
+// which depends on the schema.
+var Dialect = sqlstore.Dialect{
+	Name:      "postgres",
+	LockSkip:  "FOR UPDATE SKIP LOCKED",
+	LockWait:  "FOR UPDATE",
+	Unique:    uniqueColumn,
+	Retryable: retryable,
+}
+
+// constraintColumns names the column behind each unique constraint of the
+// schema, as PostgreSQL reports constraints by name only. The store turns
+// the column into the field of an ECONFLICT error.
+var constraintColumns = map[string]string{
+	"nodes_pkey":            "id",
+	"nodes_name_key":        "name",
+	"nodes_uuid_key":        "uuid",
+	"nodes_ironic":          "ironic_uuid",
+	"ports_pkey":            "mac",
+	"flavors_pkey":          "name",
+	"allocations_pkey":      "seq",
+	"allocations_id_key":    "id",
+	"allocation_nodes_pkey": "node_id",
+	"events_pkey":           "id",
+	"tokens_pkey":           "id",
+	"tokens_hash_key":       "hash",
+	"leases_pkey":           "name",
+}
+
+// uniqueColumn reports a unique violation (SQLSTATE 23505) and the column at
+// fault. A constraint missing from the table (added by a later migration
+// and forgotten here) still counts as a conflict, named after the
+// constraint with its table prefix and key suffix trimmed.
+func uniqueColumn(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || pe.Code != "23505" {
+		return "", false
+	}
+	if col, ok := constraintColumns[pe.ConstraintName]; ok {
+		return col, true
+	}
+	col := strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_")
+	col = strings.TrimSuffix(strings.TrimSuffix(col, "_pkey"), "_key")
+	return col, true
+}
+
+// retryable reports serialization failures (40001) and deadlocks (40P01):
+// PostgreSQL aborted the transaction to break a conflict, and running it
+// again is the documented remedy.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// Open connects to PostgreSQL at dsn (a URL or keyword/value string, as
+// libpq takes; search_path selects the schema), applies the embedded
+// migrations and returns the store. One pool serves reads and writes: unlike
+// SQLite, PostgreSQL lets writers run side by side.
+func Open(ctx context.Context, dsn string, sealer ironpool.Sealer) (*sqlstore.Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// The parse error may quote the DSN, password included: keep it out.
+		return nil, ironpool.FieldErrorf("db", "is not a PostgreSQL connection string (want postgres://user@host:5432/db?sslmode=disable)")
+	}
+	db := stdlib.OpenDB(*cfg)
+	// Bounded so that several replicas stay under max_connections (100 by
+	// default); allocations are short transactions, so a queue in Go is
+	// cheaper than more server processes.
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	schema, err := currentSchema(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db, schema); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return sqlstore.New(db, db, dialectFor(schema), sealer), nil
+}
+
+// dialectFor returns Dialect with the lock that lets one allocation at a
+// time wait for candidate rows (see sqlstore's matchLocked). The lock is per
+// schema: deployments sharing a database do not queue behind each other.
+func dialectFor(schema string) sqlstore.Dialect {
+	d := Dialect
+	d.WaitSerial = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockID("ironpool/wait/"+schema))
+	return d
+}
+
+// lockID turns a name into an advisory lock key.
+func lockID(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64() >> 1)
+}
+
+// currentSchema returns the schema tables are created in, and fails clearly
+// when search_path names none that exists (PostgreSQL would otherwise fail
+// the first CREATE TABLE with "no schema has been selected").
+func currentSchema(ctx context.Context, db *sql.DB) (string, error) {
+	var schema sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	if !schema.Valid {
+		var path string
+		_ = db.QueryRowContext(ctx, `SHOW search_path`).Scan(&path)
+		return "", ironpool.Errorf(ironpool.EINVALID, "no schema of search_path %q exists in the database", path).
+			WithHint("create it first (CREATE SCHEMA …) or fix search_path in the connection string")
+	}
+	return schema.String, nil
+}
+
+// migrate applies the embedded migrations under a session advisory lock,
+// so that replicas started together apply each migration once. The lock id
+// is derived from the schema: servers of one deployment exclude each other,
+// while deployments (or tests) in other schemas of the same database do not
+// wait for them.
+func migrate(ctx context.Context, db *sql.DB, schema string) error {
+	fsys := migrations.Postgres()
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID("ironpool/migrate/"+schema)), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate schema %s: %w", schema, err)
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/postgres"
+	"ironpool/internal/secret"
+	"ironpool/internal/sqlstore"
+)
+
+// openPostgres opens the shared PostgreSQL store.
+func openPostgres(ctx context.Context, m *Main, ring *secret.Keyring) (ironpool.Store, error) {
+	return postgres.Open(ctx, m.DB, ring)
+}
+
+// startReplicaNotify connects this replica to the others through the
+// database: each change made here is announced with NOTIFY (coalesced, so a
+// burst of allocations costs one message), and every NOTIFY heard wakes the
+// local waiters and background loops, so a release on one replica serves a
+// request queued on another within a moment.
+func (m *Main) startReplicaNotify() {
+	st, ok := m.Store.(*sqlstore.Store)
+	if !ok || !IsPostgres(m.DB) {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	kick := make(chan struct{}, 1)
+	m.Service.Broadcast = func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-kick:
+				nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
+				if err := postgres.Notify(nctx, st.W, postgres.DefaultChannel); err != nil && ctx.Err() == nil {
+					m.Log.Warn("notify replicas", "err", err)
+				}
+				ncancel()
+			}
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		postgres.Listen(ctx, m.DB, postgres.DefaultChannel, m.Service.Wake)
+	}()
+	m.closers = append(m.closers, func() error {
+		cancel()
+		<-done
+		<-done
+		return nil
+	})
+}

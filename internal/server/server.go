@@ -1,0 +1,253 @@
+// Package server assembles a running ironpool: it opens the store named by
+// --db with the secret keyring, starts the pool service's background loops
+// and serves the HTTP API. The binary's `serve` and the end-to-end tests
+// run the same Main, so the tests start exactly what users start.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/httpapi"
+	"ironpool/internal/pool"
+	"ironpool/internal/secret"
+	"ironpool/internal/sqlite"
+)
+
+// Main is one ironpool server.
+type Main struct {
+	// Listen is the API address; "127.0.0.1:0" picks a free port.
+	Listen string
+	// DB is a SQLite file path or a postgres:// URL; empty means
+	// DataDir/ironpool.db.
+	DB string
+	// DataDir holds the key file and admin.token (and the default SQLite file).
+	DataDir string
+	// SecretKeyFile overrides DataDir/secret.key; OldSecretKeyFiles are still
+	// accepted for reading during a key rotation.
+	SecretKeyFile     string
+	OldSecretKeyFiles []string
+	TLSCert, TLSKey   string
+	Pool              pool.Config
+	Log               *slog.Logger
+	// Webhooks receive every audit event, signed with WebhookSecret.
+	Webhooks      []string
+	WebhookSecret string
+	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
+	Ironic IronicOptions
+	// MoltenIronListen, when set, serves Molten Iron's protocol there
+	// (Run replaces it with the bound address). The listener acts with
+	// MoltenIronRole (default user) for MoltenIronOwners (default any);
+	// delete_db works only with MoltenIronAllowDeleteDB.
+	MoltenIronListen        string
+	MoltenIronRole          string
+	MoltenIronOwners        []string
+	MoltenIronAllowDeleteDB bool
+
+	// Set by Run.
+	Store      ironpool.Store
+	Service    *pool.Service
+	API        *httpapi.Server
+	Addr       string
+	AdminToken string // the bootstrap token, when this run created it
+
+	http     *http.Server
+	listener net.Listener
+	closers  []func() error
+}
+
+// DefaultDataDir is $IRONPOOL_DATA_DIR, else ~/.local/state/ironpool.
+func DefaultDataDir() string {
+	if d := os.Getenv("IRONPOOL_DATA_DIR"); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "ironpool")
+	}
+	return ".ironpool"
+}
+
+// IsPostgres reports whether a --db value names PostgreSQL.
+func IsPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// Run opens everything and starts serving in the background.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if m.Log == nil {
+		m.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if m.DataDir == "" {
+		m.DataDir = DefaultDataDir()
+	}
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if m.DB == "" {
+		m.DB = filepath.Join(m.DataDir, "ironpool.db")
+	}
+	ring, err := m.keyring()
+	if err != nil {
+		return err
+	}
+	if m.Store, err = m.openStore(ctx, ring); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Store.Close)
+	m.Service = pool.New(m.Store, m.Pool, m.Log)
+	if err := m.bootstrap(ctx); err != nil {
+		return err
+	}
+	if err := m.startWebhooks(); err != nil { // before Start: the loop reads OnEvent
+		return err
+	}
+	if err := m.startIronic(ctx); err != nil {
+		return err
+	}
+	m.startReplicaNotify()
+	m.Service.Start()
+	m.closers = append(m.closers, func() error { m.Service.Close(); return nil })
+	m.API = httpapi.New(m.Service, m.Log)
+	if err := m.serve(); err != nil {
+		return err
+	}
+	return m.serveMoltenIron()
+}
+
+// keyring loads the secret key: $IRONPOOL_SECRET_KEY, else the key file,
+// created (mode 0600) on first start. Replicas sharing a database must be
+// given the same key (the file copied, or the variable set).
+func (m *Main) keyring() (*secret.Keyring, error) {
+	var key []byte
+	var err error
+	if v := os.Getenv(secret.EnvKey); v != "" && m.SecretKeyFile == "" {
+		if key, err = secret.ParseKey(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", secret.EnvKey, err)
+		}
+	} else {
+		path := m.SecretKeyFile
+		if path == "" {
+			path = filepath.Join(m.DataDir, "secret.key")
+		}
+		var created bool
+		if key, created, err = secret.LoadOrCreate(path); err != nil {
+			return nil, fmt.Errorf("secret key %s: %w", path, err)
+		}
+		if created {
+			m.Log.Info("created secret key file", "path", path)
+		}
+	}
+	var old [][]byte
+	for _, p := range m.OldSecretKeyFiles {
+		k, err := secret.LoadKeyFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("old secret key %s: %w", p, err)
+		}
+		old = append(old, k)
+	}
+	return secret.New(key, old...)
+}
+
+func (m *Main) openStore(ctx context.Context, ring *secret.Keyring) (ironpool.Store, error) {
+	if IsPostgres(m.DB) {
+		return openPostgres(ctx, m, ring)
+	}
+	return sqlite.Open(ctx, m.DB, ring)
+}
+
+// bootstrap creates the first admin token on an empty database and writes
+// it to DataDir/admin.token (0600), so a local operator can start at once.
+func (m *Main) bootstrap(ctx context.Context) error {
+	t, err := m.Service.Bootstrap(ctx)
+	if err != nil || t == nil {
+		return err
+	}
+	m.AdminToken = t.Secret
+	path := filepath.Join(m.DataDir, "admin.token")
+	if err := os.WriteFile(path, []byte(t.Secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	m.Log.Info("created the first admin token", "file", path)
+	return nil
+}
+
+func (m *Main) serve() error {
+	if m.Listen == "" {
+		m.Listen = "127.0.0.1:8650"
+	}
+	ln, err := net.Listen("tcp", m.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", m.Listen, err)
+	}
+	m.listener, m.Addr = ln, ln.Addr().String()
+	m.http = &http.Server{Handler: m.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn)}
+	if m.TLSCert != "" || m.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(m.TLSCert, m.TLSKey)
+		if err != nil {
+			ln.Close()
+			return ironpool.FieldErrorf("tls-cert", "cannot load certificate and key: %v", err)
+		}
+		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, m.http.TLSConfig)
+	}
+	go func() {
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("serve", "err", err)
+		}
+	}()
+	m.Log.Info("ironpool serving", "url", m.URL(), "db", redactDSN(m.DB))
+	return nil
+}
+
+// URL is the base URL clients use.
+func (m *Main) URL() string {
+	scheme := "http"
+	if m.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + m.Addr
+}
+
+// Close stops serving, then the loops, then the store.
+func (m *Main) Close() error {
+	var err error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = m.http.Shutdown(ctx)
+		cancel()
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		err = errors.Join(err, m.closers[i]())
+	}
+	m.closers = nil
+	return err
+}
+
+// redactDSN hides a password in a database URL before it is logged.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
+			if k := strings.Index(dsn[i+3:i+3+j], ":"); k >= 0 {
+				return dsn[:i+3+k+1] + "****" + dsn[i+3+j:]
+			}
+		}
+	}
+	return dsn
+}

@@ -1,0 +1,681 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"ironpool"
+	"ironpool/internal/alloc"
+)
+
+// candidate is a free node as the matcher sees it.
+type candidate struct {
+	id                      int64
+	name                    string
+	cpus                    int
+	memoryMB, localGB, last int64
+}
+
+func (a candidate) less(b candidate) int {
+	return cmp.Or(cmp.Compare(a.cpus, b.cpus), cmp.Compare(a.memoryMB, b.memoryMB),
+		cmp.Compare(a.localGB, b.localGB), cmp.Compare(a.last, b.last), cmp.Compare(a.id, b.id))
+}
+
+// candidates reads up to limit free nodes that satisfy c, best fit first.
+// The ORDER BY follows the nodes_fit index, so the read stops after limit
+// matching rows however large the pool is.
+func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string) ([]candidate, error) {
+	where, args := constraintSQL(c, 1)
+	cond := "state = $1"
+	if len(where) > 0 {
+		cond += " AND " + strings.Join(where, " AND ")
+	}
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at FROM nodes
+		WHERE %s ORDER BY cpus, memory_mb, local_gb, last_allocated_at, id LIMIT %d %s`, cond, limit, lock),
+		append([]any{string(ironpool.NodeAvailable)}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("candidates: %w", err)
+	}
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.id, &c.name, &c.cpus, &c.memoryMB, &c.localGB, &c.last); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// match picks nodes for every item of a, or reports that the free nodes
+// cannot satisfy it. Reading only Need(counts) candidates per item is enough
+// for an exact answer (see package alloc).
+func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string) ([][]candidate, bool, error) {
+	counts := make([]int, len(a.Items))
+	for i, it := range a.Items {
+		counts[i] = it.Count
+	}
+	need := alloc.Need(counts)
+	lists := make([][]candidate, len(a.Items))
+	byID := map[int64]candidate{}
+	for i := range a.Items {
+		c, err := s.candidates(ctx, q, &a.Items[i].Constraints, need, lock)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(c) < counts[i] {
+			return nil, false, nil
+		}
+		lists[i] = c
+		for _, n := range c {
+			byID[n.id] = n
+		}
+	}
+	all := make([]candidate, 0, len(byID))
+	for _, n := range byID {
+		all = append(all, n)
+	}
+	slices.SortFunc(all, candidate.less)
+	rank := make(map[int64]int64, len(all))
+	for i, n := range all {
+		rank[n.id] = int64(i)
+	}
+	cands := make([][]alloc.Candidate, len(lists))
+	for i, l := range lists {
+		for _, n := range l {
+			cands[i] = append(cands[i], alloc.Candidate{ID: n.id, Rank: rank[n.id]})
+		}
+	}
+	picks, ok := alloc.Match(counts, cands)
+	if !ok {
+		return nil, false, nil
+	}
+	out := make([][]candidate, len(picks))
+	for i, ids := range picks {
+		for _, id := range ids {
+			out[i] = append(out[i], byID[id])
+		}
+	}
+	return out, true, nil
+}
+
+// matchLocked is match with row locks. Where the dialect skips locked rows
+// (PostgreSQL), a miss may only mean that concurrent requests hold the rows
+// for now; it is re-checked with waiting locks before it counts as "no
+// capacity", so a busy pool never refuses a request it can serve.
+//
+// Waiting while holding the rows the skipping read locked would deadlock
+// two such requests against each other (each waits for rows the other
+// skipped into), and every deadlock costs a deadlock_timeout before the
+// retry. So the skipping read runs under a savepoint that is rolled back on
+// a miss, which releases its row locks, and the waiting read runs under
+// Dialect.WaitSerial, so waiters queue for each other instead of holding
+// rows another waiter needs. Transactions that only skip never wait for a
+// row, so no cycle is left.
+func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) ([][]candidate, bool, error) {
+	if s.Dialect.LockSkip == "" {
+		return s.match(ctx, tx, a, "")
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT match_skip`); err != nil {
+		return nil, false, err
+	}
+	picks, ok, err := s.match(ctx, tx, a, s.Dialect.LockSkip)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		_, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT match_skip`)
+		return picks, ok, err
+	}
+	if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT match_skip`); err != nil {
+		return nil, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT match_skip`); err != nil {
+		return nil, false, err
+	}
+	if err := s.waitSerial(ctx, tx); err != nil {
+		return nil, false, err
+	}
+	return s.match(ctx, tx, a, s.Dialect.LockWait)
+}
+
+// waitSerial takes the dialect's lock that admits one row-waiting
+// transaction at a time (held until the transaction ends).
+func (s *Store) waitSerial(ctx context.Context, tx *sql.Tx) error {
+	if s.Dialect.WaitSerial == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.Dialect.WaitSerial); err != nil {
+		return fmt.Errorf("wait lock: %w", err)
+	}
+	return nil
+}
+
+// shortfall counts, per item, the nodes that match at all and that are free.
+func (s *Store) shortfall(ctx context.Context, q querier, a *ironpool.Allocation) ([]ironpool.Shortfall, error) {
+	out := make([]ironpool.Shortfall, len(a.Items))
+	for i, it := range a.Items {
+		where, args := constraintSQL(&it.Constraints, 1)
+		cond := "1 = 1"
+		if len(where) > 0 {
+			cond = strings.Join(where, " AND ")
+		}
+		var total, free int
+		err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0)
+			FROM nodes WHERE `+cond, append([]any{string(ironpool.NodeAvailable)}, args...)...).Scan(&total, &free)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ironpool.Shortfall{Item: i, Flavor: it.Flavor, Requested: it.Count, Matching: total, Free: free}
+	}
+	return out, nil
+}
+
+func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
+	var parts []string
+	for _, f := range sf {
+		name := f.Flavor
+		if name == "" {
+			name = fmt.Sprintf("item %d", f.Item)
+		}
+		parts = append(parts, fmt.Sprintf("%s: asked %d, %d match, %d free", name, f.Requested, f.Matching, f.Free))
+	}
+	return &ironpool.Error{Code: ironpool.ECAPACITY, Field: "items",
+		Message:   "not enough free nodes (" + strings.Join(parts, "; ") + ")",
+		Hint:      "retry later, add --wait DURATION to queue the request, or see `ironpool capacity`",
+		Shortfall: sf}
+}
+
+// Allocate claims nodes for a, all or none; see ironpool.Store.
+func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
+	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	var claimed [][]candidate
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		claimed = nil
+		now := s.Now().UTC()
+		a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)
+		if a.ID == "" {
+			a.ID = uuid.NewString()
+		}
+		if queue {
+			var waiting int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM allocations WHERE state = $1 LIMIT 1) q`,
+				string(ironpool.AllocQueued)).Scan(&waiting); err != nil {
+				return err
+			}
+			if waiting > 0 {
+				return s.enqueue(ctx, tx, a, ttl)
+			}
+		}
+		picks, ok, err := s.matchLocked(ctx, tx, a)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if queue {
+				return s.enqueue(ctx, tx, a, ttl)
+			}
+			sf, err := s.shortfall(ctx, tx, a)
+			if err != nil {
+				return err
+			}
+			return capacityError(sf)
+		}
+		setPicks(a, picks)
+		if err := s.insertAllocation(ctx, tx, a, ironpool.AllocActive, ttl); err != nil {
+			return err
+		}
+		claimed = picks
+		return s.claim(ctx, tx, a, picks, now)
+	})
+	if err != nil || claimed == nil {
+		return err
+	}
+	return s.loadNodes(ctx, a, claimed)
+}
+
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ttl time.Duration) error {
+	a.ExpiresAt = time.Time{}
+	if err := s.insertAllocation(ctx, tx, a, ironpool.AllocQueued, ttl); err != nil {
+		return err
+	}
+	return s.insertEvent(ctx, tx, "allocation.queued", "allocation/"+a.ID,
+		fmt.Sprintf("queued for %s until %s: %s", a.Owner, a.WaitUntil.Format(time.RFC3339), itemsSummary(a.Items)))
+}
+
+func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, state ironpool.AllocationState, ttl time.Duration) error {
+	a.State = state
+	if a.Metadata == nil {
+		a.Metadata = map[string]string{}
+	}
+	items, _ := json.Marshal(a.Items)
+	meta, _ := json.Marshal(a.Metadata)
+	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, metadata, ttl_ms,
+		created_at, expires_at, wait_until) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
+		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil))
+	if err != nil {
+		if _, ok := s.Dialect.Unique(err); ok {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
+		}
+		return fmt.Errorf("insert allocation: %w", err)
+	}
+	return nil
+}
+
+// claim marks the picked nodes as held by a (already inserted with its
+// items) and records them. The nodes themselves are loaded after commit by
+// loadNodes, outside the single writer's critical section.
+func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
+	pending := ""
+	if a.Mode != ironpool.ModeNone && a.Mode != "" {
+		pending = "checkout"
+	}
+	var vals []string
+	var args []any
+	for i, p := range picks {
+		for _, n := range p {
+			args = append(args, a.ID, n.id, i)
+			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", len(args)-2, len(args)-1, len(args)))
+			// One UPDATE per node by primary key: with "id IN (...)" SQLite
+			// prefers the state index and scans every free node.
+			res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $1, allocation_id = $2, owner = $3,
+				last_allocated_at = $4, updated_at = $4,
+				pending = CASE WHEN ironic_uuid IS NULL THEN '' ELSE $5 END
+				WHERE id = $6 AND state = 'available'`,
+				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id)
+			if err != nil {
+				return fmt.Errorf("claim node: %w", err)
+			}
+			// The candidates were read in this transaction under the write
+			// lock (or row locks), so the row must still be free; anything
+			// else is a bug that must abort rather than hand a node out twice.
+			if k, _ := res.RowsAffected(); k != 1 {
+				return fmt.Errorf("claim node %s: it is no longer available", n.name)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO allocation_nodes (allocation_id, node_id, item) VALUES `+
+		strings.Join(vals, ", "), args...); err != nil {
+		return fmt.Errorf("record allocation nodes: %w", err)
+	}
+	return s.insertEvent(ctx, tx, "allocation.created", "allocation/"+a.ID,
+		fmt.Sprintf("%s took %s", a.Owner, itemsSummary(a.Items)))
+}
+
+// setPicks writes the picked node names into a's items.
+func setPicks(a *ironpool.Allocation, picks [][]candidate) {
+	for i, p := range picks {
+		a.Items[i].Nodes = make([]string, 0, len(p))
+		for _, n := range p {
+			a.Items[i].Nodes = append(a.Items[i].Nodes, n.name)
+		}
+	}
+}
+
+// loadNodes reads the nodes an allocation was given, by id, after commit.
+func (s *Store) loadNodes(ctx context.Context, a *ironpool.Allocation, picks [][]candidate) error {
+	var ph []string
+	var args []any
+	for _, p := range picks {
+		for _, n := range p {
+			args = append(args, n.id)
+			ph = append(ph, fmt.Sprintf("$%d", len(args)))
+		}
+	}
+	nodes, err := s.queryNodes(ctx, s.R, `SELECT `+nodeColumns+` FROM nodes WHERE id IN (`+strings.Join(ph, ",")+`) ORDER BY name`, args...)
+	a.Nodes = nodes
+	return err
+}
+
+func itemsSummary(items []ironpool.AllocationItem) string {
+	var parts []string
+	for _, it := range items {
+		name := it.Flavor
+		if name == "" {
+			name = it.Constraints.String()
+		}
+		p := fmt.Sprintf("%s×%d", name, it.Count)
+		if len(it.Nodes) > 0 {
+			p += " [" + strings.Join(it.Nodes, " ") + "]"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Plan is a dry run of Allocate.
+func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Plan, error) {
+	p := &ironpool.Plan{Picks: []ironpool.Pick{}}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		picks, ok, err := s.match(ctx, tx, a, "")
+		if err != nil {
+			return err
+		}
+		p.Satisfiable = ok
+		for i, l := range picks {
+			for _, n := range l {
+				p.Picks = append(p.Picks, ironpool.Pick{Item: i, Node: n.name})
+			}
+		}
+		sf, err := s.shortfall(ctx, tx, a)
+		if err != nil {
+			return err
+		}
+		for i, f := range sf {
+			p.Capacity = append(p.Capacity, ironpool.ItemCapacity{Item: i, Flavor: f.Flavor,
+				Constraints: a.Items[i].Constraints, Requested: f.Requested, Matching: f.Matching, Free: f.Free})
+		}
+		return nil
+	})
+	return p, err
+}
+
+// DispatchQueue serves queued requests in arrival order; see ironpool.Store.
+func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.Allocation, error) {
+	// The loop calls this after every change; a read answers the common
+	// "nothing queued" case without taking the write lock.
+	var waiting int
+	if err := s.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM allocations WHERE state = $1 LIMIT 1) q`,
+		string(ironpool.AllocQueued)).Scan(&waiting); err != nil {
+		return nil, err
+	}
+	if waiting == 0 {
+		return nil, nil
+	}
+	var changed []*ironpool.Allocation
+	var claimed map[string][][]candidate
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		changed, claimed = changed[:0], map[string][][]candidate{}
+		// The dispatcher claims nodes for one entry and may then wait for
+		// rows for the next: it takes the waiters' lock first, so that it
+		// never holds claimed rows while queueing behind another waiter.
+		if err := s.waitSerial(ctx, tx); err != nil {
+			return err
+		}
+		queued, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq LIMIT 100 `+s.Dialect.LockWait,
+			string(ironpool.AllocQueued))
+		if err != nil {
+			return err
+		}
+		for _, q := range queued {
+			a := q.alloc
+			if !a.WaitUntil.After(now) {
+				sf, err := s.shortfall(ctx, tx, a)
+				if err != nil {
+					return err
+				}
+				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
+				if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, last_error = $2, released_at = $3 WHERE id = $4`,
+					string(a.State), a.LastError, ms(now), a.ID); err != nil {
+					return err
+				}
+				if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {
+					return err
+				}
+				changed = append(changed, a)
+				continue
+			}
+			picks, ok, err := s.matchLocked(ctx, tx, a)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break // first come, first served: nobody overtakes the head
+			}
+			a.State, a.ExpiresAt = ironpool.AllocActive, now.Add(q.ttl)
+			setPicks(a, picks)
+			items, _ := json.Marshal(a.Items)
+			if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, expires_at = $2, items = $3 WHERE id = $4`,
+				string(a.State), ms(a.ExpiresAt), string(items), a.ID); err != nil {
+				return err
+			}
+			if err := s.claim(ctx, tx, a, picks, now); err != nil {
+				return err
+			}
+			claimed[a.ID] = picks
+			changed = append(changed, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Like Allocate, a dispatched allocation comes back with its nodes, so
+	// the caller can hand them over without another read.
+	for _, a := range changed {
+		if picks, ok := claimed[a.ID]; ok {
+			if err := s.loadNodes(ctx, a, picks); err != nil {
+				return changed, err
+			}
+		}
+	}
+	return changed, nil
+}
+
+const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at`
+
+type allocRow struct {
+	alloc *ironpool.Allocation
+	ttl   time.Duration
+}
+
+func (s *Store) queryAllocations(ctx context.Context, q querier, query string, args ...any) ([]allocRow, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query allocations: %w", err)
+	}
+	defer rows.Close()
+	var out []allocRow
+	for rows.Next() {
+		var a ironpool.Allocation
+		var state, mode, items, meta string
+		var ttl, created, expires, wait, released int64
+		if err := rows.Scan(&a.ID, &a.Owner, &state, &mode, &items, &meta, &a.LastError, &ttl,
+			&created, &expires, &wait, &released); err != nil {
+			return nil, err
+		}
+		a.State, a.Mode = ironpool.AllocationState(state), ironpool.Mode(mode)
+		if err := json.Unmarshal([]byte(items), &a.Items); err != nil {
+			return nil, fmt.Errorf("allocation %s items: %w", a.ID, err)
+		}
+		if err := json.Unmarshal([]byte(meta), &a.Metadata); err != nil {
+			return nil, fmt.Errorf("allocation %s metadata: %w", a.ID, err)
+		}
+		a.CreatedAt, a.ExpiresAt, a.WaitUntil, a.ReleasedAt = fromMS(created), fromMS(expires), fromMS(wait), fromMS(released)
+		out = append(out, allocRow{&a, time.Duration(ttl) * time.Millisecond})
+	}
+	return out, rows.Err()
+}
+
+// FindAllocations lists allocations newest first.
+func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter) ([]*ironpool.Allocation, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.ID != "" {
+		add("id = $%d", f.ID)
+	}
+	if f.Owner != "" {
+		add("owner = $%d", f.Owner)
+	}
+	if f.Owners != nil {
+		if len(f.Owners) == 0 {
+			return []*ironpool.Allocation{}, nil
+		}
+		var ph []string
+		for _, o := range f.Owners {
+			args = append(args, o)
+			ph = append(ph, fmt.Sprintf("$%d", len(args)))
+		}
+		where = append(where, "owner IN ("+strings.Join(ph, ",")+")")
+	}
+	if f.State != "" {
+		add("state = $%d", string(f.State))
+	}
+	if f.Live {
+		where = append(where, "state IN ('queued', 'active')")
+	}
+	q := `SELECT ` + allocColumns + ` FROM allocations`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", limit)
+	rows, err := s.queryAllocations(ctx, s.R, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ironpool.Allocation, len(rows))
+	for i, r := range rows {
+		out[i] = r.alloc
+	}
+	return out, nil
+}
+
+// FindAllocation returns one allocation with the nodes it holds.
+func (s *Store) FindAllocation(ctx context.Context, id string) (*ironpool.Allocation, error) {
+	var a *ironpool.Allocation
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		a, err = s.findAllocation(ctx, tx, id, "")
+		return err
+	})
+	return a, err
+}
+
+func (s *Store) findAllocation(ctx context.Context, q querier, id, lock string) (*ironpool.Allocation, error) {
+	rows, err := s.queryAllocations(ctx, q, `SELECT `+allocColumns+` FROM allocations WHERE id = $1 `+lock, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "id", Message: fmt.Sprintf("no allocation %q", id)}
+	}
+	a := rows[0].alloc
+	a.Nodes, err = s.queryNodes(ctx, q, `SELECT `+nodeColumns+` FROM nodes WHERE allocation_id = $1 ORDER BY name`, id)
+	return a, err
+}
+
+// ExtendAllocation moves a live allocation's expiry.
+func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*ironpool.Allocation, error) {
+	var a *ironpool.Allocation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if a, err = s.findAllocation(ctx, tx, id, s.Dialect.LockWait); err != nil {
+			return err
+		}
+		if a.State != ironpool.AllocActive {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id",
+				Message: fmt.Sprintf("allocation %s is %s; only active allocations can be extended", id, a.State)}
+		}
+		a.ExpiresAt = expiresAt.UTC()
+		if _, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2`, ms(a.ExpiresAt), id); err != nil {
+			return err
+		}
+		return s.insertEvent(ctx, tx, "allocation.extended", "allocation/"+id, "expires "+a.ExpiresAt.Format(time.RFC3339))
+	})
+	return a, err
+}
+
+// ReleaseAllocations ends live allocations; see ironpool.Store.
+func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSelector, final ironpool.AllocationState, cleanInline bool) ([]*ironpool.Allocation, error) {
+	var out []*ironpool.Allocation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		var rows []allocRow
+		var err error
+		if sel.ID != "" {
+			rows, err = s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE id = $1 `+s.Dialect.LockWait, sel.ID)
+			if err == nil && len(rows) == 0 {
+				return &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "id", Message: fmt.Sprintf("no allocation %q", sel.ID)}
+			}
+		} else {
+			rows, err = s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE owner = $1 AND state IN ('queued', 'active') ORDER BY seq `+s.Dialect.LockWait, sel.Owner)
+		}
+		if err != nil {
+			return err
+		}
+		now := s.Now().UTC()
+		for _, r := range rows {
+			a := r.alloc
+			if !a.State.Live() {
+				out = append(out, a) // idempotent: already ended
+				continue
+			}
+			if err := s.release(ctx, tx, a, final, cleanInline, now); err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, final ironpool.AllocationState, cleanInline bool, now time.Time) error {
+	// Ironic-linked nodes always go through cleaning: the reconciler must
+	// undo the checkout and let Ironic clean before they are free again.
+	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+		state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
+		pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
+		WHERE allocation_id = $3`, ms(now), cleanInline, a.ID); err != nil {
+		return fmt.Errorf("release nodes: %w", err)
+	}
+	was := a.State
+	a.State, a.ReleasedAt = final, now
+	if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3`,
+		string(final), ms(now), a.ID); err != nil {
+		return err
+	}
+	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
+	if cleanInline {
+		summary += "; nodes cleaned (local pool: no cleaning step configured)"
+	}
+	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
+}
+
+// ExpiredAllocations lists active allocations past their expiry.
+func (s *Store) ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := s.R.QueryContext(ctx, `SELECT id FROM allocations WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 1000`,
+		string(ironpool.AllocActive), ms(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// NextExpiry returns the earliest expiry of an active allocation.
+func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	err := s.R.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM allocations WHERE state = $1`, string(ironpool.AllocActive)).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, err
+	}
+	return fromMS(v.Int64), nil
+}

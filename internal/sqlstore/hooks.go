@@ -1,0 +1,22 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"time"
+
+	"ironpool"
+)
+
+// SetNow replaces the store's clock. The contract suite (internal/storetest)
+// needs it to test leases and expiry without sleeping; it must be called
+// before the store is shared between goroutines.
+func (s *Store) SetNow(now func() time.Time) { s.Now = now }
+
+// SetSealer replaces the store's sealer. The contract suite uses it to know
+// the key a fresh store seals with, so that it can rotate that key and check
+// Reseal; like SetNow it must be called before the store is shared.
+func (s *Store) SetSealer(sealer ironpool.Sealer) { s.Sealer = sealer }
+
+// DB returns the write pool, so that tests can read the stored bytes
+// directly (a sealed password must not be readable in the table).
+func (s *Store) DB() *sql.DB { return s.W }

@@ -1,0 +1,210 @@
+// Package sqlstore implements ironpool.Store over database/sql. One body of
+// SQL serves SQLite and PostgreSQL: the engines agree on everything the store
+// needs ($N parameters, RETURNING, ON CONFLICT, partial indexes) and differ
+// only in what Dialect captures — how candidate rows are locked and how
+// constraint violations are reported. Keeping one implementation means the
+// allocation transaction, the part that must never hand a node out twice, is
+// written and reviewed once.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"ironpool"
+)
+
+// Dialect is what differs between the SQL engines.
+type Dialect struct {
+	Name string
+	// LockSkip is appended to candidate queries to lock the rows read while
+	// skipping rows other transactions hold (PostgreSQL: FOR UPDATE SKIP
+	// LOCKED). Empty for SQLite, where the write transaction excludes every
+	// other writer already.
+	LockSkip string
+	// LockWait locks the rows read, waiting for holders; used to re-check
+	// when a skipping read found too few rows.
+	LockWait string
+	// WaitSerial, when set, is run before a LockWait read so that only one
+	// transaction at a time waits for candidate rows (PostgreSQL: a
+	// transaction-scoped advisory lock); see matchLocked for why.
+	WaitSerial string
+	// Unique reports whether err violates a unique constraint and, if so, a
+	// name for the column at fault ("name", "mac", "uuid", ...).
+	Unique func(err error) (column string, ok bool)
+	// Retryable reports transient conflicts (deadlock, serialization) after
+	// which the whole transaction may simply be run again.
+	Retryable func(err error) bool
+}
+
+// Store is the SQL store. Writes go through W; reads through R, which may
+// be the same pool (PostgreSQL) or a separate read-only pool (SQLite, where
+// the write pool has one connection that begins IMMEDIATE transactions).
+type Store struct {
+	W, R    *sql.DB
+	Dialect Dialect
+	Sealer  ironpool.Sealer
+	// Now returns the current time; tests replace it to control leases.
+	Now func() time.Time
+	// OnClose runs after the pools are closed (e.g. to stop a listener).
+	OnClose func() error
+}
+
+// New returns a store over the given pools.
+func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
+	return &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: time.Now}
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.W.Close()
+	if s.R != s.W {
+		err = errors.Join(err, s.R.Close())
+	}
+	if s.OnClose != nil {
+		err = errors.Join(err, s.OnClose())
+	}
+	return err
+}
+
+// querier is what helpers need from either a *sql.Tx or a *sql.DB.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// write runs fn in a write transaction and commits it, retrying a few times
+// when the engine reports a transient conflict (PostgreSQL deadlock or
+// serialization failure). fn must be safe to run again.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		err = s.writeOnce(ctx, fn)
+		if err == nil || s.Dialect.Retryable == nil || !s.Dialect.Retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read-only transaction, so multi-query reads see one
+// snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.R != s.W})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// insertEvent records an audit event for the actor in ctx, inside tx.
+func (s *Store) insertEvent(ctx context.Context, q querier, action, subject, summary string) error {
+	a := ironpool.ActorFromContext(ctx)
+	if a == nil {
+		a = ironpool.System
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO events (time, actor, role, action, subject, summary) VALUES ($1, $2, $3, $4, $5, $6)`,
+		ms(s.Now()), a.TokenID, string(a.Role), action, subject, summary)
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+// AddEvent records an event that no other store change carries.
+func (s *Store) AddEvent(ctx context.Context, e *ironpool.Event) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return s.insertEvent(ctx, tx, e.Action, e.Subject, e.Summary)
+	})
+}
+
+// FindEvents lists events oldest first.
+func (s *Store) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*ironpool.Event, error) {
+	q := `SELECT id, time, actor, role, action, subject, summary FROM events WHERE id > $1 AND time >= $2`
+	args := []any{f.AfterID, ms(f.Since)}
+	if f.Subject != "" {
+		args = append(args, f.Subject)
+		q += fmt.Sprintf(" AND subject = $%d", len(args))
+	}
+	if f.Action != "" {
+		args = append(args, f.Action)
+		q += fmt.Sprintf(" AND action = $%d", len(args))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	q += fmt.Sprintf(" ORDER BY id LIMIT %d", limit)
+	rows, err := s.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find events: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironpool.Event
+	for rows.Next() {
+		var e ironpool.Event
+		var t int64
+		var role string
+		if err := rows.Scan(&e.ID, &t, &e.Actor, &role, &e.Action, &e.Subject, &e.Summary); err != nil {
+			return nil, err
+		}
+		e.Time, e.Role = fromMS(t), ironpool.Role(role)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+// TryLease takes or renews a lease row; see ironpool.Store.
+func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := s.Now()
+	var got string
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE leases.holder = excluded.holder OR leases.expires_at < $4`,
+			name, holder, ms(now.Add(ttl)), ms(now)); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT holder FROM leases WHERE name = $1`, name).Scan(&got)
+	})
+	if err != nil {
+		return false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return got == holder, nil
+}

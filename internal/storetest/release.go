@@ -1,0 +1,295 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"ironpool"
+)
+
+func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	t.Run("Extend", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, newNode(t, "n1", 8))
+		a := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		until := time.Now().Add(5 * time.Hour).Truncate(time.Millisecond)
+		got, err := s.ExtendAllocation(ctx, a.ID, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.ExpiresAt.Equal(until) || got.State != ironpool.AllocActive {
+			t.Errorf("ExtendAllocation = %s %v, want active until %v", got.State, got.ExpiresAt, until)
+		}
+		if stored, _ := s.FindAllocation(ctx, a.ID); !stored.ExpiresAt.Equal(until) {
+			t.Errorf("stored expiry = %v, want %v", stored.ExpiresAt, until)
+		}
+		if n := countEvents(t, s, "allocation.extended"); n != 1 {
+			t.Errorf("allocation.extended events = %d, want 1", n)
+		}
+	})
+
+	t.Run("ErrExtendNotActive", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, newNode(t, "n1", 8))
+		a := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		q := queued("lab2", time.Hour, item("", 1, anyNode()))
+		if err := s.Allocate(ctx, q, true); err != nil || q.State != ironpool.AllocQueued {
+			t.Fatalf("queue: %v %s", err, q.State)
+		}
+		mustRelease(t, s, a.ID, true)
+		before := takeSnapshot(t, s)
+		for _, id := range []string{a.ID, q.ID} {
+			_, err := s.ExtendAllocation(ctx, id, time.Now().Add(time.Hour))
+			wantCode(t, err, ironpool.ECONFLICT)
+		}
+		_, err := s.ExtendAllocation(ctx, "no-such-allocation", time.Now().Add(time.Hour))
+		wantCode(t, err, ironpool.ENOTFOUND)
+		sameSnapshot(t, s, before, "refused extends")
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		s := open(t)
+		c := withClock(t, s)
+		ctx := ctxFor(t)
+		t0 := c.Now()
+		if exp, err := s.NextExpiry(ctx); err != nil || !exp.IsZero() {
+			t.Fatalf("NextExpiry on an empty store = %v, %v; want zero", exp, err)
+		}
+		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
+		lease := func(ttl time.Duration) *ironpool.Allocation {
+			a := request("lab1", item("", 1, anyNode()))
+			a.CreatedAt, a.ExpiresAt = t0, t0.Add(ttl)
+			return mustAllocate(t, s, a)
+		}
+		long, short := lease(2*time.Hour), lease(time.Hour)
+		if !short.ExpiresAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("expires_at = %v, want %v (store clock + ttl)", short.ExpiresAt, t0.Add(time.Hour))
+		}
+		third := lease(3 * time.Hour)
+		mustRelease(t, s, third.ID, true) // released leases never expire
+
+		for _, tc := range []struct {
+			at   time.Duration
+			want []string
+		}{
+			{30 * time.Minute, nil},
+			{time.Hour - time.Millisecond, nil},
+			{time.Hour, []string{short.ID}}, // at or before now
+			{5 * time.Hour, []string{short.ID, long.ID}},
+		} {
+			ids, err := s.ExpiredAllocations(ctx, t0.Add(tc.at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, tc.want) {
+				t.Errorf("ExpiredAllocations(t0+%s) = %v, want %v", tc.at, ids, tc.want)
+			}
+		}
+		if exp, err := s.NextExpiry(ctx); err != nil || !exp.Equal(t0.Add(time.Hour)) {
+			t.Errorf("NextExpiry = %v, %v; want %v", exp, err, t0.Add(time.Hour))
+		}
+		c.Add(90 * time.Minute)
+		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: short.ID}, ironpool.AllocExpired, true)
+		if err != nil || len(out) != 1 || out[0].State != ironpool.AllocExpired || !out[0].ReleasedAt.Equal(c.Now()) {
+			t.Fatalf("expire = %+v, %v", out, err)
+		}
+		if n := countEvents(t, s, "allocation.expired"); n != 1 {
+			t.Errorf("allocation.expired events = %d, want 1", n)
+		}
+		if exp, err := s.NextExpiry(ctx); err != nil || !exp.Equal(t0.Add(2*time.Hour)) {
+			t.Errorf("NextExpiry after expiring the first = %v, %v; want %v", exp, err, t0.Add(2*time.Hour))
+		}
+		if _, err := s.ExtendAllocation(ctx, long.ID, t0.Add(10*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := s.ExpiredAllocations(ctx, t0.Add(5*time.Hour)); len(ids) != 0 {
+			t.Errorf("extended lease still expired: %v", ids)
+		}
+		ev := events(t, s, "allocation.created")
+		if len(ev) == 0 || !ev[0].Time.Equal(t0) {
+			t.Errorf("event time = %v, want the store clock %v", ev, t0)
+		}
+	})
+}
+
+func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	t.Run("ByID", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
+		a := mustAllocate(t, s, request("lab1", item("", 2, anyNode())))
+		b := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocReleased, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 || out[0].ID != a.ID || out[0].State != ironpool.AllocReleased || out[0].ReleasedAt.IsZero() {
+			t.Fatalf("ReleaseAllocations = %+v", out)
+		}
+		for _, name := range a.Items[0].Nodes {
+			n := mustFind(t, s, name)
+			if n.State != ironpool.NodeAvailable || n.AllocationID != "" || n.Owner != "" || n.Pending != "" {
+				t.Errorf("released node %s: state=%s allocation=%q owner=%q pending=%q", name, n.State, n.AllocationID, n.Owner, n.Pending)
+			}
+		}
+		if n := mustFind(t, s, b.Items[0].Nodes[0]); n.AllocationID != b.ID {
+			t.Errorf("releasing %s freed %s's node", a.ID, b.ID)
+		}
+		got, err := s.FindAllocation(ctx, a.ID)
+		if err != nil || got.State != ironpool.AllocReleased || len(got.Nodes) != 0 || got.ReleasedAt.IsZero() {
+			t.Errorf("FindAllocation after release = %+v, %v", got, err)
+		}
+		if n := countEvents(t, s, "allocation.released"); n != 1 {
+			t.Errorf("allocation.released events = %d, want 1", n)
+		}
+	})
+
+	t.Run("Idempotent", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, newNode(t, "n1", 8))
+		a := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		first := mustRelease(t, s, a.ID, true)
+		// Someone else takes the node: a second release must not touch it.
+		b := mustAllocate(t, s, request("lab2", item("", 1, anyNode())))
+		before := takeSnapshot(t, s)
+		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocExpired, true)
+		if err != nil {
+			t.Fatalf("second release: %v", err)
+		}
+		if len(out) != 1 || out[0].State != ironpool.AllocReleased || !out[0].ReleasedAt.Equal(first.ReleasedAt.Truncate(time.Millisecond)) {
+			t.Errorf("second release = %+v, want it unchanged (released at %v)", out, first.ReleasedAt)
+		}
+		sameSnapshot(t, s, before, "second release")
+		if n := mustFind(t, s, "n1"); n.AllocationID != b.ID {
+			t.Errorf("second release of %s freed %s's node", a.ID, b.ID)
+		}
+	})
+
+	t.Run("ByOwner", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
+		a1 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		a2 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+		b := mustAllocate(t, s, request("lab2", item("", 1, anyNode())))
+		q := queued("lab1", time.Hour, item("", 1, anyNode()))
+		if err := s.Allocate(ctx, q, true); err != nil || q.State != ironpool.AllocQueued {
+			t.Fatalf("queue: %v %s", err, q.State)
+		}
+		done := mustRelease(t, s, a1.ID, true)
+		_ = done
+		a3 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+
+		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: "lab1"}, ironpool.AllocReleased, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range out {
+			ids = append(ids, a.ID)
+			if a.State != ironpool.AllocReleased {
+				t.Errorf("%s = %s, want released", a.ID, a.State)
+			}
+		}
+		slices.Sort(ids)
+		want := []string{a2.ID, a3.ID, q.ID}
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
+			t.Errorf("released %v, want the live ones %v (not the already released %s)", ids, want, a1.ID)
+		}
+		if live, _ := s.FindAllocations(ctx, ironpool.AllocationFilter{Owner: "lab1", Live: true}); len(live) != 0 {
+			t.Errorf("lab1 still has live allocations: %v", live)
+		}
+		if got, _ := s.FindAllocation(ctx, b.ID); got.State != ironpool.AllocActive || len(got.Nodes) != 1 {
+			t.Errorf("lab2's allocation = %s with %d nodes, want untouched", got.State, len(got.Nodes))
+		}
+		if n := countEvents(t, s, "allocation.released"); n != 4 {
+			t.Errorf("allocation.released events = %d, want 4", n)
+		}
+		// Nobody left: releasing again is a no-op.
+		before := takeSnapshot(t, s)
+		out, err = s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: "lab1"}, ironpool.AllocReleased, true)
+		if err != nil || len(out) != 0 {
+			t.Errorf("release of an owner with nothing live = %v, %v", out, err)
+		}
+		sameSnapshot(t, s, before, "empty release by owner")
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := open(t)
+		_, err := s.ReleaseAllocations(ctxFor(t), ironpool.ReleaseSelector{ID: "no-such-allocation"}, ironpool.AllocReleased, true)
+		wantCode(t, err, ironpool.ENOTFOUND)
+		if n := countEvents(t, s, ""); n != 0 {
+			t.Errorf("%d events, want 0", n)
+		}
+	})
+
+	t.Run("Cleaning", func(t *testing.T) {
+		s := open(t)
+		ctx := ctxFor(t)
+		n1, n2, n3 := newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8)
+		mustCreate(t, s, n1, n2, n3)
+		a := mustAllocate(t, s, request("lab1", item("", 3, anyNode())))
+		mustRelease(t, s, a.ID, false)
+		for _, n := range findNodes(t, s, ironpool.NodeFilter{}) {
+			if n.State != ironpool.NodeCleaning || n.Pending != "clean" || n.AllocationID != "" || n.Owner != "" {
+				t.Errorf("node %s after release: state=%s pending=%q allocation=%q owner=%q", n.Name, n.State, n.Pending, n.AllocationID, n.Owner)
+			}
+		}
+		// Cleaning nodes are not free.
+		err := s.Allocate(ctx, request("lab2", item("", 1, anyNode())), false)
+		wantCode(t, err, ironpool.ECAPACITY)
+
+		if err := s.FinishCleaning(ctx, n1.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishCleaning(ctx, n2.ID, "disk wipe failed"); err != nil {
+			t.Fatal(err)
+		}
+		if n := mustFind(t, s, "n1"); n.State != ironpool.NodeAvailable || n.Pending != "" || n.LastError != "" {
+			t.Errorf("n1 = %s pending=%q last_error=%q, want available", n.State, n.Pending, n.LastError)
+		}
+		if n := mustFind(t, s, "n2"); n.State != ironpool.NodeError || n.LastError != "disk wipe failed" || n.Pending != "" {
+			t.Errorf("n2 = %s pending=%q last_error=%q, want error with the message", n.State, n.Pending, n.LastError)
+		}
+		if n := countEvents(t, s, "node.cleaned"); n != 2 {
+			t.Errorf("node.cleaned events = %d, want 2", n)
+		}
+		// Finishing a node that is not cleaning changes nothing.
+		before := takeSnapshot(t, s)
+		if err := s.FinishCleaning(ctx, n1.ID, "late report"); err != nil {
+			t.Fatal(err)
+		}
+		sameSnapshot(t, s, before, "FinishCleaning of an available node")
+		if n := mustFind(t, s, "n1"); n.LastError != "" {
+			t.Errorf("n1 last_error = %q", n.LastError)
+		}
+		got := mustAllocate(t, s, request("lab2", item("", 1, anyNode())))
+		if !slices.Equal(got.Items[0].Nodes, []string{"n1"}) {
+			t.Errorf("took %v, want the cleaned n1", got.Items[0].Nodes)
+		}
+	})
+
+	t.Run("IronicNodesAlwaysClean", func(t *testing.T) {
+		// A node linked to Ironic must go through cleaning even when the
+		// caller would clean inline: the reconciler owes Ironic the undo.
+		s := open(t)
+		n := newNode(t, "n1", 8)
+		n.IronicUUID = "5d0d4e0a-3c1b-4f55-8d0c-8f1c0b1a2e3f"
+		mustCreate(t, s, n)
+		a := request("lab1", item("", 1, anyNode()))
+		a.Mode = ironpool.ModeHandoff
+		mustAllocate(t, s, a)
+		if got := mustFind(t, s, "n1"); got.Pending != "checkout" {
+			t.Errorf("pending after handoff allocation = %q, want checkout", got.Pending)
+		}
+		mustRelease(t, s, a.ID, true)
+		if got := mustFind(t, s, "n1"); got.State != ironpool.NodeCleaning || got.Pending != "clean" {
+			t.Errorf("released Ironic node = %s pending=%q, want cleaning/clean", got.State, got.Pending)
+		}
+	})
+}
