@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench
+.PHONY: run test build bench fuzz
 run:
 	go run ./cmd/ironpool serve
 
@@ -12,3 +12,6 @@ build:
 
 bench:
 	go run ./cmd/ironpool bench --nodes 10000 --clients 16 --duration 10s
+
+fuzz:
+	bash hack/fuzz.sh

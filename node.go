@@ -167,6 +167,15 @@ func ParseBMCAddress(field, addr string) (*url.URL, error) {
 	if strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
 		return nil, FieldErrorf(field, "host %q is not valid", truncate(host, 60))
 	}
+	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(addr, "#") {
+		return nil, FieldErrorf(field, "must not have a #fragment; a BMC does not use one")
+	}
+	// The limit holds for the escaped form too: the parser turns a space in
+	// the path into %20, and an address that grows past the limit when
+	// printed would be refused when read back (found by the fuzzer).
+	if n := len(u.String()); n > MaxValueLen {
+		return nil, FieldErrorf(field, "is %d characters long once escaped; the limit is %d", n, MaxValueLen)
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
