@@ -23,6 +23,9 @@ type Options struct {
 	Clients  int           // concurrent clients
 	Duration time.Duration // how long to run
 	Pool     string        // pool to seed into and allocate from
+	// OnStart, if set, runs after seeding, just before the clients start
+	// (e.g. to begin a CPU profile of the measured part only).
+	OnStart func()
 }
 
 // Result is what a run measured. Latencies are of the allocate call alone.
@@ -98,6 +101,9 @@ func RunMany(ctx context.Context, cs []*client.Client, o Options) (Result, error
 		if err := Seed(ctx, c, o.Nodes, o.Pool); err != nil {
 			return Result{}, err
 		}
+	}
+	if o.OnStart != nil {
+		o.OnStart()
 	}
 	var allocs, refused, errs atomic.Int64
 	lat := make([][]time.Duration, o.Clients)

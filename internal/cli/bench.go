@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var nodes, clients, replicas int
-	var dur, db string
+	var dur, db, cpuprofile string
 	var target bool
 	c := &cobra.Command{
 		Use:   "bench [--nodes N] [--clients C] [--duration D] [--db PATH|postgres://…] [--target]",
@@ -77,7 +78,21 @@ request and release it, for --duration. With --target it measures the server at
 				cls = []*client.Client{cl}
 			}
 			fmt.Fprintf(a.env.Stderr, "seeding %d nodes, then %d clients for %s...\n", nodes, clients, d)
-			r, err := bench.RunMany(ctx, cls, bench.Options{Nodes: nodes, Clients: clients, Duration: d, Pool: pool})
+			o := bench.Options{Nodes: nodes, Clients: clients, Duration: d, Pool: pool}
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return usagef("--cpuprofile: %v", err)
+				}
+				defer f.Close()
+				o.OnStart = func() {
+					if err := pprof.StartCPUProfile(f); err != nil {
+						fmt.Fprintf(a.env.Stderr, "cpu profile: %v\n", err)
+					}
+				}
+				defer pprof.StopCPUProfile()
+			}
+			r, err := bench.RunMany(ctx, cls, o)
 			if err != nil {
 				return err
 			}
@@ -94,6 +109,7 @@ request and release it, for --duration. With --target it measures the server at
 	f.StringVar(&dur, "duration", "10s", "how long to run")
 	f.StringVar(&db, "db", "", "database for the built-in server (default: SQLite in a temp dir)")
 	f.BoolVar(&target, "target", false, "measure the server at --url instead of starting one")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part (clients and built-in server) to this file")
 	f.IntVar(&replicas, "replicas", 1, "start this many servers on the --db PostgreSQL and spread the clients over them")
 	return c
 }

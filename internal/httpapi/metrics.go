@@ -95,6 +95,14 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 			leader = 1
 		}
 		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
+		// Group commit (SQLite): writes per commit shows how much batching
+		// the load gives.
+		if ws, ok := svc.Store.(interface{ WriteStats() (int64, int64) }); ok {
+			if writes, commits := ws.WriteStats(); commits > 0 {
+				fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", writes)
+				fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", commits)
+			}
+		}
 		_ = ironpool.AllocActive
 	}
 }

@@ -27,8 +27,9 @@ import (
 
 // Dialect describes SQLite to the shared store.
 var Dialect = sqlstore.Dialect{
-	Name:   "sqlite",
-	Unique: uniqueColumn,
+	Name:        "sqlite",
+	Unique:      uniqueColumn,
+	GroupCommit: true,
 }
 
 // uniqueColumn recognises "UNIQUE constraint failed: nodes.name".
@@ -59,6 +60,10 @@ func dsn(path string, write bool) string {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "cache_size(-32000)")
+	// Savepoint journals (group commit runs each write under one) are
+	// temporary files unless this says memory; as files they cost a
+	// pwrite per page.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if write {
 		q.Set("_txlock", "immediate")
 	} else {
@@ -73,10 +78,7 @@ func Open(ctx context.Context, path string, sealer ironpool.Sealer) (*sqlstore.S
 	if path == "" {
 		return nil, ironpool.FieldErrorf("db", "a SQLite file path is required")
 	}
-	w, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
+	w := sql.OpenDB(cachingConnector{dsn(path, true)})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -84,11 +86,7 @@ func Open(ctx context.Context, path string, sealer ironpool.Sealer) (*sqlstore.S
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
+	r := sql.OpenDB(cachingConnector{dsn(path, false)})
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	r.SetMaxIdleConns(max(4, runtime.NumCPU()*2))
 	return sqlstore.New(w, r, Dialect, sealer), nil

@@ -27,7 +27,7 @@ func (s *Store) AllocateNodes(ctx context.Context, a *ironpool.Allocation, nodeI
 	}
 	ttl := a.ExpiresAt.Sub(a.CreatedAt)
 	var names []string
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		names = names[:0]
 		now := s.Now().UTC()
 		a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)

@@ -200,7 +200,7 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
 	ttl := a.ExpiresAt.Sub(a.CreatedAt)
 	var claimed [][]candidate
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil
 		now := s.Now().UTC()
 		a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)
@@ -395,7 +395,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 	}
 	var changed []*ironpool.Allocation
 	var claimed map[string][][]candidate
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		changed, claimed = changed[:0], map[string][][]candidate{}
 		// The dispatcher claims nodes for one entry and may then wait for
 		// rows for the next: it takes the waiters' lock first, so that it
@@ -576,7 +576,7 @@ func (s *Store) findAllocation(ctx context.Context, q querier, id, lock string) 
 // ExtendAllocation moves a live allocation's expiry.
 func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*ironpool.Allocation, error) {
 	var a *ironpool.Allocation
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if a, err = s.findAllocation(ctx, tx, id, s.Dialect.LockWait); err != nil {
 			return err
@@ -597,7 +597,7 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.
 // ReleaseAllocations ends live allocations; see ironpool.Store.
 func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSelector, final ironpool.AllocationState, cleanInline bool) ([]*ironpool.Allocation, error) {
 	var out []*ironpool.Allocation
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		var rows []allocRow
 		var err error

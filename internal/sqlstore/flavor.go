@@ -11,7 +11,7 @@ import (
 // CreateFlavor adds a flavor.
 func (s *Store) CreateFlavor(ctx context.Context, f *ironpool.Flavor) error {
 	f.CreatedAt = s.Now().UTC()
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO flavors (name, description, cpus, memory_mb, local_gb, cpu_arch,
 			resource_class, traits, pool, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
 			f.Name, f.Description, f.CPUs, f.MemoryMB, f.LocalGB, f.CPUArch, f.ResourceClass,
@@ -73,7 +73,7 @@ func (s *Store) FindFlavor(ctx context.Context, name string) (*ironpool.Flavor, 
 // DeleteFlavor removes a flavor. Allocations keep the constraints they were
 // made with, so deleting a flavor never changes a lease.
 func (s *Store) DeleteFlavor(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM flavors WHERE name = $1`, name)
 		if err != nil {
 			return err

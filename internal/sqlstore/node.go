@@ -97,7 +97,7 @@ func (s *Store) conflict(err error, prefix string, n *ironpool.Node) error {
 // CreateNodes inserts nodes, all or none.
 func (s *Store) CreateNodes(ctx context.Context, nodes []*ironpool.Node) error {
 	now := s.Now().UTC()
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for i, n := range nodes {
 			prefix := ""
 			if len(nodes) > 1 {
@@ -260,7 +260,7 @@ func constraintSQL(c *ironpool.Constraints, n int) ([]string, []any) {
 // UpdateNode is a read-modify-write of one node inside one transaction.
 func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.Node) error) (*ironpool.Node, error) {
 	var out *ironpool.Node
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		old, err := s.findNode(ctx, tx, name, s.Dialect.LockWait)
 		if err != nil {
 			return err
@@ -378,7 +378,7 @@ func nodeDiff(a, b *ironpool.Node) []string {
 
 // DeleteNode removes a node unless an allocation holds it.
 func (s *Store) DeleteNode(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.findNode(ctx, tx, name, s.Dialect.LockWait)
 		if err != nil {
 			return err
@@ -400,7 +400,7 @@ func (s *Store) DeleteNode(ctx context.Context, name string) error {
 
 // FinishCleaning ends a node's cleaning.
 func (s *Store) FinishCleaning(ctx context.Context, nodeID int64, errMsg string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		state, summary := ironpool.NodeAvailable, "cleaned; available"
 		if errMsg != "" {
 			state, summary = ironpool.NodeError, "cleaning failed: "+errMsg

@@ -38,6 +38,9 @@ type Dialect struct {
 	// Retryable reports transient conflicts (deadlock, serialization) after
 	// which the whole transaction may simply be run again.
 	Retryable func(err error) bool
+	// GroupCommit runs concurrent writes together in one transaction (see
+	// groupCommit); for engines with a single writer.
+	GroupCommit bool
 }
 
 // Store is the SQL store. Writes go through W; reads through R, which may
@@ -51,15 +54,33 @@ type Store struct {
 	Now func() time.Time
 	// OnClose runs after the pools are closed (e.g. to stop a listener).
 	OnClose func() error
+
+	group *groupCommit
 }
 
 // New returns a store over the given pools.
 func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
-	return &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: time.Now}
+	s := &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: time.Now}
+	if d.GroupCommit {
+		s.group = newGroupCommit(w)
+	}
+	return s
 }
 
-// Close closes both pools.
+// WriteStats reports how many write transactions callers ran and how many
+// commits they took; with group commit the second is smaller.
+func (s *Store) WriteStats() (writes, commits int64) {
+	if s.group == nil {
+		return 0, 0
+	}
+	return s.group.writes.Load(), s.group.commits.Load()
+}
+
+// Close closes both pools, after the write in progress.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	err := s.W.Close()
 	if s.R != s.W {
 		err = errors.Join(err, s.R.Close())
@@ -79,8 +100,12 @@ type querier interface {
 
 // write runs fn in a write transaction and commits it, retrying a few times
 // when the engine reports a transient conflict (PostgreSQL deadlock or
-// serialization failure). fn must be safe to run again.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// serialization failure). fn must be safe to run again, and must use the
+// context it is given, not its caller's (see groupCommit).
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, fn)
+	}
 	var err error
 	for attempt := 0; attempt < 8; attempt++ {
 		err = s.writeOnce(ctx, fn)
@@ -96,13 +121,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return err
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) writeOnce(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	tx, err := s.W.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -149,7 +174,7 @@ func (s *Store) insertEvent(ctx context.Context, q querier, action, subject, sum
 
 // AddEvent records an event that no other store change carries.
 func (s *Store) AddEvent(ctx context.Context, e *ironpool.Event) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.insertEvent(ctx, tx, e.Action, e.Subject, e.Summary)
 	})
 }
@@ -194,7 +219,7 @@ func (s *Store) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*iron
 func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	now := s.Now()
 	var got string
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 			WHERE leases.holder = excluded.holder OR leases.expires_at < $4`,

@@ -12,7 +12,7 @@ import (
 
 // CreateToken stores a token (its hash only).
 func (s *Store) CreateToken(ctx context.Context, t *ironpool.Token) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return s.insertToken(ctx, tx, t) })
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.insertToken(ctx, tx, t) })
 }
 
 func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t *ironpool.Token) error {
@@ -33,7 +33,8 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t *ironpool.Token) 
 // together cannot both see an empty table.
 func (s *Store) CreateFirstToken(ctx context.Context, t *ironpool.Token) (bool, error) {
 	created := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		created = false
 		if s.Dialect.Name == "postgres" {
 			if _, err := tx.ExecContext(ctx, `LOCK TABLE tokens IN EXCLUSIVE MODE`); err != nil {
 				return err
@@ -98,7 +99,7 @@ func (s *Store) FindTokens(ctx context.Context) ([]*ironpool.Token, error) {
 
 // RevokeToken marks a token revoked; revoking twice is not an error.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var revoked int64
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM tokens WHERE id = $1`, id).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -136,7 +137,7 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 
 func (s *Store) resealBatch(ctx context.Context, after int64) (int, int64, error) {
 	n, last := 0, int64(0)
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, last = 0, 0
 		rows, err := tx.QueryContext(ctx, `SELECT id, uuid, bmc_password FROM nodes WHERE id > $1 ORDER BY id LIMIT 500`, after)
 		if err != nil {
