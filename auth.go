@@ -103,6 +103,9 @@ type EventFilter struct {
 	Subject string
 	Action  string
 	Limit   int
+	// Tail, when positive, keeps only the newest Tail events that match
+	// (still listed oldest first): the dashboard's "recent events".
+	Tail int
 }
 
 // Sealer encrypts secrets at rest. aad binds a ciphertext to the row and

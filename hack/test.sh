@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of ironpool: vet, gofmt, the Go suites with the race detector
-# (SQLite always; PostgreSQL and a real Ironic as this machine provides them,
-# reported as skipped with the reason otherwise), the fuzz corpora, and the
-# Python Molten Iron client. `make test` and .ci/run both call this.
+# (SQLite always; PostgreSQL, a real Ironic and a real Chromium for the
+# dashboard as this machine provides them, each reported as skipped with the
+# reason otherwise), the fuzz corpora, and the Python Molten Iron client.
+# `make test` and .ci/run both call this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,15 @@ if ! command -v ironic >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
   step "installing Ironic (Debian packages)"
   d=$(mktemp -d)
   if IRONIC_PORT=16385 bash hack/ironic/start.sh "$d" >/dev/null; then bash hack/ironic/stop.sh "$d" --purge >/dev/null 2>&1 || true; fi
+fi
+
+# The dashboard test drives the page in a real headless Chromium. Install
+# Debian's package when it is missing and we may (root with apt-get); the
+# test reports itself skipped, saying why, when no Chromium can be had.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing Chromium (Debian package) for the dashboard test"
+  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/tmp/ironpool-chromium-apt.log 2>&1; }
+  apt_install || { apt-get update -q >/dev/null 2>&1 && apt_install; } || echo "note: could not install Chromium; the browser test will report itself skipped"
 fi
 
 step "go test -race ./..."

@@ -155,7 +155,7 @@ func (a *app) capacityCmd() *cobra.Command {
 func (a *app) eventsCmd() *cobra.Command {
 	var since, subject, action string
 	var after int64
-	var limit int
+	var limit, tail int
 	c := &cobra.Command{
 		Use:   "events [--since 1h|RFC3339] [--subject node/NAME] [--action allocation.created]",
 		Short: "Read the audit log: who changed what, when",
@@ -169,6 +169,9 @@ func (a *app) eventsCmd() *cobra.Command {
 			}
 			if after > 0 {
 				q.Set("after", fmt.Sprint(after))
+			}
+			if tail > 0 {
+				q.Set("tail", fmt.Sprint(tail))
 			}
 			if limit > 0 {
 				q.Set("limit", fmt.Sprint(limit))
@@ -193,6 +196,7 @@ func (a *app) eventsCmd() *cobra.Command {
 	f.StringVar(&action, "action", "", "only this action, e.g. allocation.created")
 	f.Int64Var(&after, "after", 0, "only events after this id (for paging)")
 	f.IntVar(&limit, "limit", 0, "at most this many")
+	f.IntVar(&tail, "tail", 0, "only the newest N (listed oldest first)")
 	return c
 }
 

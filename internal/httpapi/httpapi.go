@@ -16,6 +16,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"ironpool"
+	"ironpool/internal/dashboard"
 	"ironpool/internal/pool"
 )
 
@@ -49,6 +50,7 @@ func New(svc *pool.Service, log *slog.Logger) *Server {
 	s.routes()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
+	dashboard.Register(mux)
 	return s
 }
 

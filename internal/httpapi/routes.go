@@ -358,12 +358,13 @@ func (s *Server) routes() {
 			Subject string `query:"subject" maxLength:"128"`
 			Action  string `query:"action" maxLength:"64"`
 			Limit   int    `query:"limit" minimum:"0" maximum:"10000"`
+			Tail    int    `query:"tail" minimum:"0" maximum:"10000" doc:"Only the newest N matching events (still oldest first)"`
 		}) (*struct {
 			Body struct {
 				Events []*ironpool.Event `json:"events"`
 			}
 		}, error) {
-			f := ironpool.EventFilter{AfterID: in.After, Subject: in.Subject, Action: in.Action, Limit: in.Limit}
+			f := ironpool.EventFilter{AfterID: in.After, Subject: in.Subject, Action: in.Action, Limit: in.Limit, Tail: in.Tail}
 			if in.Since != "" {
 				if t, err := time.Parse(time.RFC3339, in.Since); err == nil {
 					f.Since = t

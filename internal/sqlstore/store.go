@@ -195,7 +195,11 @@ func (s *Store) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*iron
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	q += fmt.Sprintf(" ORDER BY id LIMIT %d", limit)
+	if f.Tail > 0 {
+		q = fmt.Sprintf("SELECT * FROM (%s ORDER BY id DESC LIMIT %d) tail ORDER BY id", q, min(f.Tail, limit))
+	} else {
+		q += fmt.Sprintf(" ORDER BY id LIMIT %d", limit)
+	}
 	rows, err := s.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find events: %w", err)

@@ -69,6 +69,9 @@ func testEvents(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			{"SubjectAndAction", ironpool.EventFilter{Subject: "node/n0", Action: "a.one"}, "0"},
 			{"AfterIDAndAction", ironpool.EventFilter{AfterID: all[1].ID, Action: "a.one"}, "2,4"},
 			{"Limit", ironpool.EventFilter{Limit: 2}, "0,1"},
+			{"Tail", ironpool.EventFilter{Tail: 2}, "4,5"},
+			{"TailOfAction", ironpool.EventFilter{Tail: 2, Action: "a.one"}, "2,4"},
+			{"TailLongerThanAll", ironpool.EventFilter{Tail: 50}, "0,1,2,3,4,5"},
 			{"Since", ironpool.EventFilter{Since: time.Now().Add(time.Hour)}, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
