@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -100,7 +101,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, &ironpool.Error{Code: ironpool.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach ironpool at %s: %v", c.BaseURL, unwrapURLError(err)),
-			Hint: "is `ironpool serve` running? set IRONPOOL_URL to its address"}
+			Hint: connectHint(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -227,4 +228,25 @@ func (c *Client) Status(ctx context.Context) (*ironpool.Status, error) {
 	var out ironpool.Status
 	_, err := c.Do(ctx, "GET", "/v1/status", nil, &out)
 	return &out, err
+}
+
+// connectHint says what to do about a failed connection. A certificate the
+// CLI does not trust is reached-but-refused, and "is serve running?" would
+// send the user looking in the wrong place.
+func connectHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown) || errors.As(err, &verify) && errors.As(verify.Err, &unknown):
+		return "the server's certificate is not signed by a CA this client trusts: pass --ca-file (IRONPOOL_CA_FILE) with the CA or the server's certificate"
+	case errors.As(err, &host):
+		return "the server's certificate does not name this host: use the name it was issued for in IRONPOOL_URL"
+	case errors.As(err, &invalid) || errors.As(err, &verify):
+		return "the server's certificate is not valid here (expired or not for serving): check --tls-cert on the server"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "the server speaks plain HTTP: use http:// in IRONPOOL_URL"
+	}
+	return "is `ironpool serve` running? set IRONPOOL_URL to its address"
 }

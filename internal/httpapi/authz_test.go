@@ -335,6 +335,17 @@ func TestBadTokens(t *testing.T) {
 			}
 		})
 	}
+	// Authentication comes before validation: without a token, a deploy
+	// with no image is 401, not a 400 that describes the request's fields.
+	t.Run("NoTokenBeforeValidation", func(t *testing.T) {
+		id := s.allocation("lab1")
+		if st, _, body := s.do("", "POST", "/v1/allocations/"+id+"/deploy", map[string]any{"image": ""}); st != 401 {
+			t.Errorf("deploy without a token or an image: %d, want 401: %s", st, body)
+		}
+		if st, _, body := s.do(s.operator, "POST", "/v1/allocations/"+id+"/deploy", map[string]any{"image": ""}); st != 403 {
+			t.Errorf("deploy by an operator without an image: %d, want 403: %s", st, body)
+		}
+	})
 	t.Run("Forbidden", func(t *testing.T) {
 		st, hdr, body := s.do(s.user, "GET", "/v1/tokens", nil)
 		if st != 403 || hdr.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), `"forbidden"`) {

@@ -391,6 +391,12 @@ var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 // Ironic's last_error. Handoff allocations cannot be deployed: their nodes
 // are in maintenance and driven by the owner's own Ironic.
 func (s *Service) DeployAllocation(ctx context.Context, id string, req DeployRequest) (*ironpool.Allocation, error) {
+	// Who may ask comes before what was asked: a caller without a token
+	// learns 401, not which fields of a deploy are wrong. driveAllocation
+	// checks the owner once the allocation is loaded.
+	if _, err := Authorize(ctx, OpAllocDeploy); err != nil {
+		return nil, err
+	}
 	if req.Image == "" {
 		return nil, ironpool.FieldErrorf("image", "is required (an http(s):// or file:// URL)")
 	}

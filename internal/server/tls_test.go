@@ -117,6 +117,9 @@ func TestTLS(t *testing.T) {
 	if !strings.Contains(errOut, "certificate") {
 		t.Errorf("the refusal does not say the certificate is the problem: %s", errOut)
 	}
+	if !strings.Contains(errOut, "--ca-file") || strings.Contains(errOut, "running?") {
+		t.Errorf("the hint should point at --ca-file, not at a server that is not running: %s", errOut)
+	}
 
 	if code, _, errOut := runCLI(t, env, "status", "--ca-file", certFile); code != 0 {
 		t.Errorf("with --ca-file: exit %d: %s", code, errOut)
@@ -129,5 +132,11 @@ func TestTLS(t *testing.T) {
 	plain := map[string]string{"IRONPOOL_URL": strings.Replace(url, "https://", "http://", 1), "IRONPOOL_TOKEN": env["IRONPOOL_TOKEN"]}
 	if code, _, _ := runCLI(t, plain, "status"); code == 0 {
 		t.Error("plain HTTP to the TLS listener worked")
+	}
+	// And https:// to a plain listener says so instead of "not running".
+	plainURL := serveCLI(t, nil, "--data-dir", filepath.Join(dir, "plain"))
+	code, _, errOut = runCLI(t, map[string]string{"IRONPOOL_URL": strings.Replace(plainURL, "http://", "https://", 1)}, "status")
+	if code == 0 || !strings.Contains(errOut, "plain HTTP") {
+		t.Errorf("https:// to a plain HTTP server: exit %d: %s", code, errOut)
 	}
 }
