@@ -3,8 +3,6 @@ package bench_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -16,15 +14,12 @@ import (
 	"ironpool/internal/bench"
 	"ironpool/internal/client"
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 func startServer(t *testing.T) (*server.Main, *client.Client) {
 	t.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := servertest.Start(t, nil)
 	c, err := client.New(m.URL(), m.AdminToken, client.Options{})
 	if err != nil {
 		t.Fatal(err)

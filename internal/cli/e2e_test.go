@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"ironpool/internal/cli"
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // env is a running server plus a way to drive the CLI against it.
@@ -25,12 +24,7 @@ type env struct {
 // start runs the real server on 127.0.0.1:0 with a temp SQLite database.
 func start(t *testing.T) *env {
 	t.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return &env{t: t, m: m}
+	return &env{t: t, m: servertest.Start(t, nil)}
 }
 
 // run executes the CLI with args and returns stdout, stderr and exit code.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"ironpool/internal/ironictest"
 	"ironpool/internal/pool"
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // These tests run the real server (server.Main, as `ironpool serve` does)
@@ -27,12 +26,8 @@ import (
 // is short so convergence after an outage is quick to observe.
 func startWithIronic(t *testing.T, url string) *env {
 	t.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ironic: server.IronicOptions{URL: url, DriverOverride: ironic.FakeDriver, SyncInterval: -1, RetryMax: time.Second}}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := servertest.Start(t, &server.Main{
+		Ironic: server.IronicOptions{URL: url, DriverOverride: ironic.FakeDriver, SyncInterval: -1, RetryMax: time.Second}})
 	return &env{t: t, m: m}
 }
 

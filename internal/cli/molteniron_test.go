@@ -3,8 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,18 +10,14 @@ import (
 
 	"ironpool/internal/cli"
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // mustMoltenIron starts a server with the Molten Iron listener acting as
 // admin, and returns a runner for `ironpool molteniron ...` against it.
 func mustMoltenIron(t *testing.T) (*server.Main, func(args ...string) (int, string, string)) {
 	t.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "admin",
-		DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := servertest.Start(t, &server.Main{MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "admin"})
 	env := map[string]string{"IRONPOOL_MOLTENIRON_URL": "http://" + m.MoltenIronListen}
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // hostile is a maintenance reason that would become an element (and run
@@ -35,11 +35,7 @@ type pool struct {
 
 func startPool(t *testing.T) *pool {
 	t.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := servertest.Start(t, nil)
 	p := &pool{t: t, m: m, admin: m.AdminToken}
 	p.call("POST", "/v1/flavors", map[string]any{"name": "small", "cpus": 4}, 201, nil)
 	for i := 1; i <= 3; i++ {

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // testServer is a real ironpool server on a free port with tokens for each
@@ -30,12 +30,7 @@ type testServer struct {
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	logs := &testlog.Buffer{}
-	m := &server.Main{Listen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := servertest.Start(t, &server.Main{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	s := &testServer{t: t, m: m, logs: logs, admin: m.AdminToken}
 	s.operator = s.token("operator")
 	s.user = s.token("user", "lab1")

@@ -19,6 +19,7 @@ import (
 	"ironpool"
 	"ironpool/internal/molteniron"
 	"ironpool/internal/server"
+	"ironpool/internal/servertest"
 )
 
 // MustMain starts the same server the binary runs, on loopback port 0 with
@@ -26,16 +27,11 @@ import (
 // unless opt says otherwise.
 func MustMain(tb testing.TB, opt ...func(*server.Main)) *server.Main {
 	tb.Helper()
-	m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "admin",
-		DataDir: tb.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m := &server.Main{MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "admin"}
 	for _, o := range opt {
 		o(m)
 	}
-	if err := m.Run(context.Background()); err != nil {
-		tb.Fatalf("run: %v", err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	return m
+	return servertest.Start(tb, m)
 }
 
 // adminCtx is a context acting as the system admin, for setting up and

@@ -52,39 +52,57 @@ func keys(t *testing.T, s *Store) []string {
 	return out
 }
 
-// holdWriter starts a write that blocks until the returned release is
-// called, then waits until n other writes queue behind it, so that they
-// all land in the next group.
-func holdWriter(t *testing.T, s *Store, start func()) (release func()) {
+// call is one caller's write for inOneGroup; a nil ctx is Background.
+type call struct {
+	ctx context.Context
+	fn  func(context.Context, *sql.Tx) error
+}
+
+// inOneGroup holds the writer with a blocking write, queues calls behind it
+// (each from its own goroutine, as concurrent requests would), runs
+// meanwhile once all are queued, then releases the writer so the calls run
+// as one group. It returns each call's error and any panic it raised.
+func inOneGroup(t *testing.T, s *Store, calls []call, meanwhile func()) ([]error, []any) {
 	t.Helper()
 	gate, held := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	heldErr := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		err := s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+		heldErr <- s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 			close(held)
 			<-gate
 			return insertKey(ctx, tx, "held")
 		})
-		if err != nil {
-			t.Errorf("held write: %v", err)
-		}
 	}()
 	<-held
-	start()
-	return func() { close(gate); wg.Wait() }
-}
-
-func waitQueued(t *testing.T, s *Store, n int64) {
-	t.Helper()
+	errs, panics := make([]error, len(calls)), make([]any, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		if c.ctx == nil {
+			c.ctx = context.Background()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			errs[i] = s.write(c.ctx, c.fn)
+		}()
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.group.waiting.Load() < n {
+	for s.group.waiting.Load() < int64(len(calls)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d writes queued", s.group.waiting.Load(), n)
+			t.Fatalf("only %d of %d writes queued", s.group.waiting.Load(), len(calls))
 		}
 		time.Sleep(time.Millisecond)
 	}
+	if meanwhile != nil {
+		meanwhile()
+	}
+	close(gate)
+	if err := <-heldErr; err != nil {
+		t.Errorf("held write: %v", err)
+	}
+	wg.Wait()
+	return errs, panics
 }
 
 // TestGroupCommitIsolatesFailures runs ten writes in one group, every third
@@ -92,29 +110,20 @@ func waitQueued(t *testing.T, s *Store, n int64) {
 // own error, the others commit, and the group took one commit.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	s := groupStore(t)
-	errs := make([]error, 10)
-	var wg sync.WaitGroup
-	release := holdWriter(t, s, func() {
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-					if err := insertKey(ctx, tx, fmt.Sprint("k", i)); err != nil {
-						return err
-					}
-					if i%3 == 0 {
-						return fmt.Errorf("refused %d", i)
-					}
-					return nil
-				})
-			}()
+	calls := make([]call, 10)
+	for i := range calls {
+		calls[i].fn = func(ctx context.Context, tx *sql.Tx) error {
+			if err := insertKey(ctx, tx, fmt.Sprint("k", i)); err != nil {
+				return err
+			}
+			if i%3 == 0 {
+				return fmt.Errorf("refused %d", i)
+			}
+			return nil
 		}
-		waitQueued(t, s, int64(len(errs)))
-	})
-	release()
-	wg.Wait()
-	var want []string
+	}
+	errs, _ := inOneGroup(t, s, calls, nil)
+	want := []string{"held"}
 	for i, err := range errs {
 		if i%3 == 0 {
 			if err == nil || err.Error() != fmt.Sprint("refused ", i) {
@@ -127,7 +136,6 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		}
 		want = append(want, fmt.Sprint("k", i))
 	}
-	want = append(want, "held")
 	sort.Strings(want)
 	if got := keys(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("table holds %v, want %v", got, want)
@@ -141,20 +149,8 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 // a later write sees an earlier one's row (as a unique violation here).
 func TestGroupCommitSeesEarlierWrites(t *testing.T) {
 	s := groupStore(t)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	release := holdWriter(t, s, func() {
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "same") })
-			}()
-		}
-		waitQueued(t, s, 2)
-	})
-	release()
-	wg.Wait()
+	same := call{fn: func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "same") }}
+	errs, _ := inOneGroup(t, s, []call{same, same}, nil)
 	if (errs[0] == nil) == (errs[1] == nil) {
 		t.Fatalf("two writes of one key in a group: %v and %v; want exactly one to fail", errs[0], errs[1])
 	}
@@ -169,29 +165,20 @@ func TestGroupCommitSeesEarlierWrites(t *testing.T) {
 // commit, exactly once.
 func TestGroupCommitFallsBackAlone(t *testing.T) {
 	s := groupStore(t)
-	errs := make([]error, 4)
-	var wg sync.WaitGroup
-	release := holdWriter(t, s, func() {
-		for i := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-					if err := insertKey(ctx, tx, fmt.Sprint("k", i)); err != nil {
-						return err
-					}
-					if i == 2 {
-						_, err := tx.ExecContext(ctx, `ROLLBACK`)
-						return err
-					}
-					return nil
-				})
-			}()
+	calls := make([]call, 4)
+	for i := range calls {
+		calls[i].fn = func(ctx context.Context, tx *sql.Tx) error {
+			if err := insertKey(ctx, tx, fmt.Sprint("k", i)); err != nil {
+				return err
+			}
+			if i == 2 {
+				_, err := tx.ExecContext(ctx, `ROLLBACK`)
+				return err
+			}
+			return nil
 		}
-		waitQueued(t, s, int64(len(errs)))
-	})
-	release()
-	wg.Wait()
+	}
+	errs, _ := inOneGroup(t, s, calls, nil)
 	for i, err := range errs {
 		if (err != nil) != (i == 2) {
 			t.Errorf("write %d: %v", i, err)
@@ -207,41 +194,23 @@ func TestGroupCommitFallsBackAlone(t *testing.T) {
 // rest of the group commits.
 func TestGroupCommitPanicAndCancel(t *testing.T) {
 	s := groupStore(t)
-	var wg sync.WaitGroup
-	var panicked any
-	var okErr, cancelErr error
 	cctx, cancel := context.WithCancel(context.Background())
-	release := holdWriter(t, s, func() {
-		wg.Add(3)
-		go func() {
-			defer wg.Done()
-			defer func() { panicked = recover() }()
-			s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
-				insertKey(ctx, tx, "panic")
-				panic("boom")
-			})
-		}()
-		go func() {
-			defer wg.Done()
-			okErr = s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "ok") })
-		}()
-		go func() {
-			defer wg.Done()
-			cancelErr = s.write(cctx, func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "canceled") })
-		}()
-		waitQueued(t, s, 3)
-		cancel()
-	})
-	release()
-	wg.Wait()
-	if panicked == nil {
+	errs, panics := inOneGroup(t, s, []call{
+		{fn: func(ctx context.Context, tx *sql.Tx) error {
+			insertKey(ctx, tx, "panic")
+			panic("boom")
+		}},
+		{fn: func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "ok") }},
+		{ctx: cctx, fn: func(ctx context.Context, tx *sql.Tx) error { return insertKey(ctx, tx, "canceled") }},
+	}, cancel)
+	if panics[0] == nil {
 		t.Error("the panic was not raised in its caller")
 	}
-	if okErr != nil {
-		t.Errorf("the good write failed: %v", okErr)
+	if errs[1] != nil || panics[1] != nil {
+		t.Errorf("the good write failed: %v %v", errs[1], panics[1])
 	}
-	if !errors.Is(cancelErr, context.Canceled) {
-		t.Errorf("canceled write: %v, want context.Canceled", cancelErr)
+	if !errors.Is(errs[2], context.Canceled) {
+		t.Errorf("canceled write: %v, want context.Canceled", errs[2])
 	}
 	if got := keys(t, s); fmt.Sprint(got) != "[held ok]" {
 		t.Fatalf("table holds %v, want [held ok]", got)
