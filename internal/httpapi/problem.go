@@ -58,14 +58,23 @@ func init() {
 			}
 			var d huma.ErrorDetailer
 			if errors.As(e, &d) {
-				p.Errors = append(p.Errors, d.ErrorDetail())
+				detail := *d.ErrorDetail()
+				// The submitted value is not echoed: it may be a BMC
+				// password of the wrong type, and the client has it anyway.
+				detail.Value = nil
+				p.Errors = append(p.Errors, &detail)
 			} else {
 				p.Errors = append(p.Errors, &huma.ErrorDetail{Message: e.Error()})
 			}
 		}
 		if len(p.Errors) > 0 {
 			first := p.Errors[0]
-			p.Field = strings.TrimPrefix(strings.TrimPrefix(first.Location, "body."), "query.")
+			// "body.items[0].count", "query.limit", "path.id": the field is
+			// named as the API documents it, without where it was sent.
+			p.Field = first.Location
+			for _, in := range []string{"body.", "query.", "path.", "header."} {
+				p.Field = strings.TrimPrefix(p.Field, in)
+			}
 			if first.Location == "body" {
 				p.Field = ""
 			}
