@@ -10,8 +10,6 @@ import (
 
 	"ironpool"
 	"ironpool/internal/pool"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlite"
 	"ironpool/internal/sqlstore"
 )
 
@@ -30,14 +28,7 @@ func (c *clock) Add(d time.Duration) {
 
 func open(t *testing.T, now func() time.Time) (*sqlstore.Store, *pool.Service, context.Context) {
 	t.Helper()
-	ctx := ironpool.NewContextWithActor(context.Background(), &ironpool.Actor{TokenID: "test", Role: ironpool.RoleAdmin})
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/pool.db", ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, ctx := pool.OpenTestStore(t)
 	st.Now = now
 	svc := pool.New(st, pool.Config{LoopInterval: 200 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.Now = now
