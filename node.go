@@ -167,7 +167,7 @@ func ParseBMCAddress(field, addr string) (*url.URL, error) {
 	if strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
 		return nil, FieldErrorf(field, "host %q is not valid", truncate(host, 60))
 	}
-	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(addr, "#") {
+	if strings.Contains(addr, "#") {
 		return nil, FieldErrorf(field, "must not have a #fragment; a BMC does not use one")
 	}
 	// The limit holds for the escaped form too: the parser turns a space in

@@ -157,7 +157,7 @@ func (a *app) eventsCmd() *cobra.Command {
 	var after int64
 	var limit, tail int
 	c := &cobra.Command{
-		Use:   "events [--since 1h|RFC3339] [--subject node/NAME] [--action allocation.created]",
+		Use:   "events [--since 1h|RFC3339] [--subject node/NAME] [--action allocation.created] [--tail N]",
 		Short: "Read the audit log: who changed what, when",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

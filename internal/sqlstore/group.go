@@ -147,7 +147,7 @@ func (g *groupCommit) run(batch []*groupReq) {
 		}
 	}
 	for _, r := range live {
-		r.err = g.alone(r)
+		r.err = inTx(r.ctx, g.db, r.call)
 		g.commits.Add(1)
 		g.writes.Add(1)
 		close(r.done)
@@ -155,8 +155,8 @@ func (g *groupCommit) run(batch []*groupReq) {
 }
 
 // together runs the group in one transaction, each function under its own
-// savepoint. An error return means the shared transaction failed and
-// nothing of it was committed.
+// savepoint, and records each function's own error. An error return means
+// the shared transaction failed and nothing of it was committed.
 func (g *groupCommit) together(live []*groupReq) error {
 	ctx := context.Background()
 	tx, err := g.db.BeginTx(ctx, nil)
@@ -168,7 +168,7 @@ func (g *groupCommit) together(live []*groupReq) error {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT grp`); err != nil {
 			return err
 		}
-		if r.call(context.WithoutCancel(r.ctx), tx) != nil {
+		if r.err = r.call(context.WithoutCancel(r.ctx), tx); r.err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO grp`); err != nil {
 				return fmt.Errorf("roll back one write of a group: %w", err)
 			}
@@ -176,19 +176,6 @@ func (g *groupCommit) together(live []*groupReq) error {
 		if _, err := tx.ExecContext(ctx, `RELEASE grp`); err != nil {
 			return err
 		}
-	}
-	return tx.Commit()
-}
-
-// alone runs one function in its own transaction, as an ungrouped write.
-func (g *groupCommit) alone(r *groupReq) error {
-	tx, err := g.db.BeginTx(r.ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := r.call(r.ctx, tx); err != nil {
-		return err
 	}
 	return tx.Commit()
 }
@@ -203,6 +190,5 @@ func (r *groupReq) call(ctx context.Context, tx *sql.Tx) (err error) {
 			err = fmt.Errorf("panic in write: %v", p)
 		}
 	}()
-	r.err = r.fn(ctx, tx)
-	return r.err
+	return r.fn(ctx, tx)
 }

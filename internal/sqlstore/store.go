@@ -108,7 +108,7 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.
 	}
 	var err error
 	for attempt := 0; attempt < 8; attempt++ {
-		err = s.writeOnce(ctx, fn)
+		err = inTx(ctx, s.W, fn)
 		if err == nil || s.Dialect.Retryable == nil || !s.Dialect.Retryable(err) {
 			return err
 		}
@@ -121,8 +121,9 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.
 	return err
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	tx, err := s.W.BeginTx(ctx, nil)
+// inTx runs fn in one transaction on db and commits it unless fn fails.
+func inTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
