@@ -252,10 +252,16 @@ func constraintSQL(c *ironpool.Constraints, n int) ([]string, []any) {
 		add("pool = $%d", c.Pool)
 	}
 	for _, t := range c.Traits {
-		add("traits LIKE $%d", "%,"+t+",%")
+		add(`traits LIKE $%d ESCAPE '\'`, "%,"+likeEscaper.Replace(t)+",%")
 	}
 	return where, args
 }
+
+// likeEscaper quotes LIKE's wildcards in a trait, so that `_` in CUSTOM_GPU
+// matches only `_` and not any one character (CUSTOMXGPU). The traits
+// column is ",A,B," and a trait holds no comma, so the escaped pattern
+// "%,T,%" matches exactly the nodes that carry T.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // UpdateNode is a read-modify-write of one node inside one transaction.
 func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.Node) error) (*ironpool.Node, error) {
