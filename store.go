@@ -38,17 +38,23 @@ type Store interface {
 	FindAllocations(ctx context.Context, f AllocationFilter) ([]*Allocation, error)
 	// FindAllocation returns the allocation with its nodes (secrets opened).
 	FindAllocation(ctx context.Context, id string) (*Allocation, error)
-	// ExtendAllocation sets a live allocation's expiry. ECONFLICT if not live.
-	ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*Allocation, error)
+	// ExtendAllocation sets an active allocation's expiry to the store's
+	// now + ttl, deciding on the row as it is inside the writing
+	// transaction: an allocation the reaper ended first gets ECONFLICT, and
+	// one extended first is not expired. ENOTFOUND for an unknown id.
+	ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*Allocation, error)
 	// ReleaseAllocations ends the live allocations selected by id or owner
 	// (state final: released or expired) and returns them; already-ended ones
 	// selected by id are returned unchanged. Nodes go to cleaning with
 	// Pending "clean", or straight to available when cleanInline is set (a
 	// local pool with no cleaning hook: cleaning is a no-op).
 	ReleaseAllocations(ctx context.Context, sel ReleaseSelector, final AllocationState, cleanInline bool) ([]*Allocation, error)
-	// ExpiredAllocations lists ids of active allocations whose expiry is at
-	// or before now.
-	ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error)
+	// ExpireAllocations ends (state expired) every active allocation whose
+	// expiry is at or before the store's now, and returns them. The expiry
+	// is read in the same transaction that releases, on the locked row, so a
+	// renewal that committed first is always honoured. Nodes go to cleaning
+	// as with ReleaseAllocations.
+	ExpireAllocations(ctx context.Context, cleanInline bool) ([]*Allocation, error)
 	// NextExpiry is the earliest expiry of an active allocation (zero if none).
 	NextExpiry(ctx context.Context) (time.Time, error)
 	// FinishCleaning moves a cleaning node to available, or to error with

@@ -212,16 +212,12 @@ func (s *Service) loop(ctx context.Context) {
 func (s *Service) tick(ctx context.Context) time.Duration {
 	now := s.Now()
 	changed := false
-	ids, err := s.Store.ExpiredAllocations(ctx, now)
+	expired, err := s.Store.ExpireAllocations(ctx, s.cleanInline())
 	if err != nil {
 		s.Log.Warn("reaper", "err", err)
 	}
-	for _, id := range ids {
-		if _, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocExpired, s.cleanInline()); err != nil {
-			s.Log.Warn("reaper: release", "allocation", id, "err", err)
-			continue
-		}
-		s.Log.Info("lease expired", "allocation", id)
+	for _, a := range expired {
+		s.Log.Info("lease expired", "allocation", a.ID)
 		changed = true
 	}
 	if n := s.cleanNodes(ctx); n > 0 {

@@ -27,3 +27,6 @@ func testStore(t *testing.T) (*sqlstore.Store, context.Context) {
 
 // OpenTestStore is testStore for the external pool_test package.
 var OpenTestStore = testStore
+
+// Tick runs the background work once, as the loop does on the leader.
+func Tick(s *Service, ctx context.Context) { s.tick(ctx) }

@@ -170,10 +170,16 @@ func (s *Store) resealBatch(ctx context.Context, after int64) (int, int64, error
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2`, sealed, r.id); err != nil {
+			// Compare-and-set: the batch was read without row locks, so a
+			// password changed since then (sealed under the current key
+			// already) must not be overwritten with the value read before.
+			res, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2 AND bmc_password = $3`, sealed, r.id, r.sealed)
+			if err != nil {
 				return err
 			}
-			n++
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
 		}
 		return nil
 	})
