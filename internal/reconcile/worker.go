@@ -1,172 +1,207 @@
-package pool
+package reconcile
 
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"ironpool"
-	"ironpool/internal/ironic"
 )
 
-// The reconciler carries out the Ironic side effects that allocation,
-// release and registration owe, after their transactions commit. The pool
-// database is the source of truth: a node's pending column says what Ironic
-// still has to be told, and the reconciler works until it is told, retrying
-// with backoff while Ironic is down and recording the last failure on the
-// node, so that nothing is lost when Ironic (or ironpool) restarts and an
-// operator can see why a node is not back yet.
-
-// Pending side effects.
-const (
-	pendingCheckout = "checkout" // handoff: maintenance on; lessee: lessee set
-	pendingClean    = "clean"    // undo the checkout, manage, provide (Ironic cleans)
-	pendingRegister = "register" // enroll the pool node into Ironic
-)
+// The pool database is the source of truth: a node's Pending says what is
+// still owed for it (a clean command to run, a checkout or clean in the
+// backend, a registration), and the reconciler works until it is done,
+// retrying with backoff while a backend is down and recording the last
+// failure on the node, so that nothing is lost when the backend (or
+// ironpool) restarts and an operator can see why a node is not back yet.
 
 // scanEvery limits how often the reconciler reads the pending nodes: the
 // loop wakes on every allocation, and a full scan per wake-up would tax a
 // busy pool for nothing.
 const scanEvery = 200 * time.Millisecond
 
-// reconcile starts work for nodes with a pending side effect (at most
-// IronicConfig.Workers at a time, each node once, after its backoff) and
-// the periodic sync when it is due. It never waits for Ironic: the loop
-// also serves expiries and the queue. It returns how many nodes finished a
-// step since the last call, so the loop can wake waiters.
-func (s *Service) reconcile(ctx context.Context) int {
-	if s.Backend == nil {
-		return 0
+// workers is the reconciler's memory of work in flight. It is deliberately
+// in-memory only: what must survive a restart (which nodes owe which side
+// effect) is the node's Pending, and the retry schedule may start over.
+type workers struct {
+	inflight map[int64]bool
+	retry    map[int64]retryState
+	// backend bounds backend calls in flight, clean bounds clean commands:
+	// a slow Ironic never holds up local cleaning, nor the reverse.
+	backend, clean chan struct{}
+	finished       int
+	syncing        bool
+	lastSync       time.Time
+	lastScan       time.Time
+}
+
+type retryState struct {
+	fails int
+	next  time.Time
+	// interrupted is set when an attempt ended because the backend went
+	// away; a failure state found afterwards is then the backend's reaction
+	// to the interruption (a conductor restart fails in-flight cleaning),
+	// not a verdict on the hardware, and is retried.
+	interrupted bool
+}
+
+// errUnchanged aborts an UpdateNode that has nothing to write.
+var errUnchanged = errors.New("unchanged")
+
+// startWork starts workers for nodes with pending work (each node once,
+// after its backoff, within the worker bounds) and the periodic sync when
+// it is due. It never waits for a worker. It returns how many nodes
+// finished a step since the last call, so the loop can wake waiters.
+func (r *Reconciler) startWork(ctx context.Context) int {
+	now := r.Now()
+	r.mu.Lock()
+	w := &r.work
+	if w.inflight == nil {
+		w.inflight, w.retry = map[int64]bool{}, map[int64]retryState{}
+		w.backend = make(chan struct{}, r.Config.Backend.Workers)
+		w.clean = make(chan struct{}, r.Config.CleanWorkers)
 	}
-	cfg := s.Ironic.withDefaults()
-	st := &s.ironic
-	now := s.Now()
-	st.mu.Lock()
-	if st.inflight == nil {
-		st.inflight, st.retry = map[int64]bool{}, map[int64]retryState{}
-		st.sem = make(chan struct{}, cfg.Workers)
-	}
-	done := st.finished
-	st.finished = 0
-	startSync := cfg.SyncInterval > 0 && !st.syncing && now.Sub(st.lastSync) >= cfg.SyncInterval
+	done := w.finished
+	w.finished = 0
+	startSync := r.Backend != nil && r.Config.Backend.SyncInterval > 0 && !w.syncing && now.Sub(w.lastSync) >= r.Config.Backend.SyncInterval
 	if startSync {
-		st.syncing = true
+		w.syncing = true
 	}
-	scan := now.Sub(st.lastScan) >= scanEvery
+	scan := now.Sub(w.lastScan) >= scanEvery
 	if scan {
-		st.lastScan = now
+		w.lastScan = now
 	}
-	st.mu.Unlock()
+	r.mu.Unlock()
 	if startSync {
-		go s.periodicSync(ctx)
+		r.goWork(r.periodicSync)
 	}
 	if !scan {
 		return done
 	}
-	for _, state := range []ironpool.NodeState{ironpool.NodeAllocated, ironpool.NodeCleaning, ironpool.NodeEnrolling} {
-		nodes, err := s.Store.FindNodes(ctx, ironpool.NodeFilter{State: state})
+	states := []ironpool.NodeState{ironpool.NodeCleaning}
+	if r.Backend != nil {
+		states = append(states, ironpool.NodeAllocated, ironpool.NodeEnrolling)
+	}
+	for _, state := range states {
+		nodes, err := r.Store.FindNodes(ctx, ironpool.NodeFilter{State: state})
 		if err != nil {
 			if ctx.Err() == nil {
-				s.Log.Warn("reconciler", "err", err)
+				r.Log.Warn("reconciler", "err", err)
 			}
 			return done
 		}
 		for _, n := range nodes {
-			if n.Pending != "" {
-				s.dispatch(ctx, n)
+			if n.Pending != ironpool.PendingNone {
+				r.dispatch(n)
 			}
 		}
 	}
 	return done
 }
 
-// periodicSync runs one sync for the loop. A failure is logged once per
-// attempt and the next attempt waits a full interval, so a down Ironic is
-// not hammered by list requests.
-func (s *Service) periodicSync(ctx context.Context) {
-	res, err := s.SyncIronic(ctx)
-	st := &s.ironic
-	st.mu.Lock()
-	st.syncing = false
-	if err != nil {
-		st.lastSync = s.Now()
-	}
-	st.mu.Unlock()
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.Log.Warn("ironic sync", "err", err)
-	case err == nil && (len(res.Imported) > 0 || len(res.Updated) > 0 || len(res.Missing) > 0):
-		s.Log.Info("ironic sync", "imported", len(res.Imported), "updated", len(res.Updated), "missing", len(res.Missing))
-	}
-}
-
 // dispatch starts a worker for n unless one runs already, its backoff has
-// not passed, or every worker is busy (the next scan tries again).
-func (s *Service) dispatch(ctx context.Context, n *ironpool.Node) {
-	st := &s.ironic
-	st.mu.Lock()
-	if st.inflight[n.ID] || s.Now().Before(st.retry[n.ID].next) {
-		st.mu.Unlock()
+// not passed, the work needs a backend this server does not have, or every
+// worker of its kind is busy (the next scan tries again).
+func (r *Reconciler) dispatch(n *ironpool.Node) {
+	local := n.IronicUUID == "" && n.Pending == ironpool.PendingClean
+	if !local && r.Backend == nil {
 		return
+	}
+	r.mu.Lock()
+	w := &r.work
+	if w.inflight[n.ID] || r.Now().Before(w.retry[n.ID].next) {
+		r.mu.Unlock()
+		return
+	}
+	sem := w.backend
+	if local {
+		sem = w.clean
 	}
 	select {
-	case st.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	default:
-		st.mu.Unlock()
+		r.mu.Unlock()
 		return
 	}
-	st.inflight[n.ID] = true
-	st.mu.Unlock()
-	go func() {
-		err := s.drive(ctx, n)
-		st.mu.Lock()
-		delete(st.inflight, n.ID)
-		<-st.sem
-		r := st.retry[n.ID]
-		if err != nil && ctx.Err() == nil {
-			r.fails++
-			r.interrupted = ironpool.ErrorCode(err) == ironpool.EUNAVAILABLE
-			d := s.Ironic.withDefaults().RetryBase << min(r.fails-1, 10)
-			r.next = s.Now().Add(min(d, s.Ironic.withDefaults().RetryMax))
-			st.retry[n.ID] = r
-		} else {
-			delete(st.retry, n.ID)
-		}
-		st.finished++
-		st.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
-			s.Log.Info("ironic side effect failed; will retry", "node", n.Name, "pending", n.Pending, "attempt", r.fails, "err", err)
-		}
-		if ctx.Err() == nil {
-			s.notify()
-		}
-	}()
+	w.inflight[n.ID] = true
+	r.mu.Unlock()
+	started := r.goWork(func(ctx context.Context) {
+		err := r.drive(ctx, n)
+		r.finish(ctx, n, sem, err)
+	})
+	if !started {
+		r.mu.Lock()
+		delete(w.inflight, n.ID)
+		<-sem
+		r.mu.Unlock()
+	}
 }
 
-// drive performs n's pending side effect once. It returns an error only
-// when the step should be retried; failures that are final are recorded on
-// the node instead.
-func (s *Service) drive(ctx context.Context, snapshot *ironpool.Node) error {
-	n, err := s.Store.FindNode(ctx, snapshot.UUID)
+// finish records the outcome of one attempt on n: the backoff after a
+// failure, or a clean slate.
+func (r *Reconciler) finish(ctx context.Context, n *ironpool.Node, sem chan struct{}, err error) {
+	cfg := r.Config.Backend
+	r.mu.Lock()
+	w := &r.work
+	delete(w.inflight, n.ID)
+	<-sem
+	rs := w.retry[n.ID]
+	if err != nil && ctx.Err() == nil {
+		rs.fails++
+		rs.interrupted = ironpool.ErrorCode(err) == ironpool.EUNAVAILABLE
+		d := cfg.RetryBase << min(rs.fails-1, 10)
+		rs.next = r.Now().Add(min(d, cfg.RetryMax))
+		w.retry[n.ID] = rs
+	} else {
+		delete(w.retry, n.ID)
+	}
+	w.finished++
+	r.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		r.Log.Info("side effect failed; will retry", "node", n.Name, "pending", n.Pending, "attempt", rs.fails, "err", err)
+	}
+	if ctx.Err() == nil {
+		r.changed()
+		if r.Broadcast != nil {
+			r.Broadcast()
+		}
+		r.Wake()
+	}
+}
+
+// inflight reports whether a worker drives node id now.
+func (r *Reconciler) inflight(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.work.inflight[id]
+}
+
+// drive performs n's pending work once. It returns an error only when the
+// step should be retried; failures that are final are recorded on the node
+// instead.
+func (r *Reconciler) drive(ctx context.Context, snapshot *ironpool.Node) error {
+	n, err := r.Store.FindNode(ctx, snapshot.UUID)
 	if err != nil {
 		return nil // deleted meanwhile: nothing is owed
 	}
 	switch n.Pending {
-	case pendingCheckout:
-		return s.driveCheckout(ctx, n)
-	case pendingClean:
-		return s.driveClean(ctx, n)
-	case pendingRegister:
-		return s.driveRegister(ctx, n)
+	case ironpool.PendingCheckout:
+		return r.checkout(ctx, n)
+	case ironpool.PendingClean:
+		if n.IronicUUID == "" {
+			return r.cleanLocal(ctx, n)
+		}
+		return r.cleanBackend(ctx, n)
+	case ironpool.PendingRegister:
+		return r.register(ctx, n)
 	}
 	return nil
 }
 
 // notePending records why a pending step failed, if the node still owes it.
-func (s *Service) notePending(ctx context.Context, n *ironpool.Node, pending string, err error) {
+func (r *Reconciler) notePending(ctx context.Context, n *ironpool.Node, pending ironpool.Pending, err error) {
 	msg := errText(err)
-	_, uerr := s.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
+	_, uerr := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
 		if cur.Pending != pending || cur.LastError == msg {
 			return errUnchanged
 		}
@@ -174,202 +209,14 @@ func (s *Service) notePending(ctx context.Context, n *ironpool.Node, pending str
 		return nil
 	})
 	if uerr != nil && !errors.Is(uerr, errUnchanged) && ctx.Err() == nil {
-		s.Log.Warn("reconciler: record error", "node", n.Name, "err", uerr)
+		r.Log.Warn("reconciler: record error", "node", n.Name, "err", uerr)
 	}
-}
-
-// driveCheckout hands a freshly allocated node over in Ironic as the
-// allocation's mode says.
-func (s *Service) driveCheckout(ctx context.Context, n *ironpool.Node) error {
-	b := s.backendFor(n)
-	if b == nil {
-		return nil
-	}
-	allocID, owner := n.AllocationID, n.Owner
-	a, err := s.Store.FindAllocation(ctx, allocID)
-	if err != nil {
-		return err
-	}
-	switch a.Mode {
-	case ironpool.ModeHandoff:
-		err = b.SetMaintenance(ctx, n.IronicUUID, handoffReason(owner, allocID))
-	case ironpool.ModeLessee:
-		err = b.SetLessee(ctx, n.IronicUUID, owner)
-	}
-	if err != nil {
-		s.notePending(ctx, n, pendingCheckout, err)
-		return err
-	}
-	_, err = s.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-		// A release may have overtaken the checkout; then the clean step
-		// owns the node and undoes what was just done.
-		if cur.Pending != pendingCheckout || cur.AllocationID != allocID {
-			return errUnchanged
-		}
-		cur.Pending, cur.LastError = "", ""
-		return nil
-	})
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	return err
-}
-
-// driveClean returns a released node to Ironic's pool: it clears the
-// maintenance and lessee a checkout set, undeploys a node the owner
-// deployed, then manage → provide, so Ironic runs its cleaning; the pool
-// node is available only when Ironic reports it available. A failed clean
-// leaves the node in error with Ironic's last_error.
-func (s *Service) driveClean(ctx context.Context, n *ironpool.Node) error {
-	b := s.backendFor(n)
-	if b == nil {
-		return nil
-	}
-	fail := func(err error) error {
-		if retryable(err) {
-			s.notePending(ctx, n, pendingClean, err)
-			return err
-		}
-		var se *ironic.StateError
-		if errors.As(err, &se) && s.wasInterrupted(n.ID) {
-			// Ironic failed the step because it was stopped under it;
-			// try the whole step again rather than blame the node.
-			s.notePending(ctx, n, pendingClean, err)
-			return err
-		}
-		return s.finishClean(ctx, b, n, errText(err))
-	}
-	info, err := b.GetNode(ctx, n.IronicUUID)
-	if ironpool.ErrorCode(err) == ironpool.ENOTFOUND {
-		return s.finishClean(ctx, b, n, "ironic: node "+n.IronicUUID+" is no longer in Ironic")
-	} else if err != nil {
-		return fail(err)
-	}
-	if info.Maintenance {
-		if info.MaintenanceReason != "" && !strings.HasPrefix(info.MaintenanceReason, handoffPrefix) {
-			// Someone else put it in maintenance (the lab, an operator):
-			// that is not ours to undo.
-			return s.finishClean(ctx, b, n, "ironic: in maintenance: "+info.MaintenanceReason)
-		}
-		if err := b.ClearMaintenance(ctx, n.IronicUUID); err != nil {
-			return fail(err)
-		}
-	}
-	if info.Lessee != "" {
-		if err := b.SetLessee(ctx, n.IronicUUID, ""); err != nil {
-			return fail(err)
-		}
-	}
-	if t := info.TargetProvisionState; t != "" {
-		// A step is under way (ours, interrupted, or Ironic's own): let it
-		// finish before asking for the next one.
-		if info, err = b.WaitForProvisionState(ctx, n.IronicUUID, t, 0); err != nil && retryable(err) {
-			return fail(err)
-		}
-		if info, err = b.GetNode(ctx, n.IronicUUID); err != nil {
-			return fail(err)
-		}
-	}
-	switch info.ProvisionState {
-	case "active", "deploy failed":
-		err = b.Undeploy(ctx, n.IronicUUID)
-	case "available":
-		if err = b.Manage(ctx, n.IronicUUID); err == nil {
-			err = b.Provide(ctx, n.IronicUUID)
-		}
-	case "clean failed":
-		if !s.wasInterrupted(n.ID) {
-			// Failed without an interruption of ours: Ironic's verdict.
-			return s.finishClean(ctx, b, n, ironicPrefix+info.LastError)
-		}
-		fallthrough
-	case "enroll", "manageable", "inspect failed":
-		if err = b.Manage(ctx, n.IronicUUID); err == nil {
-			err = b.Provide(ctx, n.IronicUUID)
-		}
-	default:
-		err = &ironic.StateError{Node: n.IronicUUID, State: info.ProvisionState, Want: "available", LastError: info.LastError}
-	}
-	if err != nil {
-		return fail(err)
-	}
-	return s.finishClean(ctx, b, n, "")
 }
 
 // wasInterrupted reports whether the node's previous attempt ended because
-// Ironic could not be reached.
-func (s *Service) wasInterrupted(id int64) bool {
-	s.ironic.mu.Lock()
-	defer s.ironic.mu.Unlock()
-	return s.ironic.retry[id].interrupted
-}
-
-// finishClean records Ironic's view of the node and ends its cleaning:
-// available when msg is empty, error with msg otherwise.
-func (s *Service) finishClean(ctx context.Context, b Backend, n *ironpool.Node, msg string) error {
-	if info, err := b.GetNode(ctx, n.IronicUUID); err == nil {
-		_, _ = s.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-			if cur.Pending != pendingClean {
-				return errUnchanged
-			}
-			cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
-			return nil
-		})
-	}
-	if err := s.Store.FinishCleaning(ctx, n.ID, msg); err != nil {
-		return err
-	}
-	if msg != "" {
-		s.Log.Warn("ironic cleaning failed", "node", n.Name, "err", msg)
-	}
-	return nil
-}
-
-// driveRegister enrolls a pool node into Ironic (driver from its BMC URL,
-// ports from its MACs) and drives it to available. The Ironic UUID is
-// recorded as soon as it exists, so a retry after a failure continues with
-// the same Ironic node instead of creating a second one.
-func (s *Service) driveRegister(ctx context.Context, n *ironpool.Node) error {
-	b := s.Backend
-	if n.IronicEndpoint != "" && n.IronicEndpoint != b.Endpoint() {
-		return nil
-	}
-	uuid, err := b.Register(ctx, n)
-	var info ironic.NodeInfo
-	if err == nil {
-		info, err = b.GetNode(ctx, uuid)
-	}
-	if err != nil && retryable(err) {
-		if uuid != "" {
-			_, _ = s.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-				cur.IronicUUID, cur.IronicEndpoint, cur.ManagedBy = uuid, b.Endpoint(), ironic.ManagedBy
-				return nil
-			})
-		}
-		s.notePending(ctx, n, pendingRegister, err)
-		return err
-	}
-	_, uerr := s.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-		if cur.Pending != pendingRegister {
-			return errUnchanged
-		}
-		cur.Pending = ""
-		switch {
-		case err == nil:
-			refresh(cur, info, b.Endpoint())
-			cur.IronicUUID, cur.ManagedBy = uuid, ironic.ManagedBy
-			cur.State, cur.LastError = ironpool.NodeAvailable, ""
-		case uuid != "":
-			cur.IronicUUID, cur.IronicEndpoint, cur.ManagedBy = uuid, b.Endpoint(), ironic.ManagedBy
-			cur.State, cur.LastError = ironpool.NodeError, "register: "+errText(err)
-		default:
-			// Nothing was created in Ironic: the node stays a local one.
-			cur.State, cur.LastError = ironpool.NodeAvailable, "register: "+errText(err)
-		}
-		return nil
-	})
-	if uerr != nil && !errors.Is(uerr, errUnchanged) {
-		return uerr
-	}
-	return nil
+// the backend could not be reached.
+func (r *Reconciler) wasInterrupted(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.work.retry[id].interrupted
 }

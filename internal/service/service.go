@@ -1,14 +1,15 @@
-// Package pool is ironpool's service layer: what the HTTP API, the CLI (via
-// the API) and the Molten Iron listener all call. It validates input,
-// authorizes the actor in the context, resolves flavors, and runs the
-// background loops that make leases expire, queued requests move and nodes
-// come back from cleaning. Persistence and atomicity belong to the Store.
-package pool
+// Package service is ironpool's request path: what the HTTP API, the CLI
+// (via the API) and the Molten Iron listener call. It validates input,
+// authorizes the actor in the context, resolves flavors and calls the
+// store, whose transactions make each change atomic. It starts no
+// background work of its own: what a change owes later (an expiry, a
+// clean, a backend side effect) is recorded in the store and carried out
+// by the reconciler (internal/reconcile), which the service reaches only
+// through the Workflows interface it declares.
+package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 	"ironpool"
 )
 
-// Config holds the service's tunables.
+// Config holds the request path's tunables.
 type Config struct {
 	// DefaultTTL is the lease of an allocation that names none.
 	DefaultTTL time.Duration
@@ -26,16 +27,9 @@ type Config struct {
 	MaxWait time.Duration
 	// DefaultMode is the checkout mode when a request names none.
 	DefaultMode ironpool.Mode
-	// CleanCommand, when set, runs for every released local node; the node
-	// is available again only when it exits 0.
-	CleanCommand []string
-	// CleanTimeout bounds one run of CleanCommand.
-	CleanTimeout time.Duration
-	// ReplicaID names this server in leader leases; random by default.
-	ReplicaID string
-	// LoopInterval is the longest a background loop sleeps (default 1s, so an
-	// expiry or a release on another replica is seen within about a second).
-	LoopInterval time.Duration
+	// CleanInline says released local nodes need no cleaning step (no
+	// clean command is configured), so they are available again at once.
+	CleanInline bool
 }
 
 func (c *Config) setDefaults() {
@@ -51,65 +45,79 @@ func (c *Config) setDefaults() {
 	if c.DefaultMode == "" {
 		c.DefaultMode = ironpool.ModeNone
 	}
-	if c.CleanTimeout == 0 {
-		c.CleanTimeout = 30 * time.Minute
-	}
-	if c.ReplicaID == "" {
-		b := make([]byte, 6)
-		rand.Read(b)
-		c.ReplicaID = hex.EncodeToString(b)
-	}
-	if c.LoopInterval == 0 {
-		c.LoopInterval = time.Second
-	}
 }
 
-// Service is the pool service.
+// Workflows is the background work a request may start or wait on: the
+// reconciler implements it. The service declares it, so that it depends on
+// no backend and no loop, only on what it asks of them.
+type Workflows interface {
+	// Wake asks the background loop to look at the store now.
+	Wake()
+	// HasBackend reports whether a backend (Ironic) is connected.
+	HasBackend() bool
+	// Leader reports whether this replica runs the background loop.
+	Leader() bool
+	Sync(ctx context.Context) (*ironpool.SyncResult, error)
+	Unregister(ctx context.Context, name string) (*ironpool.Node, error)
+	Inspect(ctx context.Context, name string) (*ironpool.Node, error)
+	Power(ctx context.Context, name, action string) (*ironpool.PowerResult, error)
+	Manageable(ctx context.Context) ([]*ironpool.Node, error)
+	Adopt(ctx context.Context, req ironpool.AdoptRequest) (*ironpool.Allocation, error)
+	Deploy(ctx context.Context, a *ironpool.Allocation, spec ironpool.DeploySpec) error
+	Undeploy(ctx context.Context, a *ironpool.Allocation) error
+}
+
+// Service is the request service.
 type Service struct {
 	Store  ironpool.Store
 	Config Config
 	Log    *slog.Logger
 	// Now returns the time; tests replace it together with the store's.
 	Now func() time.Time
-	// Hooks run after changes commit (the webhook sender, the Ironic
-	// reconciler); they must not block.
+	// Work is the reconciler; nil only in tests that run no background work.
+	Work Workflows
+	// OnEvent runs after changes commit (the webhook sender); it must not
+	// block.
 	OnEvent func()
 	// Broadcast tells other replicas that something changed (PostgreSQL
 	// NOTIFY); nil for a single server. It must not block.
 	Broadcast func()
-	// Backend is the Ironic behind the pool; nil for a local pool.
-	Backend Backend
-	// Ironic tunes the Ironic reconciler and sync (see ironic.go).
-	Ironic IronicConfig
-	ironic ironicState
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever allocations change
-	wake    chan struct{} // pokes the background loops
-	leader  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
 }
 
-// New returns a service over store. Call Start to run the background loops.
+// New returns a service over store.
 func New(store ironpool.Store, cfg Config, log *slog.Logger) *Service {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{Store: store, Config: cfg, Log: log, Now: time.Now,
-		changed: make(chan struct{}), wake: make(chan struct{}, 1)}
+	return &Service{Store: store, Config: cfg, Log: log, Now: time.Now, changed: make(chan struct{})}
 }
 
-// notify wakes waiters and the background loops after a change made here,
-// and tells the other replicas.
+// notify tells everyone who waits for a change made here: local waiters,
+// the background loop, webhooks and the other replicas.
 func (s *Service) notify() {
-	s.Wake()
-	if s.OnEvent != nil {
-		s.OnEvent()
+	s.Signal()
+	if s.Work != nil {
+		s.Work.Wake()
 	}
 	if s.Broadcast != nil {
 		s.Broadcast()
+	}
+}
+
+// Signal wakes local waiters and webhooks after a change, wherever it was
+// made (here, by the reconciler, or on another replica). Unlike notify it
+// broadcasts nothing, so replicas do not echo each other's wake-ups.
+func (s *Service) Signal() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if s.OnEvent != nil {
+		s.OnEvent()
 	}
 }
 
@@ -120,137 +128,35 @@ func (s *Service) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Wake wakes local waiters and asks the background loops to run now, e.g.
-// on a NOTIFY from another replica. Unlike notify it broadcasts nothing, so
-// replicas do not echo each other's wake-ups.
-func (s *Service) Wake() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+// Leader reports whether this replica runs the background loop.
+func (s *Service) Leader() bool { return s.Work != nil && s.Work.Leader() }
+
+// Health checks that the store answers; /healthz calls it.
+func (s *Service) Health(ctx context.Context) error {
+	_, err := s.Store.NextExpiry(ctx)
+	return err
 }
 
-// Leader reports whether this replica runs the background loops now.
-func (s *Service) Leader() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.leader
+// Gauges is what /metrics shows of the pool: its status, and the store's
+// write batching where the store reports it (SQLite's group commit).
+type Gauges struct {
+	Status         *ironpool.Status
+	Writes, Commit int64
 }
 
-// Start runs the background loops until Close.
-func (s *Service) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.done = cancel, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.loop(ctx)
-	}()
-}
-
-// Close stops the background loops.
-func (s *Service) Close() {
-	if s.cancel != nil {
-		s.cancel()
-		<-s.done
-	}
-}
-
-const leaseName = "background"
-
-// loop is the one background loop: on every wake-up or tick, if this replica
-// holds the lease, it expires leases, serves the queue and cleans nodes. One
-// loop rather than three keeps their order fixed: releases first, so the
-// queue sees the nodes they free.
-func (s *Service) loop(ctx context.Context) {
-	ctx = ironpool.NewContextWithActor(ctx, ironpool.System)
-	leaseTTL := 5 * s.Config.LoopInterval
-	if leaseTTL < 3*time.Second {
-		leaseTTL = 3 * time.Second
-	}
-	var renewed time.Time
-	for {
-		now := s.Now()
-		if now.Sub(renewed) >= s.Config.LoopInterval/2 || !s.Leader() {
-			ok, err := s.Store.TryLease(ctx, leaseName, s.Config.ReplicaID, leaseTTL)
-			if err != nil && ctx.Err() == nil {
-				s.Log.Warn("lease", "err", err)
-			}
-			s.mu.Lock()
-			if ok != s.leader {
-				s.Log.Info("background loops", "leader", ok, "replica", s.Config.ReplicaID)
-			}
-			s.leader = ok
-			s.mu.Unlock()
-			renewed = now
-		}
-		sleep := s.Config.LoopInterval
-		if s.Leader() {
-			if d := s.tick(ctx); d < sleep {
-				sleep = d
-			}
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			// Coalesce bursts: under load every request wakes the loop,
-			// and one pass per few milliseconds serves them all.
-			time.Sleep(5 * time.Millisecond)
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// tick runs the background work once and returns how long it may sleep.
-func (s *Service) tick(ctx context.Context) time.Duration {
-	now := s.Now()
-	changed := false
-	expired, err := s.Store.ExpireAllocations(ctx, s.cleanInline())
+// Gauges reads the pool's metrics. It is not authorized per actor: the
+// metrics endpoint decides who may read it.
+func (s *Service) Gauges(ctx context.Context) (*Gauges, error) {
+	st, err := s.Store.Status(ctx, s.Now())
 	if err != nil {
-		s.Log.Warn("reaper", "err", err)
+		return nil, err
 	}
-	for _, a := range expired {
-		s.Log.Info("lease expired", "allocation", a.ID)
-		changed = true
+	g := &Gauges{Status: st}
+	if ws, ok := s.Store.(interface{ WriteStats() (int64, int64) }); ok {
+		g.Writes, g.Commit = ws.WriteStats()
 	}
-	if n := s.cleanNodes(ctx); n > 0 {
-		changed = true
-	}
-	if s.reconcile(ctx) > 0 {
-		changed = true
-	}
-	moved, err := s.Store.DispatchQueue(ctx, now)
-	if err != nil {
-		s.Log.Warn("queue", "err", err)
-	}
-	if len(moved) > 0 {
-		changed = true
-	}
-	if changed {
-		s.mu.Lock()
-		close(s.changed)
-		s.changed = make(chan struct{})
-		s.mu.Unlock()
-		if s.OnEvent != nil {
-			s.OnEvent()
-		}
-	}
-	sleep := s.Config.LoopInterval
-	if next, err := s.Store.NextExpiry(ctx); err == nil && !next.IsZero() {
-		if d := next.Sub(s.Now()) + time.Millisecond; d < sleep {
-			sleep = max(d, time.Millisecond)
-		}
-	}
-	return sleep
+	return g, nil
 }
 
-// cleanInline reports whether released local nodes skip the cleaning step
-// because there is nothing to run.
-func (s *Service) cleanInline() bool { return len(s.Config.CleanCommand) == 0 }
+// cleanInline reports whether released local nodes skip the cleaning step.
+func (s *Service) cleanInline() bool { return s.Config.CleanInline }

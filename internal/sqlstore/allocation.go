@@ -279,7 +279,7 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
 	pending := ""
 	if a.Mode != ironpool.ModeNone && a.Mode != "" {
-		pending = "checkout"
+		pending = string(ironpool.PendingCheckout)
 	}
 	var vals []string
 	var args []any

@@ -203,7 +203,7 @@ type nodeState struct {
 	State        ironpool.NodeState
 	AllocationID string
 	Owner        string
-	Pending      string
+	Pending      ironpool.Pending
 	LastAlloc    time.Time
 }
 
