@@ -150,7 +150,7 @@ func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Conte
 	if err := st.CreateNodes(ctx, []*ironpool.Node{n}); err != nil {
 		t.Fatal(err)
 	}
-	a := &ironpool.Allocation{Owner: "lab1", Mode: ironpool.ModeHandoff, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+	a := &ironpool.Allocation{Owner: "lab1", Mode: ironpool.ModeHandoff, TTL: time.Hour,
 		Items: []ironpool.AllocationItem{{Constraints: ironpool.Constraints{CPUs: 1}, Count: 1}}}
 	if err := st.Allocate(ctx, a, false); err != nil {
 		t.Fatal(err)
