@@ -81,6 +81,24 @@ func (f *fakeIronic) SetLessee(ctx context.Context, uuid, lessee string) error {
 	f.set(func(n *ironpool.BackendNode) { n.Lessee = lessee })
 	return nil
 }
+func (f *fakeIronic) Reserve(ctx context.Context, uuid, name string, extra map[string]string) error {
+	if err := f.record("reserve " + name); err != nil {
+		return err
+	}
+	f.set(func(n *ironpool.BackendNode) { n.InstanceUUID = "alloc-" + name })
+	return nil
+}
+func (f *fakeIronic) Unreserve(ctx context.Context, name string) error {
+	if err := f.record("unreserve"); err != nil {
+		return err
+	}
+	f.set(func(n *ironpool.BackendNode) {
+		if n.InstanceUUID == "alloc-"+name {
+			n.InstanceUUID = ""
+		}
+	})
+	return nil
+}
 func (f *fakeIronic) Manage(ctx context.Context, uuid string) error {
 	if err := f.record("manage"); err != nil {
 		return err
