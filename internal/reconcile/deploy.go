@@ -106,10 +106,9 @@ func (r *Reconciler) deployOne(ctx context.Context, n *ironpool.Node, id, verb s
 		return
 	}
 	err := op(ctx, r.Backend, n)
-	var info ironpool.BackendNode
-	if err == nil {
-		info, _ = r.Backend.GetNode(ctx, n.IronicUUID)
-	}
+	// Read the node either way: after a failure the pool state follows
+	// what the backend did (a failed re-deploy can leave it active).
+	info, _ := r.Backend.GetNode(ctx, n.IronicUUID)
 	if ctx.Err() != nil {
 		return // shutting down: the node's state says where it stands
 	}
@@ -119,8 +118,14 @@ func (r *Reconciler) deployOne(ctx context.Context, n *ironpool.Node, id, verb s
 		}
 		if err != nil {
 			cur.LastError = verb + ": " + errText(err)
-			if verb == "deploy" {
+			switch {
+			case info.ProvisionState == "active":
+				cur.State = ironpool.NodeDeployed
+			case verb == "deploy":
 				cur.State = ironpool.NodeAllocated
+			}
+			if info.ID != "" {
+				cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
 			}
 			return nil
 		}
