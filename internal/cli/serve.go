@@ -17,6 +17,7 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
 	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
+	var ironics []string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ironpool server (embedded SQLite by default)",
@@ -41,6 +42,13 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			if cleanCmd != "" {
 				m.Background.CleanCommand = strings.Fields(cleanCmd)
+			}
+			for _, s := range ironics {
+				ep, err := server.ParseIronicEndpoint(s)
+				if err != nil {
+					return err
+				}
+				m.Ironic.Endpoints = append(m.Ironic.Endpoints, ep)
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -80,6 +88,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.MoltenIronRole, "molteniron-role", "user", "role the Molten Iron listener acts with: user, operator or admin")
 	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; default any owner)")
 	f.BoolVar(&m.MoltenIronAllowDeleteDB, "molteniron-allow-delete-db", false, "let Molten Iron's delete_db delete every unallocated node")
+	f.StringArrayVar(&ironics, "ironic", nil, "a further Ironic behind the pool: NAME=URL (noauth) or NAME=cloud:CLOUD (repeatable; every replica running the reconciler must reach all of them)")
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
