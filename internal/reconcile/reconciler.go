@@ -100,8 +100,8 @@ type Reconciler struct {
 	// first is where `node register` enrolls. Empty for a local pool. Set
 	// them before Start.
 	Backends []ironpool.Backend
-	Config  Config
-	Log     *slog.Logger
+	Config   Config
+	Log      *slog.Logger
 	// Now returns the time; tests replace it together with the store's.
 	Now func() time.Time
 	// Changed is called after background work changed something (waiters
