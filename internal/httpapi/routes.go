@@ -420,18 +420,23 @@ func (s *Server) routes() {
 	register(s, http.MethodPost, "/v1/admin/reseal", "reseal-secrets", "Re-encrypt every secret under the current key", 200,
 		func(ctx context.Context, in *struct{}) (*struct {
 			Body struct {
-				Resealed int    `json:"resealed"`
-				KeyID    string `json:"key_id"`
+				Resealed int      `json:"resealed"`
+				Skipped  []string `json:"skipped" doc:"nodes whose password did not open (key unknown) and were left as they are"`
+				KeyID    string   `json:"key_id"`
 			}
 		}, error) {
-			n, err := svc.RotateKey(ctx)
+			res, err := svc.RotateKey(ctx)
+			if err != nil {
+				return nil, err
+			}
 			out := &struct {
 				Body struct {
-					Resealed int    `json:"resealed"`
-					KeyID    string `json:"key_id"`
+					Resealed int      `json:"resealed"`
+					Skipped  []string `json:"skipped" doc:"nodes whose password did not open (key unknown) and were left as they are"`
+					KeyID    string   `json:"key_id"`
 				}
 			}{}
-			out.Body.Resealed = n
+			out.Body.Resealed, out.Body.Skipped = res.Resealed, res.Skipped
 			if sealer, ok := svc.Store.(interface{ KeyID() string }); ok {
 				out.Body.KeyID = sealer.KeyID()
 			}

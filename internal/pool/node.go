@@ -305,7 +305,9 @@ func setField(n *ironpool.Node, field, v string) error {
 	case "bmc.username":
 		n.BMC.Username = v
 	case "bmc.password":
-		n.BMC.Password = v
+		// Setting the password replaces one that did not open, even
+		// with "": that is how an operator repairs a node whose key is gone.
+		n.BMC.Password, n.BMC.PasswordError = v, ""
 	case "managed_by":
 		n.ManagedBy = v
 	default:

@@ -103,10 +103,11 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	return s.Store.RevokeToken(ctx, id)
 }
 
-// RotateKey re-encrypts every secret under the store's current key.
-func (s *Service) RotateKey(ctx context.Context) (int, error) {
+// RotateKey re-encrypts every secret under the store's current key and
+// names the nodes whose password did not open.
+func (s *Service) RotateKey(ctx context.Context) (*ironpool.ResealResult, error) {
 	if _, err := Authorize(ctx, OpKeyRotate); err != nil {
-		return 0, err
+		return nil, err
 	}
 	return s.Store.Reseal(ctx)
 }
