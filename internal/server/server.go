@@ -46,13 +46,15 @@ type Main struct {
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
 	// MoltenIronListen, when set, serves Molten Iron's protocol there
-	// (Run replaces it with the bound address). The listener acts with
-	// MoltenIronRole (default user) for MoltenIronOwners (default any);
-	// delete_db works only with MoltenIronAllowDeleteDB.
+	// (Run replaces it with the bound address); a non-loopback address
+	// needs MoltenIronAllowRemote. The listener acts with MoltenIronRole
+	// (default user) for MoltenIronOwners, which role user must name ("*"
+	// for every owner); delete_db works only with MoltenIronAllowDeleteDB.
 	MoltenIronListen        string
 	MoltenIronRole          string
 	MoltenIronOwners        []string
 	MoltenIronAllowDeleteDB bool
+	MoltenIronAllowRemote   bool
 
 	// Set by Run.
 	Store      ironpool.Store
