@@ -104,6 +104,9 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 	if len(reason) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("reason", "is %d characters; the limit is %d", len(reason), ironpool.MaxReasonLen)
 	}
+	if err := ironpool.ValidateText("reason", reason); err != nil {
+		return nil, err
+	}
 	n, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
 		if on {
 			if n.State.Held() {

@@ -42,6 +42,9 @@ func NewToken(role ironpool.Role, owners []string, description string) (*ironpoo
 	if len(description) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("description", "is too long (limit %d)", ironpool.MaxReasonLen)
 	}
+	if err := ironpool.ValidateText("description", description); err != nil {
+		return nil, err
+	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
