@@ -259,6 +259,15 @@ func (m *Main) serve() error {
 			m.Log.Error("serve", "err", err)
 		}
 	}()
+	scheme := "http"
+	if m.TLSCert != "" {
+		scheme = "https"
+	}
+	unrecord, err := m.writeLocalURLs(scheme)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", LocalURLFile, err)
+	}
+	m.closers = append(m.closers, unrecord)
 	m.Log.Info("ironpool serving", "url", m.URL(), "db", redactDSN(m.DB))
 	return nil
 }
