@@ -58,6 +58,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
+	f.StringVar(&m.SQLiteSynchronous, "sqlite-synchronous", "full", "SQLite durability: full syncs every commit; normal may lose the last commits on power loss (never on a crash of the process)")
 	f.StringVar(&m.DataDir, "data-dir", "", "directory for the key file, admin.token and the default database (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,17 @@ type Metrics struct {
 	mu       sync.Mutex
 	requests map[[2]string]uint64 // {pattern, status} → count
 	seconds  map[string]float64   // pattern → total seconds
+
+	// The pool gauges come from one status query, shared for statusTTL by
+	// every scrape: /metrics needs no token, so a flood of it must not
+	// turn into a flood of database reads.
+	statusMu sync.Mutex
+	statusAt time.Time
+	status   *ironpool.Status
 }
+
+// statusTTL is how long one status query serves /metrics.
+const statusTTL = time.Second
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
@@ -48,6 +59,34 @@ func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.Ser
 	m.mu.Unlock()
 }
 
+// poolStatus returns the status at most statusTTL old; concurrent scrapes
+// wait for one query rather than each running their own.
+func (m *Metrics) poolStatus(r *http.Request, svc *pool.Service) (*ironpool.Status, error) {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	if m.status != nil && time.Since(m.statusAt) < statusTTL {
+		return m.status, nil
+	}
+	st, err := svc.Store.Status(r.Context(), svc.Now())
+	if err != nil {
+		return nil, err
+	}
+	m.status, m.statusAt = st, time.Now()
+	return st, nil
+}
+
+// showsOwners reports whether the scrape may see owner names: only with an
+// admin or operator token (Prometheus' authorization.credentials_file),
+// since anyone who reaches the port may read /metrics.
+func showsOwners(r *http.Request, svc *pool.Service) bool {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	a, err := svc.Authenticate(r.Context(), secret)
+	return err == nil && (a.Role == ironpool.RoleAdmin || a.Role == ironpool.RoleOperator)
+}
+
 func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -73,7 +112,7 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
 		}
 		m.mu.Unlock()
-		st, err := svc.Store.Status(r.Context(), svc.Now())
+		st, err := m.poolStatus(r, svc)
 		if err != nil {
 			return
 		}
@@ -85,10 +124,12 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
 		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
 		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
-		fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner.")
-		fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
-		for _, o := range st.Owners {
-			fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+		if showsOwners(r, svc) {
+			fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner (shown to admin and operator tokens only).")
+			fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
+			for _, o := range st.Owners {
+				fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+			}
 		}
 		leader := 0
 		if svc.Leader() {
@@ -103,6 +144,5 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 				fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", commits)
 			}
 		}
-		_ = ironpool.AllocActive
 	}
 }

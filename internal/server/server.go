@@ -33,6 +33,9 @@ type Main struct {
 	DB string
 	// DataDir holds the key file and admin.token (and the default SQLite file).
 	DataDir string
+	// SQLiteSynchronous is "full" (default: an acknowledged commit survives
+	// power loss) or "normal" (may lose the last commits on power loss).
+	SQLiteSynchronous string
 	// SecretKeyFile overrides DataDir/secret.key; OldSecretKeyFiles are still
 	// accepted for reading during a key rotation.
 	SecretKeyFile     string
@@ -99,6 +102,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if fi, err := os.Stat(m.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		m.Log.Warn("data dir is readable by group or others; it holds the database, the key and admin.token",
+			"dir", m.DataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()), "fix", "chmod 700 "+m.DataDir)
 	}
 	if m.DB == "" {
 		m.DB = filepath.Join(m.DataDir, "ironpool.db")
@@ -214,7 +221,7 @@ func (m *Main) openStore(ctx context.Context, ring *secret.Keyring) (ironpool.St
 	if IsPostgres(m.DB) {
 		return openPostgres(ctx, m, ring)
 	}
-	return sqlite.Open(ctx, m.DB, ring)
+	return sqlite.OpenWith(ctx, m.DB, ring, sqlite.Options{Synchronous: m.SQLiteSynchronous})
 }
 
 // bootstrap creates the first admin token on an empty database and writes
