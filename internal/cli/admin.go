@@ -275,7 +275,7 @@ func (a *app) adminCmd() *cobra.Command {
 				return err
 			}
 			return a.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "re-encrypted %d secrets\n", out.Resealed)
+				fmt.Fprintf(w, "re-encrypted %d secrets under key %s\n", out.Resealed, out.KeyID)
 				if len(out.Skipped) > 0 {
 					fmt.Fprintf(w, "skipped %d whose key is unknown (set each again with `ironpool node set NAME bmc.password=…`): %s\n",
 						len(out.Skipped), strings.Join(out.Skipped, ", "))

@@ -11,7 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // MaxImportBytes bounds a node import's body; other bodies get 1 MiB.
@@ -30,7 +30,7 @@ const maxImportNodes = 100000
 // gave, and the operation stays in the OpenAPI document.
 func (s *Server) streamImport(ctx huma.Context, _ func(huma.Context)) {
 	c := actx(ctx.Context())
-	if _, err := pool.Authorize(c, pool.OpNodeCreate); err != nil {
+	if _, err := service.Authorize(c, service.OpNodeCreate); err != nil {
 		writeProblem(ctx, problem(s.Log, err))
 		return
 	}

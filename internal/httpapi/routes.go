@@ -421,29 +421,9 @@ func (s *Server) routes() {
 			return nil, svc.RevokeToken(ctx, in.ID)
 		})
 	register(s, http.MethodPost, "/v1/admin/reseal", "reseal-secrets", "Re-encrypt every secret under the current key", 200,
-		func(ctx context.Context, in *struct{}) (*struct {
-			Body struct {
-				Resealed int      `json:"resealed"`
-				Skipped  []string `json:"skipped" doc:"nodes whose password did not open (key unknown) and were left as they are"`
-				KeyID    string   `json:"key_id"`
-			}
-		}, error) {
+		func(ctx context.Context, in *struct{}) (*struct{ Body ironpool.ResealResult }, error) {
 			res, err := svc.RotateKey(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out := &struct {
-				Body struct {
-					Resealed int      `json:"resealed"`
-					Skipped  []string `json:"skipped" doc:"nodes whose password did not open (key unknown) and were left as they are"`
-					KeyID    string   `json:"key_id"`
-				}
-			}{}
-			out.Body.Resealed, out.Body.Skipped = res.Resealed, res.Skipped
-			if sealer, ok := svc.Store.(interface{ KeyID() string }); ok {
-				out.Body.KeyID = sealer.KeyID()
-			}
-			return out, err
+			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
 	s.ironicRoutes()
 }

@@ -156,8 +156,8 @@ func TestCleanOutputNotText(t *testing.T) {
 			if db == "PostgreSQL" {
 				m.DB = pgtest.Schema(t)
 			}
-			m.Pool.CleanCommand = []string{"sh", "-c", `printf 'bad\000output\377'; exit 3`}
-			m.Pool.LoopInterval = 50 * time.Millisecond
+			m.Background.CleanCommand = []string{"sh", "-c", `printf 'bad\000output\377'; exit 3`}
+			m.Background.LoopInterval = 50 * time.Millisecond
 			run(t, m)
 			base, admin := m.URL(), m.AdminToken
 			must(t, base, admin, "POST", "/v1/nodes", nodeJSON("n1", "default", "pw"), 201, nil)

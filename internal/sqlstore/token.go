@@ -119,8 +119,8 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 // rows under the old key, which stays readable, and the next run finishes
 // them without rewriting what is done. A password that does not open is
 // skipped and reported: one row under a lost key must not block the others.
-func (s *Store) Reseal(ctx context.Context) (*ironpool.ResealResult, error) {
-	res := &ironpool.ResealResult{Skipped: []string{}}
+func (s *Store) Reseal(ctx context.Context) (ironpool.ResealResult, error) {
+	res := ironpool.ResealResult{KeyID: s.Sealer.KeyID(), Skipped: []string{}}
 	var after int64
 	for {
 		n, skipped, last, err := s.resealBatch(ctx, after)
@@ -131,11 +131,11 @@ func (s *Store) Reseal(ctx context.Context) (*ironpool.ResealResult, error) {
 				err = s.resealKeyCheck(ctx)
 			}
 			if err == nil {
-				summary := fmt.Sprintf("re-encrypted %d secrets under key %s", res.Resealed, s.Sealer.KeyID())
+				summary := fmt.Sprintf("re-encrypted %d secrets under key %s", res.Resealed, res.KeyID)
 				if len(res.Skipped) > 0 {
 					summary += fmt.Sprintf("; %d did not open and were skipped", len(res.Skipped))
 				}
-				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + s.Sealer.KeyID(), Summary: summary})
+				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + res.KeyID, Summary: summary})
 			}
 			return res, err
 		}
@@ -204,10 +204,16 @@ func (s *Store) resealBatch(ctx context.Context, after int64) (int, []string, in
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2`, sealed, r.id); err != nil {
+			// Compare-and-set: the batch was read without row locks, so a
+			// password changed since then (sealed under the current key
+			// already) must not be overwritten with the value read before.
+			res, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2 AND bmc_password = $3`, sealed, r.id, r.sealed)
+			if err != nil {
 				return err
 			}
-			n++
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
 		}
 		return nil
 	})

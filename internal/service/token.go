@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -108,9 +108,9 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 
 // RotateKey re-encrypts every secret under the store's current key and
 // names the nodes whose password did not open.
-func (s *Service) RotateKey(ctx context.Context) (*ironpool.ResealResult, error) {
+func (s *Service) RotateKey(ctx context.Context) (ironpool.ResealResult, error) {
 	if _, err := Authorize(ctx, OpKeyRotate); err != nil {
-		return nil, err
+		return ironpool.ResealResult{}, err
 	}
 	return s.Store.Reseal(ctx)
 }
