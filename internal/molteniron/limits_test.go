@@ -17,7 +17,7 @@ import (
 // TestListenLoopbackOnly: the unauthenticated listener binds loopback
 // unless --molteniron-allow-remote says otherwise.
 func TestListenLoopbackOnly(t *testing.T) {
-	for _, addr := range []string{":0", "0.0.0.0:0", "[::]:0", "example.org:0"} {
+	for _, addr := range []string{":0", "0.0.0.0:0", "[::]:0", "192.0.2.1:0"} {
 		m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: addr, MoltenIronRole: "admin",
 			DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		err := m.Run(context.Background())

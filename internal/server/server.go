@@ -106,6 +106,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.DataDir == "" {
 		m.DataDir = DefaultDataDir()
 	}
+	// Flags are checked before anything is created.
+	if err := (sqlite.Options{Synchronous: m.SQLiteSynchronous}).Validate(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -89,3 +89,16 @@ func TestDataDirModes(t *testing.T) {
 		t.Errorf("data dir holds %d files; want the database (with -wal, -shm), secret.key, admin.token, server.url", len(entries))
 	}
 }
+
+// TestBadSynchronousChangesNothing: a wrong --sqlite-synchronous is refused
+// naming the flag before the data dir, key or database is created.
+func TestBadSynchronousChangesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	err := startErr(t, &server.Main{DataDir: dir, SQLiteSynchronous: "off"})
+	if e, ok := err.(*ironpool.Error); !ok || e.Field != "sqlite-synchronous" {
+		t.Fatalf("start with synchronous off = %v, want refused naming sqlite-synchronous", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the refused start created %s (stat: %v)", dir, err)
+	}
+}

@@ -64,6 +64,12 @@ type Options struct {
 	Synchronous string
 }
 
+// Validate checks the options before anything is opened or created.
+func (o Options) Validate() error {
+	_, err := o.synchronous()
+	return err
+}
+
 // synchronous checks o.Synchronous and returns the pragma value.
 func (o Options) synchronous() (string, error) {
 	switch strings.ToLower(o.Synchronous) {
