@@ -170,23 +170,3 @@ func syncDir(dir string) {
 	_ = d.Sync()
 	_ = d.Close()
 }
-
-// LoadOrCreate loads the key at path, creating it with CreateKeyFile if the
-// file does not exist yet, so a first start needs no setup step. created
-// tells the caller to log that a new key was made and must be backed up. If
-// another process creates the file at the same moment, its key is loaded.
-func LoadOrCreate(path string) (key []byte, created bool, err error) {
-	key, err = LoadKeyFile(path)
-	if ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
-		return key, false, err
-	}
-	key, err = CreateKeyFile(path)
-	if ironpool.ErrorCode(err) == ironpool.ECONFLICT {
-		key, err = LoadKeyFile(path)
-		return key, false, err
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return key, true, nil
-}
