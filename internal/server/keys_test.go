@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -78,7 +79,8 @@ func TestLostKeyFileNotReplaced(t *testing.T) {
 	dir := t.TempDir()
 	m := &server.Main{DataDir: dir}
 	run(t, m)
-	must(t, m.URL(), m.AdminToken, "POST", "/v1/nodes", nodeJSON("n1", "default", "pw-n1"), 201, nil)
+	admin := m.AdminToken
+	must(t, m.URL(), admin, "POST", "/v1/nodes", nodeJSON("n1", "default", "pw-n1"), 201, nil)
 	m.Close()
 	keyFile := filepath.Join(dir, "secret.key")
 	if err := os.Remove(keyFile); err != nil {
@@ -91,6 +93,28 @@ func TestLostKeyFileNotReplaced(t *testing.T) {
 	if _, err := os.Stat(keyFile); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a new key file was created in place of the lost one (stat: %v)", err)
 	}
+	// The documented recovery when the key is truly gone: drop the key
+	// check and the passwords nothing can open; the server then starts
+	// with a new key and the pool is intact, without passwords.
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "ironpool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM settings WHERE name = 'key_check'`, `UPDATE nodes SET bmc_password = ''`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	m = &server.Main{DataDir: dir}
+	run(t, m)
+	var n ironpool.Node
+	must(t, m.URL(), admin, "GET", "/v1/nodes/n1?reveal=true", nil, 200, &n)
+	if n.BMC.Password != "" || n.BMC.PasswordError != "" {
+		t.Errorf("after the recovery: password %q, error %q; want none", n.BMC.Password, n.BMC.PasswordError)
+	}
+	m.Close()
+
 	// A first start on an empty database still creates the key.
 	fresh := t.TempDir()
 	run(t, &server.Main{DataDir: fresh})
