@@ -149,6 +149,11 @@ func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend) (*ironpool
 		if seen[u] || r.backendFor(n) != b || n.Pending == ironpool.PendingRegister {
 			continue
 		}
+		// Not listed is not gone: a sync filter (conductor group, owner)
+		// may hide it. Only a node the backend no longer has is missing.
+		if _, err := b.GetNode(ctx, u); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+			continue
+		}
 		res.Missing = append(res.Missing, n.Name)
 		if n.State.Held() || n.State == ironpool.NodeMaintenance {
 			continue
