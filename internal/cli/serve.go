@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -16,7 +15,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
-	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
+	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, logFormat, mode string
 	var ironics []string
 	var ironicFilter string
 	c := &cobra.Command{
@@ -54,11 +53,9 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				m.Ironic.Endpoints = append(m.Ironic.Endpoints, ep)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return ironpool.FieldErrorf("log-level", "%q is not debug, info, warn or error", logLevel)
+			if m.Log, err = server.NewLogger(a.env.Stderr, logFormat, logLevel); err != nil {
+				return err
 			}
-			m.Log = slog.New(slog.NewTextHandler(a.env.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if err := m.Run(ctx); err != nil {
@@ -87,6 +84,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
 	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text, or json for one JSON object per line (every request gets an access log line at info)")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
 	f.StringVar(&m.MoltenIronListen, "molteniron-listen", "", "also serve Molten Iron's protocol on this address (e.g. 127.0.0.1:5656); off unless given")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -44,6 +45,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An ironpool API token (ipt_…)."},
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
+	cfg.Transformers = append(cfg.Transformers, addRequestID)
 	api := humago.New(mux, cfg)
 	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
 	api.UseMiddleware(s.authenticate, s.checkParams)
@@ -54,21 +56,26 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	return s
 }
 
-// ServeHTTP adds panic recovery and metrics around the mux. A panic is
-// logged with its stack and answered as a bare 500: no detail leaves.
+// ServeHTTP adds a request id, panic recovery, metrics and the access log
+// around the mux. A panic is logged with its stack and answered as a bare
+// 500: no detail leaves.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	r, ri := withRequestInfo(w, r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()), "request_id", ri.id)
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"status":500,"title":"Internal Server Error","detail":"internal error","code":"internal"}`))
+			w.Write([]byte(`{"status":500,"title":"Internal Server Error","detail":"internal error","code":"internal","request_id":"` + ri.id + `"}`))
+			s.accessLog(r, ri, "", http.StatusInternalServerError, time.Since(start))
 		}
 	}()
-	s.Metrics.observe(w, r, s.Mux)
+	pattern, status := s.Metrics.observe(w, r, s.Mux)
+	s.accessLog(r, ri, pattern, status, time.Since(start))
 }
 
 type actorKey struct{}
@@ -93,6 +100,9 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="ironpool"`)
 		huma.WriteErr(s.API, ctx, p.GetStatus(), p.Error())
 		return
+	}
+	if ri := requestInfo(ctx.Context()); ri != nil {
+		ri.tokenID, ri.role = actor.TokenID, string(actor.Role)
 	}
 	next(huma.WithValue(ctx, actorKey{}, actor))
 }

@@ -50,18 +50,22 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.ServeMux) {
+// observe serves r through next and counts it; it returns the matched
+// pattern and the status for the access log.
+func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.ServeMux) (string, int) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	next.ServeHTTP(sw, r)
 	_, pattern := next.Handler(r)
+	logged := pattern
 	if pattern == "" {
 		pattern = "unmatched"
 	}
+	defer m.mu.Unlock()
 	m.mu.Lock()
 	m.requests[[2]string{pattern, fmt.Sprint(sw.status)}]++
 	m.seconds[pattern] += time.Since(start).Seconds()
-	m.mu.Unlock()
+	return logged, sw.status
 }
 
 // poolGauges returns gauges at most gaugesTTL old; concurrent scrapes wait

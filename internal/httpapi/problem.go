@@ -25,6 +25,9 @@ type Problem struct {
 	Hint      string               `json:"hint,omitempty"`
 	Errors    []*huma.ErrorDetail  `json:"errors,omitempty"`
 	Shortfall []ironpool.Shortfall `json:"shortfall,omitempty"`
+	// RequestID is the X-Request-Id of the request that failed, to quote
+	// when reporting it: the server's access log line carries the same.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Error implements error.
@@ -116,6 +119,9 @@ func writeProblem(ctx huma.Context, err error) {
 	p, ok := err.(*Problem)
 	if !ok {
 		p = &Problem{Status: 500, Title: "Internal Server Error", Detail: "internal error", Code: ironpool.EINTERNAL}
+	}
+	if p.RequestID == "" {
+		p.RequestID = requestID(ctx.Context())
 	}
 	ctx.SetHeader("Content-Type", "application/problem+json")
 	ctx.SetStatus(p.Status)
