@@ -51,6 +51,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
 	dashboard.Register(mux)
 	return s
