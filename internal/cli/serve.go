@@ -17,12 +17,19 @@ func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
 	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, logFormat, mode string
 	var ironics []string
-	var ironicFilter string
+	var ironicFilter, configFile string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ironpool server (embedded SQLite by default)",
+		Long: "Run the ironpool server (embedded SQLite by default).\n\n" +
+			"Every flag can also be set by the environment variable IRONPOOL_<FLAG> (upper case, _ for -) " +
+			"and by a key in the --config YAML file (the flag name with _ for -). A flag on the command line " +
+			"beats the environment, which beats the file, which beats the default; docs/CONFIG.md lists them all.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.applyConfig(cmd, configFile); err != nil {
+				return err
+			}
 			var err error
 			if m.Pool.DefaultTTL, err = ironpool.ParseDuration("default-ttl", defTTL); err != nil {
 				return err
@@ -68,6 +75,7 @@ func (a *app) serveCmd() *cobra.Command {
 		},
 	}
 	f := c.Flags()
+	f.StringVar(&configFile, "config", "", "YAML file of settings: each flag's name with '_' for '-' as key (env IRONPOOL_CONFIG); a flag beats IRONPOOL_<FLAG>, which beats the file")
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
 	f.StringVar(&m.SQLiteSynchronous, "sqlite-synchronous", "full", "SQLite durability: full syncs every commit; normal may lose the last commits on power loss (never on a crash of the process)")
