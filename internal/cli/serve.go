@@ -25,7 +25,7 @@ func (a *app) serveCmd() *cobra.Command {
 			"Every flag can also be set by the environment variable IRONPOOL_<FLAG> (upper case, _ for -) " +
 			"and by a key in the --config YAML file (the flag name with _ for -). A flag on the command line " +
 			"beats the environment, which beats the file, which beats the default; docs/CONFIG.md lists them all.",
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.applyConfig(cmd, configFile); err != nil {
 				return err
