@@ -50,6 +50,18 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   apt_install || { apt-get update -q >/dev/null 2>&1 && apt_install; } || echo "note: could not install Chromium; the browser test will report itself skipped"
 fi
 
+# The container image test builds packaging/Containerfile with Debian's
+# buildah; systemd-analyze (package systemd) checks the unit. Both tests
+# report themselves skipped, saying why, when the tool cannot be had.
+for pkg in buildah:buildah systemd-analyze:systemd dpkg-deb:dpkg; do
+  tool=${pkg%%:*} deb=${pkg#*:}
+  if ! command -v "$tool" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing $deb (Debian package) for the packaging tests"
+    apt_pkg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" >"/tmp/ironpool-$deb-apt.log" 2>&1; }
+    apt_pkg || { apt-get update -q >/dev/null 2>&1 && apt_pkg; } || echo "note: could not install $deb; its packaging test will report itself skipped"
+  fi
+done
+
 step "go test -race ./..."
 go test -race -count=1 -timeout 25m ./...
 
