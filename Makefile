@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench fuzz package image
 run:
 	go run ./cmd/ironpool serve
 
@@ -15,3 +15,11 @@ bench:
 
 fuzz:
 	bash hack/fuzz.sh
+
+# The .deb (nfpm) into dist/, and the container image (buildah); see
+# README "Running in production".
+package:
+	bash hack/package.sh dist
+
+image:
+	bash hack/image.sh
