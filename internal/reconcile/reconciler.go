@@ -54,8 +54,6 @@ type BackendConfig struct {
 	// whose side effect failed (defaults 1s and 15s), so a backend that
 	// comes back is noticed within RetryMax.
 	RetryBase, RetryMax time.Duration
-	// DeployParallel bounds the nodes deployed at once per request (default 8).
-	DeployParallel int
 }
 
 func (c *Config) setDefaults() {
@@ -85,9 +83,6 @@ func (c *Config) setDefaults() {
 	}
 	if b.RetryMax <= 0 {
 		b.RetryMax = 15 * time.Second
-	}
-	if b.DeployParallel <= 0 {
-		b.DeployParallel = 8
 	}
 }
 
