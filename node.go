@@ -245,7 +245,7 @@ func (n *Node) Validate(prefix string) error {
 	if n.MACs == nil {
 		n.MACs = []string{}
 	}
-	if _, err := ParseBMCAddress(prefix+"bmc.address", n.BMC.Address); err != nil {
+	if _, err := ParseBMCEndpoint(prefix+"bmc.address", n.BMC.Address); err != nil {
 		return err
 	}
 	if len(n.BMC.Username) > MaxNameLen*4 {

@@ -1,0 +1,215 @@
+// Package ipmi drives a node's BMC over IPMI 2.0 (RMCP+, "lanplus") with
+// github.com/bougou/go-ipmi: power, boot device and the little inspection
+// IPMI offers. It speaks only cipher suites 17 and 3 and never IPMI 1.5's
+// plain LAN: suite 0 lets anyone in without the password, and RAKP over
+// plain LAN leaks enough to crack it offline.
+package ipmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/chassis"
+	"github.com/bougou/go-ipmi/pkg/types"
+
+	"ironpool"
+)
+
+// Conn is one RMCP+ session with one BMC. It implements
+// ironpool.BMCClient.
+type Conn struct {
+	c        *client.Client
+	ep       *ironpool.BMCEndpoint
+	user     string
+	password string
+}
+
+var _ ironpool.BMCClient = (*Conn)(nil)
+
+// Dial opens an RMCP+ session to the BMC bmc describes, with the cipher
+// suite its address names (17 unless ?cipher=3). The session opens within
+// the endpoint's timeout or the call fails with EUNAVAILABLE.
+func Dial(ctx context.Context, bmc ironpool.BMC) (*Conn, error) {
+	ep, err := ironpool.ParseBMCEndpoint("bmc.address", bmc.Address)
+	if err != nil {
+		return nil, err
+	}
+	if ep.Driver != "ipmi" {
+		return nil, ironpool.FieldErrorf("bmc.address", "is not an ipmi address")
+	}
+	if ep.Cipher != ironpool.IPMICipherDefault && ep.Cipher != ironpool.IPMICipherSHA1 {
+		// ParseBMCEndpoint refuses these already; this guards the one
+		// place that opens sessions against a future option slipping by.
+		return nil, ironpool.FieldErrorf("bmc.address", "cipher suite %d is refused", ep.Cipher)
+	}
+	c, err := client.NewClient(ep.Host, ep.Port, bmc.Username, bmc.Password)
+	if err != nil {
+		return nil, ironpool.FieldErrorf("bmc.username", "is longer than IPMI allows (16 bytes)")
+	}
+	// Each UDP exchange waits up to 1s and retries twice, so an absent BMC
+	// fails within a few seconds, bounded again by the endpoint timeout.
+	c.WithInterface(client.InterfaceLanplus).
+		WithCipherSuiteID(types.CipherSuiteID(ep.Cipher)).
+		WithTimeout(time.Second).WithRetry(2)
+	conn := &Conn{c: c, ep: ep, user: bmc.Username, password: bmc.Password}
+	err = conn.bounded(ctx, func(ctx context.Context) error { return c.Connect(ctx) })
+	if err != nil {
+		return nil, conn.classify("open session", err)
+	}
+	return conn, nil
+}
+
+// bounded runs fn under the endpoint's timeout.
+func (c *Conn) bounded(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.ep.Timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// classify turns a go-ipmi error into an ironpool error that names the
+// BMC and the user but never the password (scrubbed even if a library
+// message ever quoted it).
+func (c *Conn) classify(op string, err error) error {
+	msg := err.Error()
+	if c.password != "" {
+		msg = strings.ReplaceAll(msg, c.password, ironpool.MaskedSecret)
+	}
+	where := fmt.Sprintf("IPMI BMC %s:%d", c.ep.Host, c.ep.Port)
+	var nerr net.Error
+	low := strings.ToLower(msg)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() ||
+		strings.Contains(low, "timeout") || strings.Contains(low, "i/o timeout"):
+		return ironpool.Errorf(ironpool.EUNAVAILABLE, "%s did not answer (%s)", where, op)
+	case strings.Contains(low, "connection refused"):
+		return ironpool.Errorf(ironpool.EUNAVAILABLE, "%s refused the connection (%s)", where, op)
+	case strings.Contains(low, "rakp") && (strings.Contains(low, "unauthorized") || strings.Contains(low, "invalid") ||
+		strings.Contains(low, "integrity") || strings.Contains(low, "name")),
+		strings.Contains(low, "rakp2") || strings.Contains(low, "rakp4"):
+		return &ironpool.Error{Code: ironpool.EINVALID, Field: "bmc.password",
+			Message: fmt.Sprintf("%s refused the credentials of user %q", where, c.user)}
+	case strings.Contains(low, "cipher"):
+		return ironpool.Errorf(ironpool.ECONFLICT, "%s does not offer cipher suite %d", where, c.ep.Cipher)
+	}
+	return ironpool.Errorf(ironpool.EUNAVAILABLE, "%s: %s failed: %s", where, op, firstLine(msg))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// Power runs a chassis control command and reads the power state back.
+// Reboot is a power cycle when the machine is on and a power up when it
+// is off, as Ironic's ipmitool driver does.
+func (c *Conn) Power(ctx context.Context, action ironpool.PowerAction) (ironpool.PowerState, error) {
+	if err := action.Validate(); err != nil {
+		return "", err
+	}
+	var state ironpool.PowerState
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		st, err := c.c.GetChassisStatus(ctx)
+		if err != nil {
+			return err
+		}
+		on := st.PowerIsOn
+		var ctl chassis.ChassisControl = 255
+		switch {
+		case action == ironpool.PowerOn && !on, action == ironpool.PowerReboot && !on:
+			ctl = chassis.ChassisControlPowerUp
+		case action == ironpool.PowerOff && on:
+			ctl = chassis.ChassisControlPowerDown
+		case action == ironpool.PowerReboot:
+			ctl = chassis.ChassisControlPowerCycle
+		}
+		if ctl != 255 {
+			if _, err := c.c.ChassisControl(ctx, ctl); err != nil {
+				return err
+			}
+			st, err = c.c.GetChassisStatus(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		state = ironpool.PowerStateOff
+		if st.PowerIsOn {
+			state = ironpool.PowerStateOn
+		}
+		return nil
+	})
+	if err != nil {
+		return "", c.classify("power "+string(action), err)
+	}
+	return state, nil
+}
+
+var bootSelectors = map[ironpool.BootDevice]types.BootDeviceSelector{
+	ironpool.BootPXE:  types.BootDeviceSelectorForcePXE,
+	ironpool.BootDisk: types.BootDeviceSelectorForceHardDrive,
+	ironpool.BootBIOS: types.BootDeviceSelectorForceBIOSSetup,
+}
+
+// SetBootDevice sets the boot flags (legacy BIOS boot type; persistent
+// unless once).
+func (c *Conn) SetBootDevice(ctx context.Context, dev ironpool.BootDevice, once bool) error {
+	if err := dev.Validate(); err != nil {
+		return err
+	}
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		return c.c.SetBootDevice(ctx, bootSelectors[dev], types.BIOSBootTypeLegacy, !once)
+	})
+	if err != nil {
+		return c.classify("set boot device", err)
+	}
+	return nil
+}
+
+// Inspect reads what IPMI can tell: the system GUID. IPMI carries no
+// CPU, memory or disk inventory, so those stay zero and the caller keeps
+// what it had.
+func (c *Conn) Inspect(ctx context.Context) (*ironpool.Hardware, error) {
+	hw := &ironpool.Hardware{MACs: []string{}}
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		g, err := c.c.GetSystemGUID(ctx)
+		if err != nil {
+			return err
+		}
+		hw.UUID = guidString(g.GUID)
+		return nil
+	})
+	if err != nil {
+		return nil, c.classify("get system GUID", err)
+	}
+	return hw, nil
+}
+
+// guidString formats an IPMI GUID, stored least-significant byte first in
+// each field (IPMI 2.0 §20.8), as the usual string form.
+func guidString(g [16]byte) string {
+	return fmt.Sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		g[15], g[14], g[13], g[12], g[11], g[10], g[9], g[8], g[7], g[6], g[5], g[4], g[3], g[2], g[1], g[0])
+}
+
+// Close ends the session.
+func (c *Conn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.c.Close(ctx)
+}
