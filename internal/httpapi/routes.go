@@ -438,4 +438,5 @@ func (s *Server) routes() {
 			return out, err
 		})
 	s.ironicRoutes()
+	s.bmcRoutes()
 }

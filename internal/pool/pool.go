@@ -79,6 +79,9 @@ type Service struct {
 	Broadcast func()
 	// Backend is the Ironic behind the pool; nil for a local pool.
 	Backend Backend
+	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
+	// and composition (bmc.go); nil means DirectDialer{}.
+	BMC ironpool.BMCDialer
 	// Ironic tunes the Ironic reconciler and sync (see ironic.go).
 	Ironic IronicConfig
 	ironic ironicState

@@ -43,6 +43,9 @@ type Main struct {
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
+	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
+	// and composition; nil means pool.DirectDialer{}.
+	BMC ironpool.BMCDialer
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
 	// MoltenIronListen, when set, serves Molten Iron's protocol there
@@ -110,6 +113,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.closers = append(m.closers, m.Store.Close)
 	m.Service = pool.New(m.Store, m.Pool, m.Log)
+	m.Service.BMC = m.BMC
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
