@@ -125,6 +125,16 @@ func (s *IPMISim) Stop(tb testing.TB) {
 	_ = exec.Command("bash", filepath.Join(repoDir(), "hack", "ironic", "ipmi-sim.sh"), "stop", s.Dir).Run()
 }
 
+// Restart starts a stopped sim again on the same port and state.
+func (s *IPMISim) Restart(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command("bash", filepath.Join(repoDir(), "hack", "ironic", "ipmi-sim.sh"), "start", s.Dir)
+	cmd.Env = append(os.Environ(), "IPMI_SIM_PORT="+strconv.Itoa(s.Port), "IPMI_SIM_USER="+s.User, "IPMI_SIM_PASSWORD="+s.Password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("restart ipmi_sim: %v: %s", err, out)
+	}
+}
+
 // RedfishDir is where DMTF's mockup server and mockups live.
 func RedfishDir() string {
 	if d := os.Getenv("IRONPOOL_REDFISH_DIR"); d != "" {

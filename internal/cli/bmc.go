@@ -261,7 +261,40 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 			return nil
 		},
 	}
-	return []*cobra.Command{power, boot, inspect, discover, compose, decompose}
+	health := &cobra.Command{
+		Use:   "health [NAME]",
+		Short: "The BMC health check's last result per node, or one node's history",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/health/nodes"
+			if len(args) == 1 {
+				path = "/v1/nodes/" + url.PathEscape(args[0]) + "/health"
+			}
+			var r struct {
+				Nodes []pool.NodeHealth `json:"nodes"`
+			}
+			if err := a.call(cmd.Context(), "GET", path, nil, &r); err != nil {
+				return err
+			}
+			return a.print(&r, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "NODE\tLAST\tFAILURES\tSUCCESSES\tQUARANTINED\tFLAGGED")
+				for _, h := range r.Nodes {
+					last := "never probed"
+					if h.Last != nil {
+						last = h.Last.String()
+					}
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%v\t%v\n", h.Node, last, h.Failures, h.Successes, h.Quarantined, h.Flagged)
+				}
+				if len(args) == 1 && len(r.Nodes) == 1 && len(r.Nodes[0].History) > 0 {
+					fmt.Fprintln(w, "\nHISTORY")
+					for _, p := range r.Nodes[0].History {
+						fmt.Fprintln(w, p.String())
+					}
+				}
+			})
+		},
+	}
+	return []*cobra.Command{power, boot, inspect, discover, compose, decompose, health}
 }
 
 // composeCmd is `ironpool compose list`.

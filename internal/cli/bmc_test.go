@@ -35,12 +35,21 @@ type bmcNode struct {
 	MACs       []string          `json:"macs"`
 	PowerState string            `json:"power_state"`
 	ManagedBy  string            `json:"managed_by"`
+	Owner      string            `json:"owner"`
+	Reason     string            `json:"maintenance_reason"`
 	Fields     map[string]string `json:"fields"`
 	BMC        struct {
 		Address  string `json:"address"`
 		Username string `json:"username"`
 		Password string `json:"password"`
 	} `json:"bmc"`
+}
+
+func (e *env) fullBMCNode(name string) bmcNode {
+	e.t.Helper()
+	var n bmcNode
+	e.jsonOf(&n, "node", "show", name)
+	return n
 }
 
 func (e *env) bmcNodes() map[string]bmcNode {

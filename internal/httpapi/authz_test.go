@@ -184,6 +184,11 @@ var matrix = []matrixRow{
 	{"compose-node", func(s *testServer, _ string) request {
 		return request{"POST", "/v1/compose", map[string]any{"url": "redfish+https://10.0.0.1", "username": "u", "password": "p", "name": s.name("c"), "cpus": 1}}
 	}, staffOnly(503)},
+	{"list-node-health", func(s *testServer, _ string) request { return request{"GET", "/v1/health/nodes", nil} }, everyone200},
+	{"get-node-health", func(s *testServer, _ string) request {
+		n, _ := s.node()
+		return request{"GET", "/v1/nodes/" + n + "/health", nil}
+	}, everyone200},
 	{"decompose-node", func(s *testServer, _ string) request {
 		n, _ := s.node()
 		return request{"POST", "/v1/nodes/" + n + "/decompose", nil}

@@ -61,4 +61,24 @@ func (s *Server) bmcRoutes() {
 		func(ctx context.Context, in *struct{ NameParam }) (*struct{}, error) {
 			return &struct{}{}, svc.DecomposeNode(ctx, in.Name)
 		})
+	register(s, http.MethodGet, "/v1/health/nodes", "list-node-health", "The BMC health check's last result and history per node", 200,
+		func(ctx context.Context, _ *struct{}) (*healthReply, error) {
+			h, err := svc.NodeHealth(ctx, "")
+			out := &healthReply{}
+			out.Body.Nodes = h
+			return out, err
+		})
+	register(s, http.MethodGet, "/v1/nodes/{name}/health", "get-node-health", "The BMC health check's last result and history for one node", 200,
+		func(ctx context.Context, in *struct{ NameParam }) (*healthReply, error) {
+			h, err := svc.NodeHealth(ctx, in.Name)
+			out := &healthReply{}
+			out.Body.Nodes = h
+			return out, err
+		})
+}
+
+type healthReply struct {
+	Body struct {
+		Nodes []pool.NodeHealth `json:"nodes"`
+	}
 }

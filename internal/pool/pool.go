@@ -33,6 +33,8 @@ type Config struct {
 	CleanTimeout time.Duration
 	// ReplicaID names this server in leader leases; random by default.
 	ReplicaID string
+	// Health tunes the BMC health checks (health.go).
+	Health HealthConfig
 	// LoopInterval is the longest a background loop sleeps (default 1s, so an
 	// expiry or a release on another replica is seen within about a second).
 	LoopInterval time.Duration
@@ -62,6 +64,7 @@ func (c *Config) setDefaults() {
 	if c.LoopInterval == 0 {
 		c.LoopInterval = time.Second
 	}
+	c.Health.defaults()
 }
 
 // Service is the pool service.
@@ -85,6 +88,7 @@ type Service struct {
 	// Ironic tunes the Ironic reconciler and sync (see ironic.go).
 	Ironic IronicConfig
 	ironic ironicState
+	health healthState
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever allocations change
@@ -150,7 +154,10 @@ func (s *Service) Start() {
 	s.cancel, s.done = cancel, make(chan struct{})
 	go func() {
 		defer close(s.done)
+		healthDone := make(chan struct{})
+		go func() { defer close(healthDone); s.healthLoop(ctx) }()
 		s.loop(ctx)
+		<-healthDone
 	}()
 }
 
