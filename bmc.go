@@ -277,3 +277,17 @@ type BMCService interface {
 	// Close ends the session.
 	Close() error
 }
+
+// BMCAccounts is what a BMC offers when it can hold extra user accounts:
+// ironpool gives each allocation its own, so a lab never receives the
+// stored administrator password. A BMCClient that cannot implements it
+// not; per-allocation accounts then refuse the node.
+type BMCAccounts interface {
+	// CreateAccount adds an account with operator rights (power, boot,
+	// console; no user management) and returns a reference to delete it
+	// by. ECONFLICT when the BMC refuses (no free slot, password policy).
+	CreateAccount(ctx context.Context, username, password string) (ref string, err error)
+	// DeleteAccount removes the account ref names; an account already
+	// gone is not an error.
+	DeleteAccount(ctx context.Context, ref string) error
+}

@@ -36,6 +36,13 @@ func (a *app) serveCmd() *cobra.Command {
 				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
 			}
 			m.Pool.DefaultMode = ironpool.Mode(mode)
+			for _, p := range m.Pool.PerAllocationBMC {
+				if p != "*" {
+					if err := ironpool.ValidateName("bmc-credentials-per-allocation", p); err != nil {
+						return err
+					}
+				}
+			}
 			if cleanCmd != "" {
 				m.Pool.CleanCommand = strings.Fields(cleanCmd)
 			}
@@ -67,6 +74,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxTTL, "max-ttl", "7d", "longest lease a request or extend may ask")
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
+	f.StringSliceVar(&m.Pool.PerAllocationBMC, "bmc-credentials-per-allocation", nil, "pool (repeatable; * for all) whose allocations get a BMC account of their own instead of the stored credentials")
 	f.DurationVar(&m.Pool.Health.Interval, "health-interval", 3*time.Minute, "how often every directly driven node's BMC is probed (jittered; negative disables)")
 	f.IntVar(&m.Pool.Health.FailAfter, "health-fail-after", 3, "consecutive failed probes that move a free node to maintenance")
 	f.IntVar(&m.Pool.Health.RecoverAfter, "health-recover-after", 2, "consecutive good probes that bring a quarantined node back")

@@ -86,6 +86,12 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
 	}
+	if a.State == ironpool.AllocActive {
+		if err := s.checkoutAccounts(ctx, a); err != nil {
+			s.refuseCheckout(ctx, a)
+			return nil, err
+		}
+	}
 	s.notify()
 	return s.present(actor, a), nil
 }
@@ -106,6 +112,7 @@ func (s *Service) PlanAllocation(ctx context.Context, req *ironpool.AllocationRe
 // present shapes an allocation for the actor: node passwords stay only for
 // the owner (or an admin), the handoff the product promises.
 func (s *Service) present(actor *ironpool.Actor, a *ironpool.Allocation) *ironpool.Allocation {
+	s.leaseCredentials(a)
 	if actor.CanActFor(a.Owner) {
 		return a
 	}
@@ -217,10 +224,12 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if err != nil {
 		return nil, err
 	}
+	failed := s.releaseAccounts(ctx, []string{id})
 	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
 	}
+	s.markAccountFailures(ctx, failed)
 	s.notify()
 	a := out[0]
 	a.Nodes = nil
@@ -236,10 +245,23 @@ func (s *Service) ReleaseOwner(ctx context.Context, owner string) ([]*ironpool.A
 	if _, err := forOwner(ctx, OpAllocRelease, owner); err != nil {
 		return nil, err
 	}
+	var failed map[string]string
+	if len(s.Config.PerAllocationBMC) > 0 {
+		live, err := s.Store.FindAllocations(ctx, ironpool.AllocationFilter{Owner: owner, Live: true})
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(live))
+		for i, a := range live {
+			ids[i] = a.ID
+		}
+		failed = s.releaseAccounts(ctx, ids)
+	}
 	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: owner}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
 	}
+	s.markAccountFailures(ctx, failed)
 	s.notify()
 	for _, a := range out {
 		a.Nodes = nil

@@ -33,6 +33,9 @@ type Config struct {
 	CleanTimeout time.Duration
 	// ReplicaID names this server in leader leases; random by default.
 	ReplicaID string
+	// PerAllocationBMC names the pools ("*": all) whose nodes get a BMC
+	// account of their own per allocation (accounts.go).
+	PerAllocationBMC []string
 	// Health tunes the BMC health checks (health.go).
 	Health HealthConfig
 	// LoopInterval is the longest a background loop sleeps (default 1s, so an
@@ -85,6 +88,8 @@ type Service struct {
 	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
 	// and composition (bmc.go); nil means DirectDialer{}.
 	BMC ironpool.BMCDialer
+	// Secrets seals per-allocation BMC passwords (the server's keyring).
+	Secrets Sealer
 	// Ironic tunes the Ironic reconciler and sync (see ironic.go).
 	Ironic IronicConfig
 	ironic ironicState
@@ -227,10 +232,12 @@ func (s *Service) tick(ctx context.Context) time.Duration {
 		s.Log.Warn("reaper", "err", err)
 	}
 	for _, id := range ids {
+		failed := s.releaseAccounts(ctx, []string{id})
 		if _, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocExpired, s.cleanInline()); err != nil {
 			s.Log.Warn("reaper: release", "allocation", id, "err", err)
 			continue
 		}
+		s.markAccountFailures(ctx, failed)
 		s.Log.Info("lease expired", "allocation", id)
 		changed = true
 	}
@@ -246,6 +253,14 @@ func (s *Service) tick(ctx context.Context) time.Duration {
 	}
 	if len(moved) > 0 {
 		changed = true
+	}
+	for _, a := range moved {
+		if a.State == ironpool.AllocActive {
+			if err := s.checkoutAccounts(ctx, a); err != nil {
+				s.Log.Warn("queue: per-allocation BMC account", "allocation", a.ID, "err", ironpool.ErrorMessage(err))
+				s.refuseCheckout(ctx, a)
+			}
+		}
 	}
 	if changed {
 		s.mu.Lock()

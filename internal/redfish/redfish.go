@@ -665,3 +665,64 @@ func (c *Conn) Close() error {
 	}
 	return nil
 }
+
+var _ ironpool.BMCAccounts = (*Conn)(nil)
+
+// CreateAccount POSTs a ManagerAccount with RoleId Operator to the
+// AccountService and returns its URI (the Location answered).
+func (c *Conn) CreateAccount(ctx context.Context, username, password string) (string, error) {
+	var ref string
+	err := c.bounded(ctx, func() error {
+		var root struct{ AccountService *odataLink }
+		if err := c.getJSON("/redfish/v1", &root); err != nil {
+			return err
+		}
+		if root.AccountService == nil {
+			return ironpool.Errorf(ironpool.ECONFLICT, "Redfish service %s has no AccountService", c.ep.Root)
+		}
+		var as struct{ Accounts odataLink }
+		if err := c.getJSON(root.AccountService.ID, &as); err != nil {
+			return err
+		}
+		resp, err := c.api.Post(as.Accounts.ID, map[string]any{"UserName": username, "Password": password, "RoleId": "Operator", "Enabled": true})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		ref = resp.Header.Get("Location")
+		if ref == "" {
+			var body odataLink
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
+			ref = body.ID
+		}
+		if u, err := url.Parse(ref); err == nil && u.Path != "" {
+			ref = u.Path
+		}
+		if ref == "" {
+			return ironpool.Errorf(ironpool.ECONFLICT, "Redfish service %s created an account but did not say where", c.ep.Root)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", c.classify("create account "+username, err)
+	}
+	return ref, nil
+}
+
+// DeleteAccount DELETEs the account URI; one already gone is success.
+func (c *Conn) DeleteAccount(ctx context.Context, ref string) error {
+	if !strings.HasPrefix(ref, "/redfish/v1/") {
+		return ironpool.FieldErrorf("account", "%q is not an account of this service", ref)
+	}
+	err := c.bounded(ctx, func() error {
+		resp, err := c.api.Delete(ref)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	if err != nil && status(err) != http.StatusNotFound {
+		return c.classify("delete account", err)
+	}
+	return nil
+}

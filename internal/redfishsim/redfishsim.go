@@ -475,3 +475,10 @@ func writeError(w http.ResponseWriter, code int, id, msg string) {
 
 // Sessions counts the open sessions.
 func (s *Sim) Sessions() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.sessions) }
+
+// CheckLogin reports whether user/password is an enabled account.
+func (s *Sim) CheckLogin(user, password string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkPassword(user, password)
+}

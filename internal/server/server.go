@@ -114,6 +114,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.closers = append(m.closers, m.Store.Close)
 	m.Service = pool.New(m.Store, m.Pool, m.Log)
 	m.Service.BMC = m.BMC
+	m.Service.Secrets = ring
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
