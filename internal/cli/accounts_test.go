@@ -1,11 +1,14 @@
 package cli_test
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"ironpool/internal/bmctest"
 	"ironpool/internal/pool"
 	"ironpool/internal/redfishsim"
 	"ironpool/internal/server"
@@ -118,4 +121,33 @@ func between(s, from, to string) string {
 		return s[:j]
 	}
 	return s
+}
+
+// TestPerAllocationAccountsIPMI: the same over IPMI, against ipmi_sim's
+// user slots; ipmitool logs in with the handed-out account, and cannot
+// once the allocation is released.
+func TestPerAllocationAccountsIPMI(t *testing.T) {
+	sim := bmctest.StartIPMISim(t)
+	m := servertest.Start(t, &server.Main{Pool: pool.Config{PerAllocationBMC: []string{"*"}}})
+	e := &env{t: t, m: m}
+	e.ok("node", "add", "i1", "--bmc", sim.Address(), "--bmc-user", sim.User, "--bmc-password-file", pwFile(t, sim.Password))
+	var al struct {
+		ID    string
+		Nodes []struct{ BMC struct{ Username, Password string } }
+	}
+	e.jsonOf(&al, "allocate", "--owner", "lab1", "--constraint", "count=1")
+	if len(al.Nodes) != 1 || al.Nodes[0].BMC.Username == sim.User || al.Nodes[0].BMC.Password == sim.Password || al.Nodes[0].BMC.Password == "" {
+		t.Fatalf("handoff: %+v", al)
+	}
+	u, p := al.Nodes[0].BMC.Username, al.Nodes[0].BMC.Password
+	login := func() error {
+		return exec.Command("ipmitool", "-I", "lanplus", "-C", "3", "-H", sim.Host, "-p", fmt.Sprint(sim.Port), "-U", u, "-P", p, "-L", "OPERATOR", "chassis", "power", "status").Run()
+	}
+	if err := login(); err != nil {
+		t.Fatalf("ipmitool cannot log in with the handed-out account %s: %v", u, err)
+	}
+	e.ok("release", al.ID)
+	if err := login(); err == nil {
+		t.Errorf("the account %s still logs in after release", u)
+	}
 }

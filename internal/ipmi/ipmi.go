@@ -7,6 +7,8 @@ package ipmi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/app"
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
 	"github.com/bougou/go-ipmi/pkg/types"
 
@@ -212,4 +215,99 @@ func (c *Conn) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return c.c.Close(ctx)
+}
+
+var _ ironpool.BMCAccounts = (*Conn)(nil)
+
+// CreateAccount takes a free user slot (no name, not the null user 1):
+// Set User Name, Set User Password, Set User Access (operator, IPMI
+// messaging on) on the current channel, Enable User. The reference is
+// "slot:ID:NAME", so deletion can check the slot still holds this user.
+func (c *Conn) CreateAccount(ctx context.Context, username, password string) (string, error) {
+	if len(username) > 16 || len(password) > 16 {
+		return "", ironpool.FieldErrorf("username", "IPMI user names and passwords are at most 16 bytes")
+	}
+	var ref string
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		users, err := c.c.GetUsers(ctx, types.ChannelNumberSelf)
+		if err != nil {
+			return err
+		}
+		var slot uint8
+		for _, u := range users {
+			if u.ID > 1 && strings.TrimRight(u.Name, "\x00 ") == "" {
+				slot = u.ID
+				break
+			}
+		}
+		if slot == 0 {
+			return ironpool.Errorf(ironpool.ECONFLICT, "IPMI BMC %s:%d has no free user slot", c.ep.Host, c.ep.Port)
+		}
+		if _, err := c.c.SetUsername(ctx, slot, username); err != nil {
+			return err
+		}
+		if _, err := c.c.SetUserPassword(ctx, slot, password, false); err != nil {
+			return err
+		}
+		if _, err := c.c.SetUserAccess(ctx, &app.SetUserAccessRequest{EnableChanging: true, EnableLinkAuth: true, EnableIPMIMessaging: true,
+			ChannelNumber: types.ChannelNumberSelf, UserID: slot, MaxPrivLevel: uint8(types.PrivilegeLevelOperator)}); err != nil {
+			return err
+		}
+		if err := c.c.EnableUser(ctx, slot); err != nil {
+			return err
+		}
+		ref = fmt.Sprintf("slot:%d:%s", slot, username)
+		return nil
+	})
+	if err != nil {
+		return "", c.classify("create user "+username, err)
+	}
+	return ref, nil
+}
+
+// DeleteAccount empties the slot if it still holds the user: disabled,
+// no access, a random password, no name. A slot now holding someone else
+// is left alone.
+func (c *Conn) DeleteAccount(ctx context.Context, ref string) error {
+	var slot int
+	var name string
+	if parts := strings.SplitN(ref, ":", 3); len(parts) == 3 && parts[0] == "slot" {
+		fmt.Sscan(parts[1], &slot)
+		name = parts[2]
+	}
+	if slot < 2 || slot > 63 || name == "" {
+		return ironpool.FieldErrorf("account", "%q is not an IPMI user slot reference", ref)
+	}
+	id := uint8(slot)
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		u, err := c.c.GetUsername(ctx, id)
+		if err != nil {
+			return err
+		}
+		if strings.TrimRight(u.Username, "\x00 ") != name {
+			return nil // gone already, or the slot was reused
+		}
+		if err := c.c.DisableUser(ctx, id); err != nil {
+			return err
+		}
+		if _, err := c.c.SetUserAccess(ctx, &app.SetUserAccessRequest{EnableChanging: true, ChannelNumber: types.ChannelNumberSelf,
+			UserID: id, MaxPrivLevel: 0x0f}); err != nil {
+			return err
+		}
+		if _, err := c.c.SetUserPassword(ctx, id, randomPassword(), false); err != nil {
+			return err
+		}
+		_, err = c.c.SetUsername(ctx, id, "")
+		return err
+	})
+	if err != nil {
+		return c.classify("delete user "+name, err)
+	}
+	return nil
+}
+
+func randomPassword() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

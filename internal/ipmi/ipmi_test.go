@@ -3,6 +3,7 @@ package ipmi_test
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,45 @@ func TestWrongPasswordAndDeadBMC(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), sim.Password) {
 		t.Errorf("error carries the password: %v", err)
+	}
+}
+
+// TestAccounts: a per-allocation account takes a free user slot of
+// ipmi_sim, logs in with operator rights (ipmitool as that user reads the
+// power), and after deletion can no longer log in.
+func TestAccounts(t *testing.T) {
+	sim := bmctest.StartIPMISim(t)
+	ctx := context.Background()
+	c, err := ipmi.Dial(ctx, ironpool.BMC{Address: sim.Address(), Username: sim.User, Password: sim.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ref, err := c.CreateAccount(ctx, "ipl0a1b2c3d", "Lease9Pass8word")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(user, pass string, args ...string) (string, error) {
+		cmd := append([]string{"-I", "lanplus", "-C", "3", "-H", sim.Host, "-p", fmt.Sprint(sim.Port), "-U", user, "-P", pass, "-L", "OPERATOR"}, args...)
+		out, err := exec.Command("ipmitool", cmd...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := as("ipl0a1b2c3d", "Lease9Pass8word", "chassis", "power", "status"); err != nil || !strings.Contains(out, "Chassis Power is") {
+		t.Fatalf("the new account cannot log in: %v: %s", err, out)
+	}
+	if out, _ := sim.Ipmitool(t, "user", "list", "1"); !strings.Contains(out, "ipl0a1b2c3d") || !strings.Contains(out, "OPERATOR") {
+		t.Errorf("user list after create:\n%s", out)
+	}
+	if err := c.DeleteAccount(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := as("ipl0a1b2c3d", "Lease9Pass8word", "chassis", "power", "status"); err == nil {
+		t.Errorf("the deleted account still logs in: %s", out)
+	}
+	if out, _ := sim.Ipmitool(t, "user", "list", "1"); strings.Contains(out, "ipl0a1b2c3d") {
+		t.Errorf("user list after delete:\n%s", out)
+	}
+	if err := c.DeleteAccount(ctx, ref); err != nil {
+		t.Errorf("deleting twice: %v", err)
 	}
 }
