@@ -133,7 +133,9 @@ func TestPerAllocationAccountsIPMI(t *testing.T) {
 	e.ok("node", "add", "i1", "--bmc", sim.Address(), "--bmc-user", sim.User, "--bmc-password-file", pwFile(t, sim.Password))
 	var al struct {
 		ID    string
-		Nodes []struct{ BMC struct{ Username, Password string } }
+		Nodes []struct {
+			BMC struct{ Username, Password string }
+		}
 	}
 	e.jsonOf(&al, "allocate", "--owner", "lab1", "--constraint", "count=1")
 	if len(al.Nodes) != 1 || al.Nodes[0].BMC.Username == sim.User || al.Nodes[0].BMC.Password == sim.Password || al.Nodes[0].BMC.Password == "" {
