@@ -36,10 +36,12 @@ func (a *app) serveCmd() *cobra.Command {
 				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
 			}
 			m.Pool.DefaultMode = ironpool.Mode(mode)
-			for _, p := range m.Pool.PerAllocationBMC {
-				if p != "*" {
-					if err := ironpool.ValidateName("bmc-credentials-per-allocation", p); err != nil {
-						return err
+			for flag, pools := range map[string][]string{"bmc-credentials-per-allocation": m.Pool.PerAllocationBMC, "release-power-off": m.Pool.ReleasePowerOff} {
+				for _, p := range pools {
+					if p != "*" {
+						if err := ironpool.ValidateName(flag, p); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -74,6 +76,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxTTL, "max-ttl", "7d", "longest lease a request or extend may ask")
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
+	f.StringSliceVar(&m.Pool.ReleasePowerOff, "release-power-off", nil, "pool (repeatable; * for all) whose released local nodes are powered off through their BMCs before --clean-command")
+	f.BoolVar(&m.Pool.ReleasePXE, "release-pxe", false, "with --release-power-off, also set released nodes to boot from the network next")
 	f.StringSliceVar(&m.Pool.PerAllocationBMC, "bmc-credentials-per-allocation", nil, "pool (repeatable; * for all) whose allocations get a BMC account of their own instead of the stored credentials")
 	f.DurationVar(&m.Pool.Health.Interval, "health-interval", 3*time.Minute, "how often every directly driven node's BMC is probed (jittered; negative disables)")
 	f.IntVar(&m.Pool.Health.FailAfter, "health-fail-after", 3, "consecutive failed probes that move a free node to maintenance")

@@ -396,3 +396,29 @@ func sameSpecs(a, b *ironpool.Node) bool {
 	sort.Strings(bm)
 	return a.CPUs == b.CPUs && a.MemoryMB == b.MemoryMB && a.LocalGB == b.LocalGB && a.CPUArch == b.CPUArch && slices.Equal(am, bm)
 }
+
+// releaseHardware is the hardware step of cleaning a released local node
+// in a pool listed in Config.ReleasePowerOff: power off through the BMC
+// and, with ReleasePXE, boot from the network next. It returns "" when
+// done (or not asked for) and otherwise the reason, which puts the node in
+// error: a node whose BMC cannot be driven is not handed out again.
+func (s *Service) releaseHardware(ctx context.Context, n *ironpool.Node) string {
+	p := s.Config.ReleasePowerOff
+	if !slices.Contains(p, "*") && !slices.Contains(p, n.Pool) {
+		return ""
+	}
+	err := s.withBMC(ctx, n, func(c ironpool.BMCClient) error {
+		if _, err := c.Power(ctx, ironpool.PowerOff); err != nil {
+			return err
+		}
+		if s.Config.ReleasePXE {
+			return c.SetBootDevice(ctx, ironpool.BootPXE, true)
+		}
+		return nil
+	})
+	if err != nil {
+		s.Log.Warn("cleaning: BMC step failed", "node", n.Name, "err", ironpool.ErrorMessage(err))
+		return "release power off: " + ironpool.ErrorMessage(err)
+	}
+	return ""
+}

@@ -25,8 +25,8 @@ func (s *Service) cleanNodes(ctx context.Context) int {
 		if n.IronicUUID != "" || n.Pending != "clean" {
 			continue
 		}
-		msg := ""
-		if len(s.Config.CleanCommand) > 0 {
+		msg := s.releaseHardware(ctx, n)
+		if msg == "" && len(s.Config.CleanCommand) > 0 {
 			msg = s.runClean(ctx, n)
 		}
 		if err := s.Store.FinishCleaning(ctx, n.ID, msg); err != nil {

@@ -33,6 +33,11 @@ type Config struct {
 	CleanTimeout time.Duration
 	// ReplicaID names this server in leader leases; random by default.
 	ReplicaID string
+	// ReleasePowerOff names the pools ("*": all) whose released local nodes
+	// are powered off through their BMCs as the first cleaning step, and
+	// with ReleasePXE also set to boot from the network next (bmc.go).
+	ReleasePowerOff []string
+	ReleasePXE      bool
 	// PerAllocationBMC names the pools ("*": all) whose nodes get a BMC
 	// account of their own per allocation (accounts.go).
 	PerAllocationBMC []string
@@ -282,4 +287,6 @@ func (s *Service) tick(ctx context.Context) time.Duration {
 
 // cleanInline reports whether released local nodes skip the cleaning step
 // because there is nothing to run.
-func (s *Service) cleanInline() bool { return len(s.Config.CleanCommand) == 0 }
+func (s *Service) cleanInline() bool {
+	return len(s.Config.CleanCommand) == 0 && len(s.Config.ReleasePowerOff) == 0
+}
