@@ -291,3 +291,115 @@ type BMCAccounts interface {
 	// gone is not an error.
 	DeleteAccount(ctx context.Context, ref string) error
 }
+
+// UseBMC opens n's BMC with d, runs fn and closes it. The per-node field
+// ipmi_cipher_suite chooses the IPMI suite when the address names none.
+// Errors keep their code and are prefixed with the node's name, so a
+// report over many nodes says which one failed.
+func UseBMC(ctx context.Context, d BMCDialer, n *Node, fn func(BMCClient) error) error {
+	if d == nil {
+		return Errorf(EUNAVAILABLE, "node %s: this server drives no BMCs", n.Name)
+	}
+	bmc := n.BMC
+	if c, ok := n.Fields["ipmi_cipher_suite"]; ok && strings.HasPrefix(bmc.Address, "ipmi://") && !strings.Contains(bmc.Address, "cipher=") {
+		sep := "?"
+		if strings.Contains(bmc.Address, "?") {
+			sep = "&"
+		}
+		bmc.Address += sep + "cipher=" + url.QueryEscape(c)
+	}
+	c, err := d.DialBMC(ctx, bmc)
+	if err != nil {
+		return NodeBMCError(n.Name, err)
+	}
+	defer c.Close()
+	if err := fn(c); err != nil {
+		return NodeBMCError(n.Name, err)
+	}
+	return nil
+}
+
+// NodeBMCError prefixes err's message with the node's name, keeping its code
+// (and its field when that is a BMC field). A foreign error becomes
+// EUNAVAILABLE without its text, which could carry anything.
+func NodeBMCError(name string, err error) error {
+	if e, ok := err.(*Error); ok {
+		c := *e
+		c.Message = "node " + name + ": " + e.Message
+		if c.Field != "" && !strings.HasPrefix(c.Field, "bmc") {
+			c.Field = ""
+		}
+		return &c
+	}
+	return Errorf(EUNAVAILABLE, "node %s: BMC operation failed", name)
+}
+
+// Node fields that hold an allocation's own BMC account (per-allocation
+// BMC credentials). The password is sealed with the server's key, bound
+// to the node and the allocation (LeaseAAD).
+const (
+	FieldLeaseAllocation = "bmc_lease_allocation"
+	FieldLeaseUser       = "bmc_lease_user"
+	FieldLeaseAccount    = "bmc_lease_account"
+	FieldLeasePassword   = "bmc_lease_password"
+)
+
+// LeaseFields lists the per-allocation account fields.
+var LeaseFields = []string{FieldLeaseAllocation, FieldLeaseUser, FieldLeaseAccount, FieldLeasePassword}
+
+// LeaseAAD binds a sealed per-allocation password to its node and
+// allocation, so a ciphertext copied elsewhere does not open.
+func LeaseAAD(n *Node, allocID string) string {
+	return "bmc_lease:" + n.UUID + ":" + allocID
+}
+
+// InPools reports whether pool is listed in pools ("*" lists every pool).
+func InPools(pools []string, pool string) bool {
+	for _, p := range pools {
+		if p == "*" || p == pool {
+			return true
+		}
+	}
+	return false
+}
+
+// HealthProbe is one BMC health-check result.
+type HealthProbe struct {
+	Time       time.Time `json:"time"`
+	OK         bool      `json:"ok"`
+	PowerState string    `json:"power_state,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// String describes a probe for tables.
+func (p HealthProbe) String() string {
+	if p.OK {
+		return p.Time.UTC().Format(time.RFC3339) + " ok " + p.PowerState
+	}
+	return p.Time.UTC().Format(time.RFC3339) + " FAILED " + p.Error
+}
+
+// NodeHealth is what the BMC health check knows of one node.
+type NodeHealth struct {
+	Node string `json:"node"`
+	// Failures and Successes count the current run of results.
+	Failures  int          `json:"consecutive_failures"`
+	Successes int          `json:"consecutive_successes"`
+	Last      *HealthProbe `json:"last,omitempty"`
+	// Flagged is set for a held node whose BMC fails: it is reported,
+	// never taken from its allocation.
+	Flagged     bool          `json:"flagged,omitempty"`
+	Quarantined bool          `json:"quarantined,omitempty"`
+	FailingFrom time.Time     `json:"failing_since,omitzero"`
+	History     []HealthProbe `json:"history"`
+}
+
+// HealthCounts are the health check's counters, for /metrics.
+type HealthCounts struct {
+	Probes, Failures, Quarantines, Recoveries uint64
+}
+
+// QuarantinePrefix starts the maintenance reason the health check writes;
+// only a reason with it is ever cleared by the health check, so an
+// operator's own maintenance stays.
+const QuarantinePrefix = "bmc unreachable since "

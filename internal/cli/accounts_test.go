@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"ironpool/internal/bmctest"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/redfishsim"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
@@ -21,7 +21,7 @@ import (
 // it and never the stored password, and release deletes it. A BMC that
 // cannot make one refuses the whole allocation and holds nothing.
 func TestPerAllocationAccounts(t *testing.T) {
-	m := servertest.Start(t, &server.Main{Pool: pool.Config{PerAllocationBMC: []string{"lab"}, LoopInterval: 100 * time.Millisecond}})
+	m := servertest.Start(t, &server.Main{Background: reconcile.Config{PerAllocationBMC: []string{"lab"}, LoopInterval: 100 * time.Millisecond}})
 	e := &env{t: t, m: m}
 	const stored = "Stored-Admin-Pw-9"
 	pw := pwFile(t, stored)
@@ -75,12 +75,18 @@ func TestPerAllocationAccounts(t *testing.T) {
 		t.Errorf("the lease account cannot log in")
 	}
 
+	// Release owes the node a cleaning whose first step deletes the
+	// account; the node is not available before that is done.
 	e.ok("release", al.ID)
+	eventually(t, 10*time.Second, "account deleted and node available", func() (bool, string) {
+		n := e.fullBMCNode(got.Name)
+		if n.State == "available" && len(sim.Accounts()) != 1 {
+			t.Fatalf("node available with the lease account still on its BMC: %+v", sim.Accounts())
+		}
+		return n.State == "available" && n.Fields["bmc_lease_user"] == "", n.State
+	})
 	if accounts := sim.Accounts(); len(accounts) != 1 || accounts[0].UserName != "root" {
 		t.Errorf("accounts after release: %+v", accounts)
-	}
-	if n := e.fullBMCNode(got.Name); n.State != "available" || n.Fields["bmc_lease_user"] != "" {
-		t.Errorf("node after release: %+v", n)
 	}
 
 	// A BMC that fails refuses the allocation of both nodes as a whole:
@@ -128,7 +134,7 @@ func between(s, from, to string) string {
 // once the allocation is released.
 func TestPerAllocationAccountsIPMI(t *testing.T) {
 	sim := bmctest.StartIPMISim(t)
-	m := servertest.Start(t, &server.Main{Pool: pool.Config{PerAllocationBMC: []string{"*"}}})
+	m := servertest.Start(t, &server.Main{Background: reconcile.Config{PerAllocationBMC: []string{"*"}}})
 	e := &env{t: t, m: m}
 	e.ok("node", "add", "i1", "--bmc", sim.Address(), "--bmc-user", sim.User, "--bmc-password-file", pwFile(t, sim.Password))
 	var al struct {
@@ -149,6 +155,10 @@ func TestPerAllocationAccountsIPMI(t *testing.T) {
 		t.Fatalf("ipmitool cannot log in with the handed-out account %s: %v", u, err)
 	}
 	e.ok("release", al.ID)
+	eventually(t, 15*time.Second, "node cleaned", func() (bool, string) {
+		n := e.fullBMCNode("i1")
+		return n.State == "available", n.State
+	})
 	if err := login(); err == nil {
 		t.Errorf("the account %s still logs in after release", u)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // readPasswordFile reads a password file named by flag, or, with none,
@@ -41,7 +41,7 @@ func checkServiceURL(field, u string) error {
 
 // printReport prints a per-node report and fails with the first failing
 // node's error code, so a script sees that something went wrong.
-func (a *app) printReport(r *pool.PowerReport, verb string) error {
+func (a *app) printReport(r *service.PowerReport, verb string) error {
 	if err := a.print(r, func(w *tabwriter.Writer) {
 		fmt.Fprintln(w, "NODE\tVIA\tRESULT")
 		for _, it := range r.Items {
@@ -88,15 +88,15 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 				return usagef("name at least one node, or --allocation ID")
 			}
 			if len(names) == 1 {
-				var r pool.PowerResult
+				var r ironpool.PowerResult
 				body := map[string]any{"action": action, "direct": direct}
 				if err := a.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(names[0])+"/power", body, &r); err != nil {
 					return err
 				}
 				return a.print(&r, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s\t%s\n", names[0], r.PowerState) })
 			}
-			var r pool.PowerReport
-			body := pool.PowerRequest{Nodes: names, Allocation: allocation, Action: ironpool.PowerAction(action), Direct: direct}
+			var r service.PowerReport
+			body := service.PowerRequest{Nodes: names, Allocation: allocation, Action: ironpool.PowerAction(action), Direct: direct}
 			if err := a.call(cmd.Context(), "POST", "/v1/power", body, &r); err != nil {
 				return err
 			}
@@ -124,8 +124,8 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 			case bootAlloc == "" && len(names) == 0:
 				return usagef("name at least one node, or --allocation ID")
 			}
-			var r pool.PowerReport
-			body := pool.BootRequest{Nodes: names, Allocation: bootAlloc, Device: ironpool.BootDevice(dev), Once: once}
+			var r service.PowerReport
+			body := service.BootRequest{Nodes: names, Allocation: bootAlloc, Device: ironpool.BootDevice(dev), Once: once}
 			if err := a.call(cmd.Context(), "POST", "/v1/boot-device", body, &r); err != nil {
 				return err
 			}
@@ -173,8 +173,8 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r pool.DiscoverReport
-			body := pool.DiscoverRequest{URL: args[0], Username: dUser, Password: pw, Pool: dPool, DryRun: dryRun}
+			var r service.DiscoverReport
+			body := service.DiscoverRequest{URL: args[0], Username: dUser, Password: pw, Pool: dPool, DryRun: dryRun}
 			if err := a.call(cmd.Context(), "POST", "/v1/discover", body, &r); err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 	df.StringVar(&dPool, "pool", "", "pool new nodes join (default \"default\")")
 	df.BoolVar(&dryRun, "dry-run", false, "show what would be imported or updated; write nothing")
 
-	var cReq pool.ComposeNodeRequest
+	var cReq service.ComposeNodeRequest
 	var cPwFile string
 	compose := &cobra.Command{
 		Use:   "compose NAME --service URL --bmc-user U --bmc-password-file F (--zone Z --block B… | --cpus N [--memory-mb M]) [--pool P]",
@@ -271,7 +271,7 @@ func (a *app) bmcNodeCmds() []*cobra.Command {
 				path = "/v1/nodes/" + url.PathEscape(args[0]) + "/health"
 			}
 			var r struct {
-				Nodes []pool.NodeHealth `json:"nodes"`
+				Nodes []ironpool.NodeHealth `json:"nodes"`
 			}
 			if err := a.call(cmd.Context(), "GET", path, nil, &r); err != nil {
 				return err
@@ -314,7 +314,7 @@ func (a *app) composeCmd() *cobra.Command {
 				return err
 			}
 			var r ironpool.Composition
-			if err := a.call(cmd.Context(), "POST", "/v1/compose/list", pool.ServiceRequest{URL: args[0], Username: user, Password: pw}, &r); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/v1/compose/list", service.ServiceRequest{URL: args[0], Username: user, Password: pw}, &r); err != nil {
 				return err
 			}
 			return a.print(&r, func(w *tabwriter.Writer) {

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"ironpool"
 	"ironpool/internal/bmctest"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/redfishsim"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
@@ -21,8 +22,8 @@ import (
 // own maintenance is never undone.
 func TestHealthChecks(t *testing.T) {
 	sim := bmctest.StartIPMISim(t)
-	m := servertest.Start(t, &server.Main{Pool: pool.Config{LoopInterval: 100 * time.Millisecond,
-		Health: pool.HealthConfig{Interval: 250 * time.Millisecond, FailAfter: 2, RecoverAfter: 2}}})
+	m := servertest.Start(t, &server.Main{Background: reconcile.Config{LoopInterval: 100 * time.Millisecond,
+		Health: reconcile.HealthConfig{Interval: 250 * time.Millisecond, FailAfter: 2, RecoverAfter: 2}}})
 	e := &env{t: t, m: m}
 	pw := pwFile(t, sim.Password)
 	e.ok("node", "add", "free1", "--bmc", sim.Address()+"&timeout=1s", "--bmc-user", sim.User, "--bmc-password-file", pw, "--cpus", "2")
@@ -42,7 +43,7 @@ func TestHealthChecks(t *testing.T) {
 
 	state := func(name string) bmcNode { return e.fullBMCNode(name) }
 	eventually(t, 10*time.Second, "first probes", func() (bool, string) {
-		var r struct{ Nodes []pool.NodeHealth }
+		var r struct{ Nodes []ironpool.NodeHealth }
 		e.jsonOf(&r, "node", "health")
 		return len(r.Nodes) == 3 && r.Nodes[0].Last != nil, e.ok("node", "health")
 	})
@@ -54,7 +55,7 @@ func TestHealthChecks(t *testing.T) {
 		return n.State == "maintenance" && strings.HasPrefix(n.Reason, "bmc unreachable since "), n.State + " " + n.Reason
 	})
 	eventually(t, 10*time.Second, "held1 flagged", func() (bool, string) {
-		var r struct{ Nodes []pool.NodeHealth }
+		var r struct{ Nodes []ironpool.NodeHealth }
 		e.jsonOf(&r, "node", "health", "held1")
 		return len(r.Nodes) == 1 && r.Nodes[0].Flagged && r.Nodes[0].Failures >= 2, e.ok("node", "health", "held1")
 	})

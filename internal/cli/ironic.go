@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"ironpool"
-	"ironpool/internal/pool"
 )
 
 // ironicCmd is `ironpool ironic …`: operations on the Ironic behind the pool.
@@ -24,7 +23,7 @@ func (a *app) ironicCmd() *cobra.Command {
 		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var r pool.SyncResult
+			var r ironpool.SyncResult
 			if err := a.call(cmd.Context(), "POST", "/v1/ironic/sync", nil, &r); err != nil {
 				return err
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/redfishsim"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
@@ -17,7 +17,7 @@ import (
 // the node is available again; a BMC that fails puts its node in error
 // with the reason.
 func TestReleasePowerOff(t *testing.T) {
-	m := servertest.Start(t, &server.Main{Pool: pool.Config{ReleasePowerOff: []string{"lab"}, ReleasePXE: true, LoopInterval: 100 * time.Millisecond}})
+	m := servertest.Start(t, &server.Main{Background: reconcile.Config{ReleasePowerOff: []string{"lab"}, ReleasePXE: true, LoopInterval: 100 * time.Millisecond}})
 	e := &env{t: t, m: m}
 	pw := pwFile(t, "s3cret-pw")
 	var sims []*redfishsim.Sim

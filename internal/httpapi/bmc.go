@@ -5,10 +5,10 @@ import (
 	"net/http"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
-type powerReportReply struct{ Body *pool.PowerReport }
+type powerReportReply struct{ Body *service.PowerReport }
 
 // bmcRoutes are the direct-BMC operations: power and boot device over
 // several nodes, discovery and composition. Credentials for a Redfish
@@ -25,7 +25,7 @@ func (s *Server) bmcRoutes() {
 				Direct     bool     `json:"direct,omitempty"`
 			}
 		}) (*powerReportReply, error) {
-			r, err := svc.PowerMany(ctx, pool.PowerRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,
+			r, err := svc.PowerMany(ctx, service.PowerRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,
 				Action: ironpool.PowerAction(in.Body.Action), Direct: in.Body.Direct})
 			return &powerReportReply{r}, err
 		})
@@ -38,22 +38,22 @@ func (s *Server) bmcRoutes() {
 				Once       bool     `json:"once,omitempty" doc:"Only for the next boot"`
 			}
 		}) (*powerReportReply, error) {
-			r, err := svc.SetBootDevice(ctx, pool.BootRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,
+			r, err := svc.SetBootDevice(ctx, service.BootRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,
 				Device: ironpool.BootDevice(in.Body.Device), Once: in.Body.Once})
 			return &powerReportReply{r}, err
 		})
 	register(s, http.MethodPost, "/v1/discover", "discover-nodes", "Enroll every ComputerSystem of a Redfish service as a node (idempotent, all or none)", 200,
-		func(ctx context.Context, in *struct{ Body pool.DiscoverRequest }) (*struct{ Body *pool.DiscoverReport }, error) {
+		func(ctx context.Context, in *struct{ Body service.DiscoverRequest }) (*struct{ Body *service.DiscoverReport }, error) {
 			r, err := svc.Discover(ctx, in.Body)
-			return &struct{ Body *pool.DiscoverReport }{r}, err
+			return &struct{ Body *service.DiscoverReport }{r}, err
 		})
 	register(s, http.MethodPost, "/v1/compose/list", "list-composition", "List a Redfish CompositionService's resource zones and blocks", 200,
-		func(ctx context.Context, in *struct{ Body pool.ServiceRequest }) (*struct{ Body *ironpool.Composition }, error) {
+		func(ctx context.Context, in *struct{ Body service.ServiceRequest }) (*struct{ Body *ironpool.Composition }, error) {
 			r, err := svc.Composition(ctx, in.Body)
 			return &struct{ Body *ironpool.Composition }{r}, err
 		})
 	register(s, http.MethodPost, "/v1/compose", "compose-node", "Compose a system from resource blocks and enroll it as a node", 201,
-		func(ctx context.Context, in *struct{ Body pool.ComposeNodeRequest }) (*nodeReply, error) {
+		func(ctx context.Context, in *struct{ Body service.ComposeNodeRequest }) (*nodeReply, error) {
 			n, err := svc.ComposeNode(ctx, in.Body)
 			return &nodeReply{n}, err
 		})
@@ -79,6 +79,6 @@ func (s *Server) bmcRoutes() {
 
 type healthReply struct {
 	Body struct {
-		Nodes []pool.NodeHealth `json:"nodes"`
+		Nodes []ironpool.NodeHealth `json:"nodes"`
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -359,6 +360,9 @@ func (c *Conn) hardware(sys *redfish.ComputerSystem) (*ironpool.Hardware, error)
 			hw.MACs = append(hw.MACs, m)
 		}
 	}
+	// gofish reads collection members concurrently: sort, so a second
+	// read of the same system reports the same list.
+	slices.Sort(hw.MACs)
 	// local_gb is the largest single disk, as Ironic's inspection reports
 	// it: the root disk is one device, not the sum of all of them.
 	var largest int64

@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"ironpool"
+	"ironpool/internal/bmcdial"
 	"ironpool/internal/httpapi"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/secret"
+	"ironpool/internal/service"
 	"ironpool/internal/sqlite"
 )
 
@@ -38,13 +40,17 @@ type Main struct {
 	SecretKeyFile     string
 	OldSecretKeyFiles []string
 	TLSCert, TLSKey   string
-	Pool              pool.Config
-	Log               *slog.Logger
+	// Pool configures the request path (TTLs, waits, default mode);
+	// Background the reconciler (replica id, loop interval, cleaning).
+	// Pool.CleanInline is derived from Background.CleanCommand.
+	Pool       service.Config
+	Background reconcile.Config
+	Log        *slog.Logger
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
 	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
-	// and composition; nil means pool.DirectDialer{}.
+	// and composition; nil means bmcdial.Dialer{}.
 	BMC ironpool.BMCDialer
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
@@ -59,7 +65,8 @@ type Main struct {
 
 	// Set by Run.
 	Store      ironpool.Store
-	Service    *pool.Service
+	Service    *service.Service
+	Reconciler *reconcile.Reconciler
 	API        *httpapi.Server
 	Addr       string
 	AdminToken string // the bootstrap token, when this run created it
@@ -112,9 +119,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Store.Close)
-	m.Service = pool.New(m.Store, m.Pool, m.Log)
-	m.Service.BMC = m.BMC
-	m.Service.Secrets = ring
+	m.Pool.CleanInline = m.Background.CleanInline()
+	m.Service = service.New(m.Store, m.Pool, m.Log)
+	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	m.Service.Work = m.Reconciler
+	m.Reconciler.Changed = m.Service.Signal
+	if m.BMC == nil {
+		m.BMC = bmcdial.Dialer{}
+	}
+	m.Service.BMC, m.Reconciler.BMC = m.BMC, m.BMC
+	m.Service.Secrets, m.Reconciler.Secrets = ring, ring
+	m.Service.Config.PerAllocationBMC = m.Background.PerAllocationBMC
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -125,8 +140,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startReplicaNotify()
-	m.Service.Start()
-	m.closers = append(m.closers, func() error { m.Service.Close(); return nil })
+	m.Reconciler.Broadcast = m.Service.Broadcast
+	m.Reconciler.Start()
+	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
 	if err := m.serve(); err != nil {
 		return err

@@ -5,7 +5,7 @@ import (
 	"net"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/bmcdial"
 )
 
 // LoopbackDialer is the BMC dialer of test servers: the real one for BMCs
@@ -13,7 +13,7 @@ import (
 // sending a packet for any other address. Fixtures name BMCs such as
 // ipmi://10.0.0.1 as data; a test that powers such a node must not reach
 // a real network.
-type LoopbackDialer struct{ pool.DirectDialer }
+type LoopbackDialer struct{ bmcdial.Dialer }
 
 func loopback(field, addr string) error {
 	ep, err := ironpool.ParseBMCEndpoint(field, addr)
@@ -32,7 +32,7 @@ func (d LoopbackDialer) DialBMC(ctx context.Context, bmc ironpool.BMC) (ironpool
 	if err := loopback("bmc.address", bmc.Address); err != nil {
 		return nil, err
 	}
-	return d.DirectDialer.DialBMC(ctx, bmc)
+	return d.Dialer.DialBMC(ctx, bmc)
 }
 
 // DialService implements ironpool.BMCDialer.
@@ -40,5 +40,5 @@ func (d LoopbackDialer) DialService(ctx context.Context, addr, user, password st
 	if err := loopback("url", addr); err != nil {
 		return nil, err
 	}
-	return d.DirectDialer.DialService(ctx, addr, user, password)
+	return d.Dialer.DialService(ctx, addr, user, password)
 }

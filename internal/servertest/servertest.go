@@ -29,8 +29,8 @@ func Start(tb testing.TB, m *server.Main) *server.Main {
 	if m.BMC == nil {
 		m.BMC = LoopbackDialer{}
 	}
-	if m.Pool.Health.Interval == 0 {
-		m.Pool.Health.Interval = -1 // health checks only where a test asks for them
+	if m.Background.Health.Interval == 0 {
+		m.Background.Health.Interval = -1 // health checks only where a test asks for them
 	}
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)

@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -528,12 +528,12 @@ func (s *Service) DecomposeNode(ctx context.Context, name string) error {
 	svc, err := s.dialer().DialService(ctx, addr, n.BMC.Username, n.BMC.Password)
 	if err != nil {
 		restore()
-		return nodeErr(name, err)
+		return ironpool.NodeBMCError(name, err)
 	}
 	defer svc.Close()
 	if err := svc.Decompose(ctx, n.BMC.Address); err != nil && ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
 		restore()
-		return nodeErr(name, err)
+		return ironpool.NodeBMCError(name, err)
 	}
 	// The node is enrolling (not allocatable); Store.DeleteNode removes it.
 	if err := s.Store.DeleteNode(ctx, name); err != nil {

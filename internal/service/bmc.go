@@ -1,93 +1,68 @@
-package pool
+package service
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"ironpool"
-	"ironpool/internal/ipmi"
-	"ironpool/internal/redfish"
 )
-
-// DirectDialer opens a node's BMC by the scheme of its address: ipmi://
-// through internal/ipmi, redfish[+http|+https]:// through internal/redfish.
-type DirectDialer struct {
-	Redfish redfish.Dialer
-}
-
-// DialBMC implements ironpool.BMCDialer.
-func (d DirectDialer) DialBMC(ctx context.Context, bmc ironpool.BMC) (ironpool.BMCClient, error) {
-	ep, err := ironpool.ParseBMCEndpoint("bmc.address", bmc.Address)
-	if err != nil {
-		return nil, err
-	}
-	if ep.Driver == "ipmi" {
-		return ipmi.Dial(ctx, bmc)
-	}
-	return d.Redfish.Dial(ctx, bmc)
-}
-
-// DialService implements ironpool.BMCDialer.
-func (d DirectDialer) DialService(ctx context.Context, addr, user, password string) (ironpool.BMCService, error) {
-	ep, err := ironpool.ParseBMCEndpoint("url", addr)
-	if err != nil {
-		return nil, err
-	}
-	if ep.Driver != "redfish" {
-		return nil, ironpool.FieldErrorf("url", "must be a Redfish service (redfish+https://host), not %s", ep.Driver)
-	}
-	return d.Redfish.DialService(ctx, addr, user, password)
-}
-
-func (s *Service) dialer() ironpool.BMCDialer {
-	if s.BMC != nil {
-		return s.BMC
-	}
-	return DirectDialer{}
-}
 
 // bmcConcurrency bounds how many BMCs one request talks to at once.
 const bmcConcurrency = 16
 
-// nodeErr prefixes a BMC error with the node's name, keeping its code and
-// field, so a report over many nodes says which one failed.
-func nodeErr(name string, err error) error {
-	if e, ok := err.(*ironpool.Error); ok {
-		c := *e
-		c.Message = "node " + name + ": " + e.Message
-		if c.Field != "" && !strings.HasPrefix(c.Field, "bmc") {
-			c.Field = ""
-		}
-		return &c
+// dialer is the BMC dialer the server gave, or one that says there is
+// none.
+func (s *Service) dialer() ironpool.BMCDialer {
+	if s.BMC == nil {
+		return noBMC{}
 	}
-	return ironpool.Errorf(ironpool.EUNAVAILABLE, "node %s: BMC operation failed", name)
+	return s.BMC
+}
+
+type noBMC struct{}
+
+func (noBMC) DialBMC(context.Context, ironpool.BMC) (ironpool.BMCClient, error) {
+	return nil, ironpool.Errorf(ironpool.EUNAVAILABLE, "this server drives no BMCs")
+}
+
+func (noBMC) DialService(context.Context, string, string, string) (ironpool.BMCService, error) {
+	return nil, ironpool.Errorf(ironpool.EUNAVAILABLE, "this server drives no BMCs")
+}
+
+// NodeHealth returns the BMC health check's view of one node, or of every
+// probed node when name is empty. Results live on the replica that probes
+// (the leader); another replica answers with what it has probed itself.
+func (s *Service) NodeHealth(ctx context.Context, name string) ([]ironpool.NodeHealth, error) {
+	if _, err := Authorize(ctx, OpNodeShow); err != nil {
+		return nil, err
+	}
+	if name != "" {
+		n, err := s.Store.FindNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		name = n.Name
+	}
+	if s.Work == nil {
+		return []ironpool.NodeHealth{}, nil
+	}
+	return s.Work.NodeHealth(name), nil
+}
+
+// HealthCounts returns the health check's counters, for /metrics.
+func (s *Service) HealthCounts() ironpool.HealthCounts {
+	if s.Work == nil {
+		return ironpool.HealthCounts{}
+	}
+	return s.Work.HealthCounts()
 }
 
 // withBMC opens n's BMC, runs fn and closes it.
 func (s *Service) withBMC(ctx context.Context, n *ironpool.Node, fn func(ironpool.BMCClient) error) error {
-	bmc := n.BMC
-	if c, ok := n.Fields["ipmi_cipher_suite"]; ok && strings.HasPrefix(bmc.Address, "ipmi://") && !strings.Contains(bmc.Address, "cipher=") {
-		// The per-node field is the other way to choose the suite; the
-		// address's own option wins when both are set.
-		sep := "?"
-		if strings.Contains(bmc.Address, "?") {
-			sep = "&"
-		}
-		bmc.Address += sep + "cipher=" + c
-	}
-	c, err := s.dialer().DialBMC(ctx, bmc)
-	if err != nil {
-		return nodeErr(n.Name, err)
-	}
-	defer c.Close()
-	if err := fn(c); err != nil {
-		return nodeErr(n.Name, err)
-	}
-	return nil
+	return ironpool.UseBMC(ctx, s.BMC, n, fn)
 }
 
 // PowerRequest names the nodes to power: by name, or every node of an
@@ -118,7 +93,7 @@ type PowerReport struct {
 
 // Power powers one node, through Ironic when it is linked to one and
 // direct is false, through its own BMC otherwise.
-func (s *Service) Power(ctx context.Context, name string, action ironpool.PowerAction, direct bool) (*PowerResult, error) {
+func (s *Service) Power(ctx context.Context, name string, action ironpool.PowerAction, direct bool) (*ironpool.PowerResult, error) {
 	if _, err := Authorize(ctx, OpNodePower); err != nil {
 		return nil, err
 	}
@@ -140,7 +115,7 @@ func (s *Service) Power(ctx context.Context, name string, action ironpool.PowerA
 	if err != nil {
 		return nil, err
 	}
-	return &PowerResult{Node: out.Redacted(), PowerState: string(ps)}, nil
+	return &ironpool.PowerResult{Node: out.Redacted(), PowerState: string(ps)}, nil
 }
 
 // powerDirect runs action on n's BMC and records the power state (and,
@@ -249,7 +224,7 @@ func (s *Service) PowerMany(ctx context.Context, req PowerRequest) (*PowerReport
 		var err error
 		if n.IronicUUID != "" && !req.Direct {
 			it.Via = "ironic"
-			var r *PowerResult
+			var r *ironpool.PowerResult
 			if r, err = s.PowerNode(ctx, n.Name, string(req.Action)); err == nil {
 				ps = r.PowerState
 			}
@@ -395,30 +370,4 @@ func sameSpecs(a, b *ironpool.Node) bool {
 	sort.Strings(am)
 	sort.Strings(bm)
 	return a.CPUs == b.CPUs && a.MemoryMB == b.MemoryMB && a.LocalGB == b.LocalGB && a.CPUArch == b.CPUArch && slices.Equal(am, bm)
-}
-
-// releaseHardware is the hardware step of cleaning a released local node
-// in a pool listed in Config.ReleasePowerOff: power off through the BMC
-// and, with ReleasePXE, boot from the network next. It returns "" when
-// done (or not asked for) and otherwise the reason, which puts the node in
-// error: a node whose BMC cannot be driven is not handed out again.
-func (s *Service) releaseHardware(ctx context.Context, n *ironpool.Node) string {
-	p := s.Config.ReleasePowerOff
-	if !slices.Contains(p, "*") && !slices.Contains(p, n.Pool) {
-		return ""
-	}
-	err := s.withBMC(ctx, n, func(c ironpool.BMCClient) error {
-		if _, err := c.Power(ctx, ironpool.PowerOff); err != nil {
-			return err
-		}
-		if s.Config.ReleasePXE {
-			return c.SetBootDevice(ctx, ironpool.BootPXE, true)
-		}
-		return nil
-	})
-	if err != nil {
-		s.Log.Warn("cleaning: BMC step failed", "node", n.Name, "err", ironpool.ErrorMessage(err))
-		return "release power off: " + ironpool.ErrorMessage(err)
-	}
-	return ""
 }

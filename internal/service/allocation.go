@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	}
 	now := s.Now().UTC()
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}
@@ -86,9 +86,10 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
 	}
-	if a.State == ironpool.AllocActive {
-		if err := s.checkoutAccounts(ctx, a); err != nil {
-			s.refuseCheckout(ctx, a)
+	if a.State == ironpool.AllocActive && s.Work != nil && len(s.Config.PerAllocationBMC) > 0 {
+		if err := s.Work.CheckoutAccounts(ctx, a); err != nil {
+			s.Work.RefuseCheckout(ctx, a)
+			s.notify()
 			return nil, err
 		}
 	}
@@ -203,7 +204,7 @@ func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Dura
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.ExtendAllocation(ctx, id, s.Now().Add(ttl))
+	a, err := s.Store.ExtendAllocation(ctx, id, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -224,12 +225,10 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if err != nil {
 		return nil, err
 	}
-	failed := s.releaseAccounts(ctx, []string{id})
 	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
 	}
-	s.markAccountFailures(ctx, failed)
 	s.notify()
 	a := out[0]
 	a.Nodes = nil
@@ -245,23 +244,10 @@ func (s *Service) ReleaseOwner(ctx context.Context, owner string) ([]*ironpool.A
 	if _, err := forOwner(ctx, OpAllocRelease, owner); err != nil {
 		return nil, err
 	}
-	var failed map[string]string
-	if len(s.Config.PerAllocationBMC) > 0 {
-		live, err := s.Store.FindAllocations(ctx, ironpool.AllocationFilter{Owner: owner, Live: true})
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(live))
-		for i, a := range live {
-			ids[i] = a.ID
-		}
-		failed = s.releaseAccounts(ctx, ids)
-	}
 	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: owner}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
 	}
-	s.markAccountFailures(ctx, failed)
 	s.notify()
 	for _, a := range out {
 		a.Nodes = nil
