@@ -107,6 +107,19 @@ func TestDirectPowerIPMI(t *testing.T) {
 		t.Errorf("events %v lack node.power / node.boot_device", actions)
 	}
 
+	// The suite can be chosen by a node field instead: ipmi_sim has no
+	// suite 17, the default, so this node works only through the field.
+	plain := strings.Replace(sim.Address(), "?cipher=3", "", 1)
+	e.ok("node", "add", "n4", "--bmc", plain, "--bmc-user", sim.User, "--bmc-password-file", pwFile(t, sim.Password), "--field", "ipmi_cipher_suite=3")
+	if out := e.ok("node", "power", "n4", "status"); !strings.Contains(out, "power on") {
+		t.Errorf("power status through fields.ipmi_cipher_suite: %q", out)
+	}
+	e.ok("node", "set", "n4", "fields.ipmi_cipher_suite=")
+	if _, errs, code := e.run("node", "power", "n4", "status"); code == 0 {
+		t.Errorf("suite 17 against ipmi_sim succeeded: %s", errs)
+	}
+	e.ok("node", "delete", "n4")
+
 	// A wrong password names the node and the user, never the password.
 	e.ok("node", "add", "n2", "--bmc", sim.Address(), "--bmc-user", sim.User, "--bmc-password-file", pwFile(t, "not-the-pw-42"))
 	_, errs, code := e.run("node", "power", "n2", "on")
@@ -328,6 +341,8 @@ func TestDiscoverBadInput(t *testing.T) {
 		{[]string{"node", "discover", "redfish+" + srv.URL, "--bmc-user", "admin", "--bmc-password-file", pw}, 2, `refused the credentials of user "admin"`},
 		{[]string{"node", "discover", "redfish+" + srv.URL, "--bmc-user", "admin", "--bmc-password-file", pwFile(t, "right-pw-1")}, 5, "has no ComputerSystems"},
 		{[]string{"node", "discover", "redfish+" + srv.URL, "--pool", "bad pool"}, 2, "pool"},
+		{[]string{"compose", "list", "redfish+" + srv.URL, "--bmc-user", "admin", "--bmc-password-file", pwFile(t, "right-pw-1")}, 5, "has no CompositionService"},
+		{[]string{"node", "compose", "c9", "--service", "redfish+" + srv.URL, "--bmc-user", "admin", "--bmc-password-file", pwFile(t, "right-pw-1"), "--cpus", "1"}, 5, "has no CompositionService"},
 		{[]string{"node", "discover", "redfish+" + srv.URL, "--bmc-password-file", "/nonexistent"}, 2, "bmc-password-file"},
 	} {
 		_, errs, code := e.run(c.args...)
