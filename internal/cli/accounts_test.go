@@ -163,3 +163,43 @@ func TestPerAllocationAccountsIPMI(t *testing.T) {
 		t.Errorf("the account %s still logs in after release", u)
 	}
 }
+
+// TestPerAllocationAccountsQueued: a queued request served later by the
+// reconciler gets its own account too, once the previous holder's is gone.
+func TestPerAllocationAccountsQueued(t *testing.T) {
+	m := servertest.Start(t, &server.Main{Background: reconcile.Config{PerAllocationBMC: []string{"*"}, LoopInterval: 100 * time.Millisecond}})
+	e := &env{t: t, m: m}
+	sim := redfishsim.New("root", "Stored-Admin-Pw-9", redfishsim.System{ID: "1"})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	e.ok("node", "add", "q1", "--bmc", "redfish+"+srv.URL+"/redfish/v1/Systems/1", "--bmc-user", "root", "--bmc-password-file", pwFile(t, "Stored-Admin-Pw-9"))
+	type handoff struct {
+		ID    string
+		State string
+		Nodes []struct{ BMC struct{ Username, Password string } }
+	}
+	var first handoff
+	e.jsonOf(&first, "allocate", "--owner", "lab1", "--constraint", "count=1")
+	done := make(chan handoff, 1)
+	go func() {
+		var h handoff
+		e.jsonOf(&h, "allocate", "--owner", "lab2", "--constraint", "count=1", "--wait", "30s")
+		done <- h
+	}()
+	time.Sleep(300 * time.Millisecond) // queued behind lab1
+	e.ok("release", first.ID)
+	var second handoff
+	select {
+	case second = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the queued request was not served")
+	}
+	accounts := sim.Accounts()
+	if second.State != "active" || len(second.Nodes) != 1 || len(accounts) != 2 {
+		t.Fatalf("queued request: %+v; accounts %+v", second, accounts)
+	}
+	got := second.Nodes[0].BMC
+	if accounts[1].UserName != got.Username || accounts[1].Password != got.Password || got.Username == first.Nodes[0].BMC.Username {
+		t.Errorf("handoff %+v, accounts %+v, first holder's %s", got, accounts, first.Nodes[0].BMC.Username)
+	}
+}
