@@ -176,7 +176,9 @@ func TestPerAllocationAccountsQueued(t *testing.T) {
 	type handoff struct {
 		ID    string
 		State string
-		Nodes []struct{ BMC struct{ Username, Password string } }
+		Nodes []struct {
+			BMC struct{ Username, Password string }
+		}
 	}
 	var first handoff
 	e.jsonOf(&first, "allocate", "--owner", "lab1", "--constraint", "count=1")
