@@ -356,7 +356,7 @@ func (c *Conn) hardware(sys *redfish.ComputerSystem) (*ironpool.Hardware, error)
 		if mac == "" {
 			continue
 		}
-		if m, err := ironpool.NormalizeMAC("mac", mac); err == nil && !contains(hw.MACs, m) {
+		if m, err := ironpool.NormalizeMAC("mac", mac); err == nil && !slices.Contains(hw.MACs, m) {
 			hw.MACs = append(hw.MACs, m)
 		}
 	}
@@ -391,15 +391,6 @@ func (c *Conn) hardware(sys *redfish.ComputerSystem) (*ironpool.Hardware, error)
 	hw.LocalGB = largest / (1 << 30)
 	hw.Address = c.addressOf(sys.ODataID)
 	return hw, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // cpuArch maps Redfish's InstructionSet (or, without one,
