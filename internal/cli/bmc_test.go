@@ -275,6 +275,15 @@ func TestDiscoverMockups(t *testing.T) {
 	if a := rep.actions(); a["rack-a-1"] != "unchanged" || len(e.bmcNodes()) != 5 {
 		t.Errorf("after rename: %v, %d nodes", a, len(e.bmcNodes()))
 	}
+	// A held node's BMC credentials do not change under its allocation.
+	var held struct{ ID string }
+	e.jsonOf(&held, "allocate", "--owner", "lab1", "--constraint", "cpus>=2,count=1")
+	rep = discoverReport{}
+	e.jsonOf(&rep, "node", "discover", rurl, "--bmc-user", "admin2", "--bmc-password-file", pw)
+	if a := rep.actions(); a["rack-a-1"] != "skipped" || e.bmcNodes()["rack-a-1"].BMC.Username != "root" {
+		t.Errorf("held node: %+v", rep)
+	}
+	e.ok("release", held.ID)
 	// Changed credentials are an update.
 	rep = discoverReport{}
 	e.jsonOf(&rep, "node", "discover", rurl, "--bmc-user", "admin2", "--bmc-password-file", pw)

@@ -163,18 +163,17 @@ var matrix = []matrixRow{
 		n, _ := s.node()
 		return request{"POST", "/v1/nodes/" + n + "/inspect", nil}
 	}, staffOnly(503)}, // not in Ironic: its BMC (10.0.0.1, never dialled by test servers) is unavailable
-	{"power-node", func(s *testServer, _ string) request {
-		n, _ := s.node()
-		return request{"POST", "/v1/nodes/" + n + "/power", map[string]any{"action": "status"}}
-	}, staffOnly(503)},
-	{"power-nodes", func(s *testServer, _ string) request {
-		n, _ := s.node()
-		return request{"POST", "/v1/power", map[string]any{"action": "status", "nodes": []string{n}}}
-	}, staffOnly(200)}, // a per-node report; the node's failure is in it
-	{"set-boot-device", func(s *testServer, _ string) request {
-		n, _ := s.node()
-		return request{"POST", "/v1/boot-device", map[string]any{"device": "pxe", "nodes": []string{n}}}
-	}, staffOnly(200)},
+	// A user may power the nodes its owners hold (then: 503, the
+	// fixture's BMC at 10.0.0.1 is never dialled), never another owner's.
+	{"power-node", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/nodes/" + s.heldNode(owner) + "/power", map[string]any{"action": "status"}}
+	}, [5]int{401, 503, 503, 503, 403}},
+	{"power-nodes", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/power", map[string]any{"action": "status", "nodes": []string{s.heldNode(owner)}}}
+	}, [5]int{401, 200, 200, 200, 403}}, // a per-node report; the node's failure is in it
+	{"set-boot-device", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/boot-device", map[string]any{"device": "pxe", "nodes": []string{s.heldNode(owner)}}}
+	}, [5]int{401, 200, 200, 200, 403}},
 	{"discover-nodes", func(s *testServer, _ string) request {
 		return request{"POST", "/v1/discover", map[string]any{"url": "redfish+https://10.0.0.1", "username": "u", "password": "p"}}
 	}, staffOnly(503)},

@@ -107,9 +107,11 @@ func (c *Config) setDefaults() {
 // one, a backend.
 type Reconciler struct {
 	Store ironpool.Store
-	// Backend is the provisioning service behind the pool; nil for a local
-	// pool. Set it before Start.
-	Backend ironpool.Backend
+	// Backends are the provisioning services behind the pool (several
+	// Ironics may back one pool; each node's link names its endpoint). The
+	// first is where `node register` enrolls. Empty for a local pool. Set
+	// them before Start.
+	Backends []ironpool.Backend
 	// BMC opens nodes' BMCs for health checks, the release power-off and
 	// per-allocation accounts; nil means none can be driven.
 	BMC ironpool.BMCDialer
@@ -163,7 +165,30 @@ func (r *Reconciler) Leader() bool {
 }
 
 // HasBackend reports whether a backend is connected.
-func (r *Reconciler) HasBackend() bool { return r.Backend != nil }
+func (r *Reconciler) HasBackend() bool { return len(r.Backends) > 0 }
+
+// Endpoints lists the endpoints of the connected backends.
+func (r *Reconciler) Endpoints() []string {
+	out := make([]string, len(r.Backends))
+	for i, b := range r.Backends {
+		out[i] = b.Endpoint()
+	}
+	return out
+}
+
+// backend returns the connected backend with this endpoint; an empty
+// endpoint (a link recorded before endpoints were) means the first.
+func (r *Reconciler) backend(endpoint string) ironpool.Backend {
+	for _, b := range r.Backends {
+		if b.Endpoint() == endpoint {
+			return b
+		}
+	}
+	if endpoint == "" && len(r.Backends) > 0 {
+		return r.Backends[0]
+	}
+	return nil
+}
 
 // Start runs the loop until Close.
 func (r *Reconciler) Start() {

@@ -60,6 +60,19 @@ func (s *Service) HealthCounts() ironpool.HealthCounts {
 	return s.Work.HealthCounts()
 }
 
+// mayDrive checks that the actor may power (or set the boot device of)
+// n: staff may drive any node, a user only nodes its owners hold.
+func mayDrive(actor *ironpool.Actor, n *ironpool.Node, field string) error {
+	if actor.Role != ironpool.RoleUser {
+		return nil
+	}
+	if !n.State.Held() || n.Owner == "" || !actor.CanActFor(n.Owner) {
+		return &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: field,
+			Message: fmt.Sprintf("this token may drive only nodes its owners hold; %s is not one", n.Name)}
+	}
+	return nil
+}
+
 // withBMC opens n's BMC, runs fn and closes it.
 func (s *Service) withBMC(ctx context.Context, n *ironpool.Node, fn func(ironpool.BMCClient) error) error {
 	return ironpool.UseBMC(ctx, s.BMC, n, fn)
@@ -94,7 +107,8 @@ type PowerReport struct {
 // Power powers one node, through Ironic when it is linked to one and
 // direct is false, through its own BMC otherwise.
 func (s *Service) Power(ctx context.Context, name string, action ironpool.PowerAction, direct bool) (*ironpool.PowerResult, error) {
-	if _, err := Authorize(ctx, OpNodePower); err != nil {
+	actor, err := Authorize(ctx, OpNodePower)
+	if err != nil {
 		return nil, err
 	}
 	if err := action.Validate(); err != nil {
@@ -102,6 +116,9 @@ func (s *Service) Power(ctx context.Context, name string, action ironpool.PowerA
 	}
 	n, err := s.Store.FindNode(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := mayDrive(actor, n, "name"); err != nil {
 		return nil, err
 	}
 	if n.IronicUUID != "" && !direct {
@@ -156,7 +173,7 @@ func (s *Service) audit(ctx context.Context, action, node, summary string) {
 
 // resolveNodes reads the nodes a request names (all of them first, so a
 // typo changes nothing).
-func (s *Service) resolveNodes(ctx context.Context, names []string, allocation string) ([]*ironpool.Node, error) {
+func (s *Service) resolveNodes(ctx context.Context, actor *ironpool.Actor, names []string, allocation string) ([]*ironpool.Node, error) {
 	switch {
 	case allocation != "" && len(names) > 0:
 		return nil, ironpool.FieldErrorf("allocation", "give node names or an allocation, not both")
@@ -164,6 +181,9 @@ func (s *Service) resolveNodes(ctx context.Context, names []string, allocation s
 		a, err := s.Store.FindAllocation(ctx, allocation)
 		if err != nil {
 			return nil, err
+		}
+		if actor.Role == ironpool.RoleUser && !actor.CanActFor(a.Owner) {
+			return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "allocation", Message: "allocation " + allocation + " belongs to another owner"}
 		}
 		if len(a.Nodes) == 0 {
 			return nil, ironpool.Errorf(ironpool.ECONFLICT, "allocation %s holds no nodes", allocation)
@@ -181,6 +201,9 @@ func (s *Service) resolveNodes(ctx context.Context, names []string, allocation s
 			if e, ok := err.(*ironpool.Error); ok && e.Code == ironpool.ENOTFOUND {
 				return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: fmt.Sprintf("nodes[%d]", i), Message: fmt.Sprintf("no node %q", name)}
 			}
+			return nil, err
+		}
+		if err := mayDrive(actor, n, fmt.Sprintf("nodes[%d]", i)); err != nil {
 			return nil, err
 		}
 		out = append(out, n)
@@ -207,13 +230,14 @@ func eachNode(nodes []*ironpool.Node, fn func(i int, n *ironpool.Node)) {
 // PowerMany powers several nodes (or an allocation's) in parallel and
 // reports per node; a failure on one does not stop the others.
 func (s *Service) PowerMany(ctx context.Context, req PowerRequest) (*PowerReport, error) {
-	if _, err := Authorize(ctx, OpNodePower); err != nil {
+	actor, err := Authorize(ctx, OpNodePower)
+	if err != nil {
 		return nil, err
 	}
 	if err := req.Action.Validate(); err != nil {
 		return nil, err
 	}
-	nodes, err := s.resolveNodes(ctx, req.Nodes, req.Allocation)
+	nodes, err := s.resolveNodes(ctx, actor, req.Nodes, req.Allocation)
 	if err != nil {
 		return nil, err
 	}
@@ -258,13 +282,14 @@ type BootRequest struct {
 // SetBootDevice sets the boot device through each node's BMC, in
 // parallel, reporting per node.
 func (s *Service) SetBootDevice(ctx context.Context, req BootRequest) (*PowerReport, error) {
-	if _, err := Authorize(ctx, OpNodePower); err != nil {
+	actor, err := Authorize(ctx, OpNodePower)
+	if err != nil {
 		return nil, err
 	}
 	if err := req.Device.Validate(); err != nil {
 		return nil, err
 	}
-	nodes, err := s.resolveNodes(ctx, req.Nodes, req.Allocation)
+	nodes, err := s.resolveNodes(ctx, actor, req.Nodes, req.Allocation)
 	if err != nil {
 		return nil, err
 	}

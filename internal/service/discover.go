@@ -196,6 +196,13 @@ func (s *Service) Discover(ctx context.Context, req DiscoverRequest) (*DiscoverR
 		for _, m := range n.MACs {
 			takenMAC[m] = hw.Address
 		}
+		if cur != nil && cur.State.Held() && cur.BMC != n.BMC {
+			// The owner's handoff names this controller and these
+			// credentials: they do not change under an allocation.
+			it.Action, it.Reason = DiscoverSkipped, "allocated to "+cur.Owner+"; its BMC address and credentials are not changed while held"
+			rep.Items = append(rep.Items, it)
+			continue
+		}
 		switch {
 		case cur == nil:
 			it.Action = DiscoverImported
