@@ -195,6 +195,9 @@ type Hardware struct {
 	Address string `json:"address,omitempty"`
 	// Composed is true for a system a CompositionService made.
 	Composed bool `json:"composed,omitempty"`
+	// Fields are facts without a node column (IPMI's manufacturer and
+	// product ids, firmware revision), copied into the node's fields.
+	Fields map[string]string `json:"fields,omitempty"`
 }
 
 // BMCClient is one open connection to one node's BMC. Each method is

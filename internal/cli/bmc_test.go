@@ -107,6 +107,13 @@ func TestDirectPowerIPMI(t *testing.T) {
 		t.Errorf("events %v lack node.power / node.boot_device", actions)
 	}
 
+	// Inspection over IPMI reads Get Device ID: the manufacturer (0x1291)
+	// and product (0xf02) ids the sim's emu file gives its BMC.
+	e.ok("node", "inspect", "n1")
+	if n := e.fullBMCNode("n1"); n.Fields["ipmi_manufacturer_id"] != "4753" || n.Fields["ipmi_product_id"] != "3842" || n.CPUs != 4 {
+		t.Errorf("after IPMI inspect: %+v", n)
+	}
+
 	// The suite can be chosen by a node field instead: ipmi_sim has no
 	// suite 17, the default, so this node works only through the field.
 	plain := strings.Replace(sim.Address(), "?cipher=3", "", 1)

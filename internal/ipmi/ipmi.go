@@ -184,21 +184,29 @@ func (c *Conn) SetBootDevice(ctx context.Context, dev ironpool.BootDevice, once 
 	return nil
 }
 
-// Inspect reads what IPMI can tell: the system GUID. IPMI carries no
-// CPU, memory or disk inventory, so those stay zero and the caller keeps
-// what it had.
+// Inspect reads what IPMI can tell: Get Device ID (manufacturer and
+// product ids, firmware and IPMI versions) and the system GUID where the
+// BMC has one. IPMI carries no CPU, memory or disk inventory, so those
+// stay zero and the caller keeps what it had.
 func (c *Conn) Inspect(ctx context.Context) (*ironpool.Hardware, error) {
-	hw := &ironpool.Hardware{MACs: []string{}}
+	hw := &ironpool.Hardware{MACs: []string{}, Fields: map[string]string{}}
 	err := c.bounded(ctx, func(ctx context.Context) error {
-		g, err := c.c.GetSystemGUID(ctx)
+		id, err := c.c.GetDeviceID(ctx)
 		if err != nil {
 			return err
 		}
-		hw.UUID = guidString(g.GUID)
+		hw.Fields["ipmi_manufacturer_id"] = fmt.Sprint(id.ManufacturerID)
+		hw.Fields["ipmi_product_id"] = fmt.Sprint(id.ProductID)
+		hw.Fields["ipmi_firmware"] = fmt.Sprintf("%d.%02x", id.MajorFirmwareRevision, id.MinorFirmwareRevision)
+		hw.Fields["ipmi_version"] = fmt.Sprintf("%d.%d", id.MajorIPMIVersion, id.MinorIPMIVersion)
+		// Not every BMC answers Get System GUID (it is optional).
+		if g, err := c.c.GetSystemGUID(ctx); err == nil {
+			hw.UUID = guidString(g.GUID)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, c.classify("get system GUID", err)
+		return nil, c.classify("get device id", err)
 	}
 	return hw, nil
 }

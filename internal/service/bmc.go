@@ -344,11 +344,15 @@ func (s *Service) Inspect(ctx context.Context, name string, direct bool) (*ironp
 	out, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
 		before := *n
 		before.MACs = slices.Clone(n.MACs)
+		before.Fields = maps(n.Fields)
 		applyHardware(n, hw)
 		if hw.UUID != "" {
 			n.Fields[FieldSystemUUID] = hw.UUID
 		}
-		if sameSpecs(&before, n) && before.Fields[FieldSystemUUID] == n.Fields[FieldSystemUUID] {
+		for k, v := range hw.Fields {
+			n.Fields[k] = v
+		}
+		if sameSpecs(&before, n) && sameFields(before.Fields, n.Fields) {
 			return errUnchanged
 		}
 		return n.Validate("")
@@ -395,4 +399,16 @@ func sameSpecs(a, b *ironpool.Node) bool {
 	sort.Strings(am)
 	sort.Strings(bm)
 	return a.CPUs == b.CPUs && a.MemoryMB == b.MemoryMB && a.LocalGB == b.LocalGB && a.CPUArch == b.CPUArch && slices.Equal(am, bm)
+}
+
+func sameFields(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
