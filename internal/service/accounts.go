@@ -30,3 +30,18 @@ func (s *Service) leaseCredentials(a *ironpool.Allocation) {
 		a.Nodes[i] = &c
 	}
 }
+
+// accountsPending reports whether an active allocation still waits for the
+// per-allocation BMC accounts the reconciler makes when it serves a
+// queued request.
+func (s *Service) accountsPending(a *ironpool.Allocation) bool {
+	if a.State != ironpool.AllocActive || len(s.Config.PerAllocationBMC) == 0 {
+		return false
+	}
+	for _, n := range a.Nodes {
+		if s.perAllocation(n) && n.Fields[ironpool.FieldLeaseAllocation] != a.ID {
+			return true
+		}
+	}
+	return false
+}
