@@ -77,6 +77,10 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 	if b == nil {
 		return nil
 	}
+	// A per-allocation BMC account goes first, as for a local node.
+	if msg := r.dropLeaseAccount(ctx, n); msg != "" {
+		return r.finishClean(ctx, b, n, msg)
+	}
 	fail := func(err error) error {
 		if retryable(err) {
 			r.notePending(ctx, n, ironpool.PendingClean, err)
