@@ -257,7 +257,7 @@ func (n *Node) Validate(prefix string) error {
 	// Ironic drives it (fake-hardware, or a vendor driver ironpool has no
 	// URL form for). A local node does: ironpool hands it out by its BMC.
 	if n.BMC.Address != "" || n.IronicUUID == "" {
-		if _, err := ParseBMCAddress(prefix+"bmc.address", n.BMC.Address); err != nil {
+		if _, err := ParseBMCEndpoint(prefix+"bmc.address", n.BMC.Address); err != nil {
 			return err
 		}
 	}

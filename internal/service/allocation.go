@@ -86,6 +86,13 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
 	}
+	if a.State == ironpool.AllocActive && s.Work != nil && len(s.Config.PerAllocationBMC) > 0 {
+		if err := s.Work.CheckoutAccounts(ctx, a); err != nil {
+			s.Work.RefuseCheckout(ctx, a)
+			s.notify()
+			return nil, err
+		}
+	}
 	s.notify()
 	return s.present(actor, a), nil
 }
@@ -106,6 +113,7 @@ func (s *Service) PlanAllocation(ctx context.Context, req *ironpool.AllocationRe
 // present shapes an allocation for the actor: node passwords stay only for
 // the owner (or an admin), the handoff the product promises.
 func (s *Service) present(actor *ironpool.Actor, a *ironpool.Allocation) *ironpool.Allocation {
+	s.leaseCredentials(a)
 	if actor.CanActFor(a.Owner) {
 		return a
 	}
