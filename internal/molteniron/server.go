@@ -608,7 +608,7 @@ func (s *Server) set(ctx context.Context, n *ironpool.Node, key string, value an
 			keys = append(keys, blobKey{Key: key})
 			i = len(keys) - 1
 		}
-		want := cloneNode(n)
+		want := n.Clone()
 		bk, err := putBlob(want, key, value)
 		if err != nil {
 			return fail(400, "%s", err)
@@ -616,7 +616,7 @@ func (s *Server) set(ctx context.Context, n *ironpool.Node, key string, value an
 		keys = slices.Clone(keys)
 		keys[i] = bk
 		setBlobKeys(want, keys)
-		assign = diff(n, want)
+		assign = ironpool.NodeAssignments(n, want)
 	}
 	if len(assign) == 0 {
 		return okReply()
@@ -652,54 +652,6 @@ func (s *Server) setStatus(ctx context.Context, n *ironpool.Node, st string) rep
 		return errorReply(err)
 	}
 	return okReply()
-}
-
-func cloneNode(n *ironpool.Node) *ironpool.Node {
-	c := *n
-	c.MACs = slices.Clone(n.MACs)
-	c.Fields = make(map[string]string, len(n.Fields))
-	for k, v := range n.Fields {
-		c.Fields[k] = v
-	}
-	return &c
-}
-
-// diff is the SetFields assignments that turn a into b (the attributes a
-// blob key can live on, and free-form fields).
-func diff(a, b *ironpool.Node) map[string]string {
-	m := map[string]string{}
-	if a.BMC.Username != b.BMC.Username {
-		m["bmc.username"] = b.BMC.Username
-	}
-	if a.BMC.Password != b.BMC.Password {
-		m["bmc.password"] = b.BMC.Password
-	}
-	if !slices.Equal(a.MACs, b.MACs) {
-		m["macs"] = strings.Join(b.MACs, ",")
-	}
-	if a.CPUArch != b.CPUArch {
-		m["cpu_arch"] = b.CPUArch
-	}
-	if a.CPUs != b.CPUs {
-		m["cpus"] = strconv.Itoa(b.CPUs)
-	}
-	if a.MemoryMB != b.MemoryMB {
-		m["memory_mb"] = strconv.FormatInt(b.MemoryMB, 10)
-	}
-	if a.LocalGB != b.LocalGB {
-		m["local_gb"] = strconv.FormatInt(b.LocalGB, 10)
-	}
-	for k, v := range b.Fields {
-		if old, has := a.Fields[k]; !has || old != v {
-			m["fields."+k] = v
-		}
-	}
-	for k := range a.Fields {
-		if _, has := b.Fields[k]; !has {
-			m["fields."+k] = ""
-		}
-	}
-	return m
 }
 
 // deleteDB deletes every node no allocation holds, when the operator

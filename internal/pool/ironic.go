@@ -270,8 +270,7 @@ func (s *Service) SyncIronic(ctx context.Context) (*SyncResult, error) {
 		}
 		var upd bool
 		_, err := s.Store.UpdateNode(ctx, cur.UUID, func(n *ironpool.Node) error {
-			before := *n
-			before.Traits, before.MACs = slices.Clone(n.Traits), slices.Clone(n.MACs)
+			before := *n.Clone()
 			refresh(n, info, b.Endpoint())
 			busy := n.State.Held() || n.State == ironpool.NodeCleaning || n.Pending != ""
 			operatorMaint := n.State == ironpool.NodeMaintenance && !strings.HasPrefix(n.MaintenanceReason, ironicPrefix)
@@ -283,7 +282,7 @@ func (s *Service) SyncIronic(ctx context.Context) (*SyncResult, error) {
 				// sent if it does not fit ironpool's rules.
 				*n = before
 			}
-			upd = !sameNode(&before, n)
+			upd = len(ironpool.DiffNodes(&before, n)) > 0
 			if !upd {
 				return errUnchanged
 			}
@@ -380,12 +379,4 @@ func refresh(n *ironpool.Node, info ironic.NodeInfo, endpoint string) {
 		n.ManagedBy = p.ManagedBy
 	}
 	n.ProvisionState, n.PowerState = info.ProvisionState, info.PowerState
-}
-
-func sameNode(a, b *ironpool.Node) bool {
-	return a.State == b.State && a.CPUs == b.CPUs && a.MemoryMB == b.MemoryMB && a.LocalGB == b.LocalGB &&
-		a.CPUArch == b.CPUArch && a.ResourceClass == b.ResourceClass && slices.Equal(a.Traits, b.Traits) &&
-		slices.Equal(a.MACs, b.MACs) && a.BMC.Address == b.BMC.Address && a.BMC.Username == b.BMC.Username &&
-		a.IronicEndpoint == b.IronicEndpoint && a.ManagedBy == b.ManagedBy && a.ProvisionState == b.ProvisionState &&
-		a.PowerState == b.PowerState && a.MaintenanceReason == b.MaintenanceReason && a.LastError == b.LastError
 }
