@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlite"
 	"ironpool/internal/sqlstore"
+	"ironpool/internal/storetest/opener"
 )
 
 // BenchmarkStoreAllocate measures one allocate+release pair (a 2-item
@@ -53,13 +52,7 @@ func BenchmarkStoreAllocateParallel(b *testing.B) {
 // three shapes.
 func seededStore(b *testing.B, size int) (context.Context, *sqlstore.Store) {
 	ctx := ironpool.NewContextWithActor(context.Background(), ironpool.System)
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st, _ := opener.MustOpenSQLite(b)
 	var nodes []*ironpool.Node
 	for i := 0; i < size; i++ {
 		s := benchShapes[i%3]
@@ -92,13 +85,7 @@ var benchShapes = []int{8, 32, 64}
 // ceiling any write path on this store can reach.
 func BenchmarkSQLiteWriteTx(b *testing.B) {
 	ctx := context.Background()
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st, _ := opener.MustOpenSQLite(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tx, err := st.W.BeginTx(ctx, nil)

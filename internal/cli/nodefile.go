@@ -75,27 +75,6 @@ func ParseNodeFile(data []byte) ([]*ironpool.Node, error) {
 	return out, nil
 }
 
-// NodeLine returns the line of entry i of a node file, for error messages
-// about entries the server rejected.
-func NodeLine(data []byte, i int) int {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return 0
-	}
-	list := doc.Content[0]
-	if list.Kind == yaml.MappingNode {
-		for j := 0; j+1 < len(list.Content); j += 2 {
-			if list.Content[j].Value == "nodes" {
-				list = list.Content[j+1]
-			}
-		}
-	}
-	if list.Kind != yaml.SequenceNode || i < 0 || i >= len(list.Content) {
-		return 0
-	}
-	return list.Content[i].Line
-}
-
 func hasKey(m *yaml.Node, key string) bool {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {

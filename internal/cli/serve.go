@@ -81,6 +81,5 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
 	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
 	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
-	_ = time.Second
 	return c
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
 	"ironpool/internal/pool"
 )
 
@@ -103,6 +102,5 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 				fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", commits)
 			}
 		}
-		_ = ironpool.AllocActive
 	}
 }

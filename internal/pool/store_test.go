@@ -5,9 +5,8 @@ import (
 	"testing"
 
 	"ironpool"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlite"
 	"ironpool/internal/sqlstore"
+	"ironpool/internal/storetest/opener"
 )
 
 // testStore opens a real SQLite store in a temporary directory for the
@@ -15,13 +14,7 @@ import (
 func testStore(t *testing.T) (*sqlstore.Store, context.Context) {
 	t.Helper()
 	ctx := ironpool.NewContextWithActor(context.Background(), &ironpool.Actor{TokenID: "test", Role: ironpool.RoleAdmin})
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, t.TempDir()+"/pool.db", ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, _ := opener.MustOpenSQLite(t)
 	return st, ctx
 }
 
