@@ -189,7 +189,6 @@ func TestOtherConflictsAreNotRetried(t *testing.T) {
 	}
 }
 
-
 func TestHungIronicIsUnavailable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
