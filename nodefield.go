@@ -53,7 +53,11 @@ type NodeField struct {
 	// Secret fields are masked for callers who may not read them.
 	Secret bool
 	Carry  Carrier
-	get    func(*Node) string
+	// MoltenIron is the field's name in Molten Iron's protocol (ipmi_ip for
+	// bmc.address), so the listener's errors name what its users sent;
+	// empty when it is the same or Molten Iron has none.
+	MoltenIron string
+	get        func(*Node) string
 	// set stores the parsed text; it checks the form (a number is a
 	// number), and check below the rules.
 	set func(*Node, string)
@@ -135,7 +139,7 @@ var NodeFields = []*NodeField{
 	{Name: "uuid", Go: "UUID", ReadOnly: true, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
 		get: func(n *Node) string { return n.UUID },
 		set: func(n *Node, v string) { n.UUID = v }},
-	{Name: "pool", Go: "Pool", Carry: CarryNodeFile,
+	{Name: "pool", Go: "Pool", Carry: CarryNodeFile, MoltenIron: "node_pool",
 		get: func(n *Node) string { return n.Pool },
 		set: func(n *Node, v string) { n.Pool = v },
 		check: func(n *Node, p string) error {
@@ -159,11 +163,11 @@ var NodeFields = []*NodeField{
 			}
 			return nil
 		}},
-	{Name: "memory_mb", Go: "MemoryMB", Kind: FieldInt, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "memory_mb", Go: "MemoryMB", Kind: FieldInt, Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "ram_mb",
 		get:   func(n *Node) string { return strconv.FormatInt(n.MemoryMB, 10) },
 		set:   func(n *Node, v string) { n.MemoryMB = atoi(v) },
 		check: func(n *Node, p string) error { return checkSize(p+"memory_mb", n.MemoryMB) }},
-	{Name: "local_gb", Go: "LocalGB", Kind: FieldInt, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "local_gb", Go: "LocalGB", Kind: FieldInt, Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "disk_gb",
 		get:   func(n *Node) string { return strconv.FormatInt(n.LocalGB, 10) },
 		set:   func(n *Node, v string) { n.LocalGB = atoi(v) },
 		check: func(n *Node, p string) error { return checkSize(p+"local_gb", n.LocalGB) }},
@@ -195,18 +199,18 @@ var NodeFields = []*NodeField{
 			}
 			return err
 		}},
-	{Name: "macs", Go: "MACs", Kind: FieldList, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "macs", Go: "MACs", Kind: FieldList, Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "port_hwaddr",
 		get:   func(n *Node) string { return strings.Join(n.MACs, ",") },
 		set:   func(n *Node, v string) { n.MACs = splitList(v) },
 		check: checkMACs},
-	{Name: "bmc.address", Go: "BMC.Address", Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "bmc.address", Go: "BMC.Address", Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "ipmi_ip",
 		get: func(n *Node) string { return n.BMC.Address },
 		set: func(n *Node, v string) { n.BMC.Address = v },
 		check: func(n *Node, p string) error {
 			_, err := ParseBMCAddress(p+"bmc.address", n.BMC.Address)
 			return err
 		}},
-	{Name: "bmc.username", Go: "BMC.Username", Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "bmc.username", Go: "BMC.Username", Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "ipmi_user",
 		get: func(n *Node) string { return n.BMC.Username },
 		set: func(n *Node, v string) { n.BMC.Username = v },
 		check: func(n *Node, p string) error {
@@ -215,7 +219,7 @@ var NodeFields = []*NodeField{
 			}
 			return nil
 		}},
-	{Name: "bmc.password", Go: "BMC.Password", Secret: true, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
+	{Name: "bmc.password", Go: "BMC.Password", Secret: true, Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "ipmi_password",
 		get: func(n *Node) string { return n.BMC.Password },
 		set: func(n *Node, v string) { n.BMC.Password = v },
 		check: func(n *Node, p string) error {
@@ -233,7 +237,7 @@ var NodeFields = []*NodeField{
 	{Name: "last_error", Go: "LastError", ReadOnly: true,
 		get: func(n *Node) string { return n.LastError },
 		set: func(n *Node, v string) { n.LastError = v }},
-	{Name: "owner", Go: "Owner", ReadOnly: true,
+	{Name: "owner", Go: "Owner", ReadOnly: true, MoltenIron: "owner_name",
 		get: func(n *Node) string { return n.Owner },
 		set: func(n *Node, v string) { n.Owner = v }},
 	{Name: "allocation_id", Go: "AllocationID", ReadOnly: true,

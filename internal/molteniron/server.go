@@ -181,13 +181,12 @@ func errorReply(err error) reply {
 	return fail(st, "%s", msg)
 }
 
-// miField names an ironpool request field the way a Molten Iron user knows it.
+// miField names an ironpool request field the way a Molten Iron user knows
+// it, from the node field table.
 func miField(f string) string {
-	for _, p := range [][2]string{{"bmc.address", "ipmi_ip"}, {"bmc.username", "ipmi_user"},
-		{"bmc.password", "ipmi_password"}, {"macs", "port_hwaddr"}, {"memory_mb", "ram_mb"},
-		{"local_gb", "disk_gb"}, {"pool", "node_pool"}, {"owner", "owner_name"}} {
-		if f == p[0] || strings.HasPrefix(f, p[0]+"[") {
-			return p[1]
+	for _, nf := range ironpool.NodeFields {
+		if nf.MoltenIron != "" && (f == nf.Name || strings.HasPrefix(f, nf.Name+"[")) {
+			return nf.MoltenIron
 		}
 	}
 	return f
