@@ -102,7 +102,8 @@ func (f *NodeField) Set(n *Node, v string) error {
 
 // Parse stores v into the field of n, checking only its form (a whole,
 // non-negative number for numbers), for readers such as the node file that
-// leave the rules to the server. Read-only fields are parsed too.
+// leave the rules to the server. It also sets uuid, which the node file
+// may carry; other read-only fields have no text form to read.
 func (f *NodeField) Parse(n *Node, v string) error {
 	if f.set == nil {
 		return FieldErrorf(f.Name, "cannot be read from text")
@@ -149,8 +150,7 @@ var NodeFields = []*NodeField{
 			return ValidateName(p+"pool", n.Pool)
 		}},
 	{Name: "state", Go: "State", ReadOnly: true,
-		get: func(n *Node) string { return string(n.State) },
-		set: func(n *Node, v string) { n.State = NodeState(v) }},
+		get: func(n *Node) string { return string(n.State) }},
 	{Name: "cpus", Go: "CPUs", Kind: FieldInt, Carry: CarryEnv | CarryAnsible | CarryNodeFile,
 		get: func(n *Node) string { return strconv.Itoa(n.CPUs) },
 		set: func(n *Node, v string) { n.CPUs = int(min(atoi(v), 1<<40)) },
@@ -232,32 +232,24 @@ var NodeFields = []*NodeField{
 			return nil
 		}},
 	{Name: "maintenance_reason", Go: "MaintenanceReason", ReadOnly: true,
-		get: func(n *Node) string { return n.MaintenanceReason },
-		set: func(n *Node, v string) { n.MaintenanceReason = v }},
+		get: func(n *Node) string { return n.MaintenanceReason }},
 	{Name: "last_error", Go: "LastError", ReadOnly: true,
-		get: func(n *Node) string { return n.LastError },
-		set: func(n *Node, v string) { n.LastError = v }},
+		get: func(n *Node) string { return n.LastError }},
 	{Name: "owner", Go: "Owner", ReadOnly: true, MoltenIron: "owner_name",
-		get: func(n *Node) string { return n.Owner },
-		set: func(n *Node, v string) { n.Owner = v }},
+		get: func(n *Node) string { return n.Owner }},
 	{Name: "allocation_id", Go: "AllocationID", ReadOnly: true,
-		get: func(n *Node) string { return n.AllocationID },
-		set: func(n *Node, v string) { n.AllocationID = v }},
+		get: func(n *Node) string { return n.AllocationID }},
 	{Name: "ironic_uuid", Go: "IronicUUID", ReadOnly: true,
-		get: func(n *Node) string { return n.IronicUUID },
-		set: func(n *Node, v string) { n.IronicUUID = v }},
+		get: func(n *Node) string { return n.IronicUUID }},
 	{Name: "ironic_endpoint", Go: "IronicEndpoint", ReadOnly: true,
-		get: func(n *Node) string { return n.IronicEndpoint },
-		set: func(n *Node, v string) { n.IronicEndpoint = v }},
+		get: func(n *Node) string { return n.IronicEndpoint }},
 	{Name: "managed_by", Go: "ManagedBy",
 		get: func(n *Node) string { return n.ManagedBy },
 		set: func(n *Node, v string) { n.ManagedBy = v }},
 	{Name: "provision_state", Go: "ProvisionState", ReadOnly: true,
-		get: func(n *Node) string { return n.ProvisionState },
-		set: func(n *Node, v string) { n.ProvisionState = v }},
+		get: func(n *Node) string { return n.ProvisionState }},
 	{Name: "power_state", Go: "PowerState", ReadOnly: true,
-		get: func(n *Node) string { return n.PowerState },
-		set: func(n *Node, v string) { n.PowerState = v }},
+		get: func(n *Node) string { return n.PowerState }},
 	{Name: "pending", Go: "Pending", ReadOnly: true,
 		get: func(n *Node) string { return string(n.Pending) }},
 }
