@@ -27,6 +27,11 @@ type Store interface {
 	// Returns ENOTFOUND for an unknown id and ECONFLICT when a node is held,
 	// cleaning or in another allocation.
 	AllocateNodes(ctx context.Context, a *Allocation, nodeIDs []int64, state NodeState) error
+	// AdoptNode adds n (as CreateNodes would) and an active allocation of
+	// a.Owner holding it in state, with a node.adopted event carrying
+	// summary, all in one transaction: a crash never leaves an adopted node
+	// without its allocation. ECONFLICT for a taken name, MAC or link.
+	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
 	// Plan is Allocate without writing anything.
 	Plan(ctx context.Context, a *Allocation) (*Plan, error)
 	// DispatchQueue fulfils queued allocations first-come first-served,
@@ -78,14 +83,22 @@ type Store interface {
 	CreateFirstToken(ctx context.Context, t *Token) (bool, error)
 
 	// Reseal re-encrypts every stored secret with the sealer's current key;
-	// it returns how many secrets it rewrote.
-	Reseal(ctx context.Context) (int, error)
+	// it reports how many secrets it rewrote and under which key.
+	Reseal(ctx context.Context) (ResealResult, error)
 
 	// TryLease takes or renews the named lease for holder for ttl, and
 	// reports whether holder has it. Background loops run only on the holder.
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 
 	Close() error
+}
+
+// ResealResult is what a re-encryption pass did.
+type ResealResult struct {
+	// Resealed counts the secrets rewritten under KeyID.
+	Resealed int `json:"resealed"`
+	// KeyID names the key every secret is now sealed under.
+	KeyID string `json:"key_id"`
 }
 
 // ReleaseSelector picks what to release: one allocation or every live

@@ -36,8 +36,11 @@ func (a *app) serveCmd() *cobra.Command {
 				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
 			}
 			m.Pool.DefaultMode = ironpool.Mode(mode)
+			if m.Background.CleanWorkers < 1 || m.Background.CleanWorkers > 1024 {
+				return ironpool.FieldErrorf("clean-workers", "%d is out of range (1 to 1024)", m.Background.CleanWorkers)
+			}
 			if cleanCmd != "" {
-				m.Pool.CleanCommand = strings.Fields(cleanCmd)
+				m.Background.CleanCommand = strings.Fields(cleanCmd)
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -68,7 +71,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
-	f.StringVar(&m.Pool.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
+	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
+	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
@@ -79,7 +83,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
-	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
+	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic by (Keystone, or auth_type none/http_basic with baremetal_endpoint_override), instead of --ironic-url")
+	f.StringVar(&m.Ironic.CloudsFile, "ironic-clouds-file", "", "clouds.yaml to read for --ironic-cloud (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)")
 	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
 	return c
 }

@@ -15,7 +15,7 @@ import (
 
 // ManagedBy is the extra.managed_by value Register writes, so ironpool can
 // tell its own enrolments from nodes an operator made by hand.
-const ManagedBy = "ironpool"
+const ManagedBy = ironpool.ManagedBy
 
 func setIf(m map[string]any, k, v string) {
 	if v != "" {

@@ -198,7 +198,7 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 
 // Allocate claims nodes for a, all or none; see ironpool.Store.
 func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
-	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	ttl := a.TTL
 	var claimed [][]candidate
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil
@@ -279,7 +279,7 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
 	pending := ""
 	if a.Mode != ironpool.ModeNone && a.Mode != "" {
-		pending = "checkout"
+		pending = string(ironpool.PendingCheckout)
 	}
 	var vals []string
 	var args []any

@@ -118,18 +118,18 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 // key, in batches of one transaction each: an interrupted run leaves some
 // rows under the old key, which stays readable, and the next run finishes
 // them without rewriting what is done.
-func (s *Store) Reseal(ctx context.Context) (int, error) {
-	total := 0
+func (s *Store) Reseal(ctx context.Context) (ironpool.ResealResult, error) {
+	res := ironpool.ResealResult{KeyID: s.Sealer.KeyID()}
 	var after int64
 	for {
 		n, last, err := s.resealBatch(ctx, after)
-		total += n
+		res.Resealed += n
 		if err != nil || last == 0 {
 			if err == nil {
-				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + s.Sealer.KeyID(),
-					Summary: fmt.Sprintf("re-encrypted %d secrets under key %s", total, s.Sealer.KeyID())})
+				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + res.KeyID,
+					Summary: fmt.Sprintf("re-encrypted %d secrets under key %s", res.Resealed, res.KeyID)})
 			}
-			return total, err
+			return res, err
 		}
 		after = last
 	}

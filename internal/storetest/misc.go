@@ -292,11 +292,14 @@ func testSecrets(t *testing.T, open func(t *testing.T) ironpool.Store) {
 
 		ring := mustRing(t, newKey, oldKey)
 		setter.SetSealer(ring)
-		n, err := s.Reseal(ctx)
+		res, err := s.Reseal(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 4 {
+		if res.KeyID != ring.KeyID() {
+			t.Errorf("Reseal reports key %q, want the current key %q", res.KeyID, ring.KeyID())
+		}
+		if n := res.Resealed; n != 4 {
 			t.Errorf("Reseal rewrote %d secrets, want 4", n)
 		}
 		after := rawPasswords(t, db)
@@ -329,8 +332,8 @@ func testSecrets(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			t.Errorf("key.rotated events = %d, want 1", n)
 		}
 		// Running it again (after an interruption, say) is harmless.
-		if n, err := s.Reseal(ctx); err != nil || n != 0 {
-			t.Errorf("second Reseal rewrote %d secrets (err %v), want 0: all are under the current key", n, err)
+		if res, err := s.Reseal(ctx); err != nil || res.Resealed != 0 {
+			t.Errorf("second Reseal rewrote %d secrets (err %v), want 0: all are under the current key", res.Resealed, err)
 		}
 		for _, nd := range nodes {
 			if got := mustFind(t, s, nd.Name).BMC.Password; got != nd.BMC.Password {
@@ -454,10 +457,10 @@ func testStatus(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	mnt.State = ironpool.NodeMaintenance
 	mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 32), lab, mnt)
 	a := request("lab1", item("", 2, ironpool.Constraints{Pool: ironpool.DefaultPool}))
-	a.ExpiresAt = a.CreatedAt.Add(30 * time.Minute)
+	a.TTL = 30 * time.Minute
 	mustAllocate(t, s, a)
 	far := request("lab2", item("", 1, ironpool.Constraints{Pool: "lab"}))
-	far.ExpiresAt = far.CreatedAt.Add(3 * time.Hour)
+	far.TTL = 3 * time.Hour
 	mustAllocate(t, s, far)
 	if err := s.Allocate(ctx, queued("lab3", time.Hour, item("", 5, anyNode())), true); err != nil {
 		t.Fatal(err)

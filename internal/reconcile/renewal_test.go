@@ -1,4 +1,4 @@
-package pool_test
+package reconcile_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 )
 
 // jitterStore delays every write a little, at random, so that the reaper
@@ -40,8 +40,9 @@ func (j jitterStore) ExtendAllocation(ctx context.Context, id string, ttl time.D
 // lease the reaper ended is never reported as extended.
 func TestRenewalAtExpiryIsNeverLost(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st, svc, ctx := open(t, clk.Now)
-	svc.Store = jitterStore{st}
+	h, svc, ctx := open(t, clk.Now)
+	svc.Store = jitterStore{h.st}
+	h.rec.Store = svc.Store
 	sys := ironpool.NewContextWithActor(context.Background(), ironpool.System)
 	const rounds = 100
 	won := map[string]int{}
@@ -56,7 +57,7 @@ func TestRenewalAtExpiryIsNeverLost(t *testing.T) {
 		var ext *ironpool.Allocation
 		var extErr error
 		wg.Add(2)
-		go func() { defer wg.Done(); pool.Tick(svc, sys) }()
+		go func() { defer wg.Done(); reconcile.Tick(h.rec, sys) }()
 		go func() { defer wg.Done(); ext, extErr = svc.ExtendAllocation(ctx, a.ID, time.Hour) }()
 		wg.Wait()
 		got, err := svc.FindAllocation(ctx, a.ID)
