@@ -64,13 +64,13 @@ func TestAllocationPeer(t *testing.T) {
 	}
 
 	ironicRate, _, ierrs := run("Ironic allocation API", func(ctx context.Context, _ int) (bool, error) {
-		alloc, _, err := ironictest.CreateAllocation(ctx, c, "rc-peer", "")
+		alloc, _, err := c.CreateAllocation(ctx, "rc-peer", "")
 		if ironpool.ErrorCode(err) == ironpool.ECAPACITY {
 			return false, nil
 		} else if err != nil {
 			return false, err
 		}
-		return true, ironictest.DeleteAllocation(ctx, c, alloc)
+		return true, c.DeleteAllocation(ctx, alloc)
 	})
 
 	e := start(t) // a local pool: same nodes, released nodes are free at once

@@ -21,8 +21,7 @@
 //   - 1.21: node resource_class (flavors, ManageableNodes, allocations).
 //   - 1.37: node traits (PUT /v1/nodes/{id}/traits).
 //   - 1.50: node owner, shown in NodeInfo.
-//   - 1.52: Ironic's allocation API (ironictest.CreateAllocation, for the
-//     performance peer; ironpool itself does not use it).
+//   - 1.52: Ironic's allocation API (CreateAllocation, DeleteAllocation).
 //   - 1.65: node lessee (SetLessee, the "lessee" checkout mode) — the newest
 //     feature used, hence the baseline.
 //
@@ -45,5 +44,5 @@
 // conductor's periodic tasks hold node locks briefly) and a 503 are retried
 // with backoff for up to about ten seconds instead of being surfaced. A 503
 // on POST /v1/allocations is not retried: Ironic may have created the
-// allocation anyway, so ironictest.CreateAllocation cleans it up instead.
+// allocation anyway, so CreateAllocation cleans it up instead.
 package ironic

@@ -752,6 +752,50 @@ func TestAdopt(t *testing.T) {
 	wantCode(t, c.Adopt(t.Context(), ids[1]), ironpool.ECONFLICT) // available
 }
 
+func TestAllocations(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	rc := "rc-alloc-" + runID
+	ids := makeNodes(t, c, []nodeSpec{
+		{Name: nodeName("alloc", 0), ResourceClass: rc, CPUs: 1},
+		{Name: nodeName("alloc", 1), ResourceClass: rc, CPUs: 1},
+	})
+	held := map[string]string{}
+	for i := range 2 {
+		name := fmt.Sprintf("it-%s-job-%d", runID, i)
+		a, node, err := c.CreateAllocation(t.Context(), rc, name)
+		if err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+		if !slices.Contains(ids, node) || held[node] != "" {
+			t.Fatalf("allocation %d got node %s (held: %v)", i, node, held)
+		}
+		held[node] = a
+		if n := mustGet(t, c, node); n.InstanceUUID != a {
+			t.Errorf("node %s instance_uuid = %q, want the allocation %s", node, n.InstanceUUID, a)
+		}
+	}
+	_, _, err := c.CreateAllocation(t.Context(), rc, fmt.Sprintf("it-%s-job-x", runID))
+	wantCode(t, err, ironpool.ECAPACITY)
+	// The failed allocation was deleted, so its name is free again.
+	_, _, err = c.CreateAllocation(t.Context(), rc, fmt.Sprintf("it-%s-job-x", runID))
+	wantCode(t, err, ironpool.ECAPACITY)
+
+	for node, a := range held {
+		if err := c.DeleteAllocation(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+		if n := mustGet(t, c, node); n.InstanceUUID != "" {
+			t.Errorf("node %s keeps instance_uuid %q after DeleteAllocation", node, n.InstanceUUID)
+		}
+		if err := c.DeleteAllocation(t.Context(), a); err != nil {
+			t.Errorf("second DeleteAllocation: %v", err)
+		}
+	}
+	_, _, err = c.CreateAllocation(t.Context(), "", "")
+	wantCode(t, err, ironpool.EINVALID)
+}
+
 // TestStoppedIronic starts a second, private Ironic, connects, stops it with
 // stop.sh and checks that the client then reports EUNAVAILABLE promptly.
 func TestStoppedIronic(t *testing.T) {

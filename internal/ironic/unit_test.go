@@ -189,6 +189,35 @@ func TestOtherConflictsAreNotRetried(t *testing.T) {
 	}
 }
 
+func TestAllocation503IsNotRetried(t *testing.T) {
+	var posts, deletes atomic.Int32
+	srv := fakeIronic(t, "1.82", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			posts.Add(1)
+			w.WriteHeader(503)
+			fmt.Fprint(w, `{"error_message": "{\"faultstring\": \"lack of free conductor workers\"}"}`)
+		case http.MethodDelete:
+			deletes.Add(1)
+			if r.URL.Path != "/v1/allocations/job-1" {
+				t.Errorf("DELETE %s, want the stray allocation by name", r.URL.Path)
+			}
+			w.WriteHeader(204)
+		}
+	})
+	c, err := Connect(t.Context(), Config{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.CreateAllocation(t.Context(), "rc", "job-1")
+	if ironpool.ErrorCode(err) != ironpool.EUNAVAILABLE {
+		t.Fatalf("CreateAllocation on 503 = %v, want EUNAVAILABLE", err)
+	}
+	if posts.Load() != 1 || deletes.Load() != 1 {
+		t.Errorf("posts=%d deletes=%d, want 1 and 1", posts.Load(), deletes.Load())
+	}
+}
+
 func TestHungIronicIsUnavailable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"ironpool"
@@ -198,9 +199,18 @@ func (r *Reconciler) drive(ctx context.Context, snapshot *ironpool.Node) error {
 	return nil
 }
 
+// retryingPrefix marks a last_error written because the backend could not
+// be reached: it persists "the last attempt was interrupted", which a
+// restart or a new leader needs to tell Ironic's reaction to the outage
+// (a clean failed under a conductor restart) from a verdict on the node.
+const retryingPrefix = "retrying: "
+
 // notePending records why a pending step failed, if the node still owes it.
 func (r *Reconciler) notePending(ctx context.Context, n *ironpool.Node, pending ironpool.Pending, err error) {
 	msg := errText(err)
+	if ironpool.ErrorCode(err) == ironpool.EUNAVAILABLE {
+		msg = retryingPrefix + msg
+	}
 	_, uerr := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
 		if cur.Pending != pending || cur.LastError == msg {
 			return errUnchanged
@@ -214,9 +224,10 @@ func (r *Reconciler) notePending(ctx context.Context, n *ironpool.Node, pending 
 }
 
 // wasInterrupted reports whether the node's previous attempt ended because
-// the backend could not be reached.
-func (r *Reconciler) wasInterrupted(id int64) bool {
+// the backend could not be reached: remembered here, and on the node
+// itself (its last_error), so that it survives a restart.
+func (r *Reconciler) wasInterrupted(n *ironpool.Node) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.work.retry[id].interrupted
+	return r.work.retry[n.ID].interrupted || strings.HasPrefix(n.LastError, retryingPrefix)
 }

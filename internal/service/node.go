@@ -92,6 +92,9 @@ func (s *Service) DeleteNode(ctx context.Context, name string) error {
 
 // SetMaintenance takes a node out of service with a reason, or back in.
 // A held node cannot enter maintenance: its owner would lose it silently.
+// Taking a node out of maintenance (or out of error) puts a local node back
+// at once, and an Ironic node through cleaning, so that Ironic's own state
+// decides whether it is fit.
 func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reason string) (*ironpool.Node, error) {
 	if _, err := Authorize(ctx, OpNodeMaintenance); err != nil {
 		return nil, err
@@ -114,6 +117,13 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 		}
 		if n.State != ironpool.NodeMaintenance && n.State != ironpool.NodeError {
 			return nil // already in service: idempotent
+		}
+		if n.IronicUUID != "" {
+			// An Ironic node comes back through Ironic's own state: it is
+			// cleaned (manage → provide) and is available only when Ironic
+			// says so; a node Ironic failed stays out (error again).
+			n.State, n.Pending, n.MaintenanceReason, n.LastError = ironpool.NodeCleaning, ironpool.PendingClean, "", ""
+			return nil
 		}
 		n.State, n.MaintenanceReason, n.LastError = ironpool.NodeAvailable, "", ""
 		return nil
