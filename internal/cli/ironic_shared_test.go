@@ -68,7 +68,8 @@ func (o otherConsumer) allocate(name, node, rc string) (string, string) {
 // allocatable in the pool (and says why), and release removes exactly
 // ironpool's reservation, leaving the other consumer's in place.
 func TestIronicSharedWithOtherConsumers(t *testing.T) {
-	t.Parallel()
+	// Not parallel: each real Ironic costs a core while it starts, and
+	// the parallel Ironic tests of this package start theirs afterwards.
 	in := ironictest.Start(t)
 	c := in.Connect(t)
 	ctx := context.Background()

@@ -656,10 +656,26 @@ func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSele
 func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, final ironpool.AllocationState, cleanInline bool, now time.Time) error {
 	// Ironic-linked nodes always go through cleaning: the reconciler must
 	// undo the checkout and let Ironic clean before they are free again.
-	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+	rows, err := tx.QueryContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
 		state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
 		pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-		WHERE allocation_id = $3`, ms(now), cleanInline, a.ID); err != nil {
+		WHERE allocation_id = $3 RETURNING ironic_uuid`, ms(now), cleanInline, a.ID)
+	if err != nil {
+		return fmt.Errorf("release nodes: %w", err)
+	}
+	linked := 0 // nodes that clean in Ironic, for the event's summary
+	for rows.Next() {
+		var u sql.NullString
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return fmt.Errorf("release nodes: %w", err)
+		}
+		if u.Valid {
+			linked++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("release nodes: %w", err)
 	}
 	was := a.State
@@ -675,8 +691,13 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 		return fmt.Errorf("release allocation %s: it is no longer %s", a.ID, was)
 	}
 	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
-	if cleanInline {
+	switch {
+	case cleanInline && linked == 0:
 		summary += "; nodes cleaned (local pool: no cleaning step configured)"
+	case cleanInline:
+		summary += fmt.Sprintf("; %d Ironic nodes cleaning in Ironic", linked)
+	default:
+		summary += "; nodes cleaning"
 	}
 	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
 }
