@@ -136,6 +136,12 @@ type SyncResult struct {
 	Missing []string `json:"missing"`
 	// Skipped are backend nodes that could not be imported, with the reason.
 	Skipped []string `json:"skipped"`
+	// Error says why this endpoint could not be synced (several-endpoint
+	// syncs report it per endpoint and go on with the others).
+	Error string `json:"error,omitempty"`
+	// Endpoints has one result per backend when several back the pool;
+	// the fields above are then their sums.
+	Endpoints []SyncResult `json:"endpoints,omitempty"`
 }
 
 // PowerResult is a node with the power state its backend reports for it.

@@ -87,6 +87,11 @@ type BMC struct {
 	Address  string `json:"address"`
 	Username string `json:"username"`
 	Password string `json:"password,omitempty"`
+	// PasswordError says why a stored password could not be opened (sealed
+	// under a key this server does not hold, or damaged). Such a node stays
+	// readable, allocatable and deletable, with an empty Password, so the
+	// operator can set the password again; see docs/SECURITY.md.
+	PasswordError string `json:"password_error,omitempty"`
 }
 
 // Limits on strings, so hostile input cannot bloat the database or logs.

@@ -61,6 +61,9 @@ type NodeField struct {
 	// set stores the parsed text; it checks the form (a number is a
 	// number), and check below the rules.
 	set func(*Node, string)
+	// equal compares the field of two nodes, when Get alone does not
+	// say everything (nil: compare Get).
+	equal func(a, b *Node) bool
 	// check validates the field as stored, normalizing it in place; the
 	// error names prefix+Name. Node.Validate runs every check in table order.
 	check func(n *Node, prefix string) error
@@ -158,8 +161,8 @@ var NodeFields = []*NodeField{
 			if n.CPUs < 0 {
 				return FieldErrorf(p+"cpus", "must not be negative (got %d)", n.CPUs)
 			}
-			if n.CPUs > 1<<20 {
-				return FieldErrorf(p+"cpus", "is implausibly large (%d)", n.CPUs)
+			if n.CPUs > MaxCPUs {
+				return FieldErrorf(p+"cpus", "is implausibly large (%d); the limit is %d", n.CPUs, MaxCPUs)
 			}
 			return nil
 		}},
@@ -217,11 +220,17 @@ var NodeFields = []*NodeField{
 			if len(n.BMC.Username) > MaxNameLen*4 {
 				return FieldErrorf(p+"bmc.username", "is too long (limit %d)", MaxNameLen*4)
 			}
-			return nil
+			return ValidateText(p+"bmc.username", n.BMC.Username)
 		}},
 	{Name: "bmc.password", Go: "BMC.Password", Secret: true, Carry: CarryEnv | CarryAnsible | CarryNodeFile, MoltenIron: "ipmi_password",
 		get: func(n *Node) string { return n.BMC.Password },
-		set: func(n *Node, v string) { n.BMC.Password = v },
+		// Setting the password replaces one that did not open, even with
+		// "": that is how an operator repairs a node whose key is gone.
+		set: func(n *Node, v string) { n.BMC.Password, n.BMC.PasswordError = v, "" },
+		// A password that stops (or starts) opening is a change too.
+		equal: func(a, b *Node) bool {
+			return a.BMC.Password == b.BMC.Password && a.BMC.PasswordError == b.BMC.PasswordError
+		},
 		check: func(n *Node, p string) error {
 			if len(n.BMC.Password) > MaxValueLen {
 				return FieldErrorf(p+"bmc.password", "is too long (limit %d)", MaxValueLen)
@@ -255,9 +264,11 @@ var NodeFields = []*NodeField{
 }
 
 // InternalNodeFields are the Node struct fields deliberately absent from
-// NodeFields: the row's bookkeeping, which no caller sets or compares, and
-// Fields, which is addressed key by key as fields.KEY.
-var InternalNodeFields = []string{"ID", "LastAllocatedAt", "CreatedAt", "UpdatedAt", "Fields"}
+// NodeFields: the row's bookkeeping, which no caller sets or compares;
+// Fields, which is addressed key by key as fields.KEY; and
+// BMC.PasswordError, which the store derives when a password does not open
+// and which bmc.password's comparison and setter cover.
+var InternalNodeFields = []string{"ID", "LastAllocatedAt", "CreatedAt", "UpdatedAt", "Fields", "BMC.PasswordError"}
 
 // FieldsPrefix starts the name of a free-form field: fields.KEY.
 const FieldsPrefix = "fields."
@@ -349,7 +360,11 @@ func unknownNodeField(name string) error {
 func DiffNodes(a, b *Node) []string {
 	var d []string
 	for _, f := range NodeFields {
-		if f.Get(a) != f.Get(b) {
+		same := f.Get(a) == f.Get(b)
+		if f.equal != nil {
+			same = f.equal(a, b)
+		}
+		if !same {
 			d = append(d, f.Name)
 		}
 	}
@@ -424,8 +439,8 @@ func checkSize(field string, x int64) error {
 	if x < 0 {
 		return FieldErrorf(field, "must not be negative (got %d)", x)
 	}
-	if x > 1<<40 {
-		return FieldErrorf(field, "is implausibly large")
+	if x > MaxSize {
+		return FieldErrorf(field, "is implausibly large; the limit is %d", int64(MaxSize))
 	}
 	return nil
 }

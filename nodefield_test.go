@@ -116,6 +116,17 @@ func TestNodeFieldGetAndDiff(t *testing.T) {
 	if got, want := DiffNodes(a, b), []string{"fields.gone", "fields.rack", "fields.row"}; !slices.Equal(got, want) {
 		t.Errorf("DiffNodes on fields = %v, want %v", got, want)
 	}
+	// A password that stopped opening is a change of bmc.password, and
+	// setting one (even "") clears the error.
+	a, b = sampleNode(), sampleNode()
+	b.BMC.Password, b.BMC.PasswordError = "", "sealed under another key"
+	a.BMC.Password = ""
+	if got := DiffNodes(a, b); !slices.Equal(got, []string{"bmc.password"}) {
+		t.Errorf("PasswordError changed: DiffNodes = %v, want [bmc.password]", got)
+	}
+	if err := SetNodeField(b, "bmc.password", ""); err != nil || b.BMC.PasswordError != "" {
+		t.Errorf("set bmc.password= = %v, PasswordError %q; want it cleared", err, b.BMC.PasswordError)
+	}
 	if got := DiffNodes(sampleNode(), sampleNode()); len(got) != 0 {
 		t.Errorf("DiffNodes of equal nodes = %v", got)
 	}
@@ -157,8 +168,9 @@ func TestNodeFieldSet(t *testing.T) {
 	for _, tc := range []struct{ field, value, want string }{
 		{"cpus", "many", `cpus: "many" is not a whole number`},
 		{"memory_mb", "-1", "memory_mb: must not be negative (got -1)"},
-		{"local_gb", "2000000000000", "local_gb: is implausibly large"},
-		{"cpus", "2000000", "cpus: is implausibly large (2000000)"},
+		{"local_gb", "2000000000000", "local_gb: is implausibly large; the limit is 1099511627776"},
+		{"cpus", "2000000", "cpus: is implausibly large (2000000); the limit is 1048576"},
+		{"bmc.username", "a\x00b", "bmc.username: contains a NUL byte"},
 		{"name", "bad name", `name: "bad name" must be letters, digits, '.', '_', ':' or '-', starting with a letter or digit`},
 		{"traits", "gpu!", `traits[0]: "gpu!" is not a trait (upper-case letters, digits and '_', e.g. CUSTOM_GPU)`},
 		{"macs", "nope", `macs[0]: "nope" is not a MAC address (want six hex pairs, e.g. 52:54:00:12:34:56)`},

@@ -52,6 +52,11 @@ func (r *Reconciler) runClean(ctx context.Context, n *ironpool.Node) string {
 		if len(tail) > 200 {
 			tail = tail[len(tail)-200:]
 		}
+		// The command's output is anyone's bytes, and the cut above may
+		// split a character: last_error is text, which PostgreSQL refuses
+		// with a NUL or invalid UTF-8 in it (and the node would then stay
+		// in cleaning for ever).
+		tail = strings.ToValidUTF8(strings.ReplaceAll(tail, "\x00", ""), "?")
 		r.Log.Warn("cleaning failed", "node", n.Name, "err", err)
 		return fmt.Sprintf("clean command: %v: %s", err, tail)
 	}

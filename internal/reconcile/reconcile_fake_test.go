@@ -163,7 +163,7 @@ func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Conte
 	t.Helper()
 	st, ctx := sqlitetest.MustOpen(t)
 	s := New(st, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.Backend = f
+	s.Backends = []ironpool.Backend{f}
 	n := &ironpool.Node{Name: "ir1", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1"},
 		IronicUUID: "6f1b7c1e-0000-4000-8000-000000000001", IronicEndpoint: f.Endpoint(), ManagedBy: "ironic"}
 	if err := st.CreateNodes(ctx, []*ironpool.Node{n}); err != nil {
@@ -318,7 +318,7 @@ func TestInterruptionSurvivesRestart(t *testing.T) {
 	f.down, f.node.ProvisionState, f.node.LastError = false, "clean failed", "conductor restarted"
 	f.mu.Unlock()
 	fresh := New(s.Store, Config{}, s.Log)
-	fresh.Backend = f
+	fresh.Backends = []ironpool.Backend{f}
 	got := fresh.nodeNow(t, ctx, n.Name)
 	if err := fresh.cleanBackend(ctx, got); err != nil {
 		t.Fatal(err)

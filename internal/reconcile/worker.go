@@ -64,7 +64,7 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 	}
 	done := w.finished
 	w.finished = 0
-	startSync := r.Backend != nil && r.Config.Backend.SyncInterval > 0 && !w.syncing && now.Sub(w.lastSync) >= r.Config.Backend.SyncInterval
+	startSync := r.HasBackend() && r.Config.Backend.SyncInterval > 0 && !w.syncing && now.Sub(w.lastSync) >= r.Config.Backend.SyncInterval
 	if startSync {
 		w.syncing = true
 	}
@@ -80,7 +80,7 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 		return done
 	}
 	states := []ironpool.NodeState{ironpool.NodeCleaning}
-	if r.Backend != nil {
+	if r.HasBackend() {
 		states = append(states, ironpool.NodeAllocated, ironpool.NodeEnrolling)
 	}
 	for _, state := range states {
@@ -105,8 +105,8 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 // worker of its kind is busy (the next scan tries again).
 func (r *Reconciler) dispatch(n *ironpool.Node) {
 	local := n.IronicUUID == "" && n.Pending == ironpool.PendingClean
-	if !local && r.Backend == nil {
-		return
+	if !local && r.backend(n.IronicEndpoint) == nil {
+		return // a backend this server does not reach
 	}
 	r.mu.Lock()
 	w := &r.work

@@ -106,6 +106,9 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 	if len(reason) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("reason", "is %d characters; the limit is %d", len(reason), ironpool.MaxReasonLen)
 	}
+	if err := ironpool.ValidateText("reason", reason); err != nil {
+		return nil, err
+	}
 	n, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
 		if on {
 			if n.State.Held() {
@@ -164,10 +167,19 @@ func (s *Service) SetFields(ctx context.Context, name string, assign map[string]
 	}
 	slices.Sort(keys)
 	n, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
+		held := n.State.Held() || n.AllocationID != ""
+		before := n.BMC.Address
 		for _, k := range keys {
 			if err := ironpool.SetNodeField(n, k, assign[k]); err != nil {
 				return err
 			}
+		}
+		// The owner holds this BMC through the handoff: re-pointing it
+		// would silently hand them another machine's controller.
+		if held && n.BMC.Address != before {
+			return (&ironpool.Error{Code: ironpool.ECONFLICT, Field: "bmc.address",
+				Message: fmt.Sprintf("node %s is allocated (allocation %s); its BMC address cannot change while it is held", n.Name, n.AllocationID)}).
+				WithHint("release the allocation first: ironpool release " + n.AllocationID)
 		}
 		return n.Validate("")
 	})

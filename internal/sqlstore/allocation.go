@@ -35,6 +35,7 @@ func (a candidate) less(b candidate) int {
 // matching rows however large the pool is.
 func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
+	where, args = s.reachableSQL(where, args, 1)
 	cond := "state = $1"
 	if len(where) > 0 {
 		cond += " AND " + strings.Join(where, " AND ")
@@ -161,11 +162,30 @@ func (s *Store) waitSerial(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
+// reachableSQL adds the condition that a node's backend is one this server
+// drives (Store.Reachable), numbering its arguments after n+len(args).
+func (s *Store) reachableSQL(where []string, args []any, n int) ([]string, []any) {
+	if s.Reachable == nil {
+		return where, args
+	}
+	var ph []string
+	for _, e := range s.Reachable {
+		args = append(args, e)
+		ph = append(ph, fmt.Sprintf("$%d", n+len(args)))
+	}
+	cond := "ironic_uuid IS NULL"
+	if len(ph) > 0 {
+		cond = "(ironic_uuid IS NULL OR ironic_endpoint IN (" + strings.Join(ph, ", ") + "))"
+	}
+	return append(where, cond), args
+}
+
 // shortfall counts, per item, the nodes that match at all and that are free.
 func (s *Store) shortfall(ctx context.Context, q querier, a *ironpool.Allocation) ([]ironpool.Shortfall, error) {
 	out := make([]ironpool.Shortfall, len(a.Items))
 	for i, it := range a.Items {
 		where, args := constraintSQL(&it.Constraints, 1)
+		where, args = s.reachableSQL(where, args, 1)
 		cond := "1 = 1"
 		if len(where) > 0 {
 			cond = strings.Join(where, " AND ")
