@@ -136,6 +136,9 @@ type SyncResult struct {
 	Missing []string `json:"missing"`
 	// Skipped are backend nodes that could not be imported, with the reason.
 	Skipped []string `json:"skipped"`
+	// Ignored are backend nodes deleted from the pool, left out (sync
+	// --include-ignored imports them again).
+	Ignored []string `json:"ignored,omitempty"`
 	// Error says why this endpoint could not be synced (several-endpoint
 	// syncs report it per endpoint and go on with the others).
 	Error string `json:"error,omitempty"`

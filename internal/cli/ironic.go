@@ -19,13 +19,18 @@ import (
 // ironicCmd is `ironpool ironic …`: operations on the Ironic behind the pool.
 func (a *app) ironicCmd() *cobra.Command {
 	c := &cobra.Command{Use: "ironic", Short: "The Ironic behind the pool: sync"}
-	c.AddCommand(&cobra.Command{
+	var includeIgnored bool
+	syncCmd := &cobra.Command{
 		Use:   "sync",
-		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now",
+		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now (nodes deleted from the pool stay out unless --include-ignored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r ironpool.SyncResult
-			if err := a.call(cmd.Context(), "POST", "/v1/ironic/sync", nil, &r); err != nil {
+			path := "/v1/ironic/sync"
+			if includeIgnored {
+				path += "?include_ignored=true"
+			}
+			if err := a.call(cmd.Context(), "POST", path, nil, &r); err != nil {
 				return err
 			}
 			return a.print(&r, func(w *tabwriter.Writer) {
@@ -41,10 +46,26 @@ func (a *app) ironicCmd() *cobra.Command {
 				for _, s := range r.Skipped {
 					fmt.Fprintf(w, "skipped\t%s\n", s)
 				}
+				if len(r.Ignored) > 0 {
+					fmt.Fprintf(w, "ignored (deleted from the pool; --include-ignored)\t%d\t%s\n", len(r.Ignored), strings.Join(r.Ignored, ","))
+				}
+				for _, e := range r.Endpoints {
+					fmt.Fprintf(w, "endpoint %s\tseen %d, imported %d, updated %d%s\n", e.Endpoint, e.Seen, len(e.Imported), len(e.Updated), errNote(e.Error))
+				}
 			})
 		},
-	})
+	}
+	syncCmd.Flags().BoolVar(&includeIgnored, "include-ignored", false, "also import Ironic nodes that were deleted from the pool")
+	c.AddCommand(syncCmd)
 	return c
+}
+
+// errNote is ", error: MSG" for a non-empty message.
+func errNote(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ", error: " + msg
 }
 
 // ironicNodeCmds are the node verbs that go through Ironic.

@@ -17,8 +17,10 @@ func (s *Server) ironicRoutes() {
 	svc := s.Service
 
 	register(s, http.MethodPost, "/v1/ironic/sync", "ironic-sync", "Import and refresh Ironic's nodes now", 200,
-		func(ctx context.Context, _ *struct{}) (*syncReply, error) {
-			r, err := svc.SyncIronic(ctx)
+		func(ctx context.Context, in *struct {
+			IncludeIgnored bool `query:"include_ignored" doc:"also import nodes deleted from the pool before (which lifts their ignore mark)"`
+		}) (*syncReply, error) {
+			r, err := svc.SyncIronic(ctx, in.IncludeIgnored)
 			return &syncReply{r}, err
 		})
 	register(s, http.MethodGet, "/v1/ironic/manageable", "ironic-manageable", "List Ironic nodes that could be adopted", 200,

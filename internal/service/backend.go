@@ -56,14 +56,14 @@ func (s *Service) waitNode(ctx context.Context, name string, timeout time.Durati
 
 // SyncIronic imports the backend's nodes into the pool and refreshes the
 // ones it has (see reconcile.Reconciler.Sync).
-func (s *Service) SyncIronic(ctx context.Context) (*ironpool.SyncResult, error) {
+func (s *Service) SyncIronic(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error) {
 	if _, err := Authorize(ctx, OpIronicSync); err != nil {
 		return nil, err
 	}
 	if err := s.requireBackend(); err != nil {
 		return nil, err
 	}
-	return s.Work.Sync(ctx)
+	return s.Work.Sync(ctx, includeIgnored)
 }
 
 // RegisterNode enrolls a pool node into the backend (the Valence flow): it
