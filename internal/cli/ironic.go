@@ -117,17 +117,26 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 			})
 		},
 	}
-	var owner, name, ttl string
+	var owner, name, ttl, lease string
 	adopt := &cobra.Command{
-		Use:   "adopt IRONIC_UUID --owner OWNER [--name NAME]",
+		Use:   "adopt IRONIC_UUID --owner OWNER [--name NAME] [--ttl D | --lease none]",
 		Short: "Take an active (or, through Ironic's adopt verb, a manageable) Ironic node into the pool, held by OWNER (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if owner == "" {
 				return usagef("--owner is required")
 			}
+			if lease != "" && lease != "none" {
+				return ironpool.FieldErrorf("lease", "%q is not a lease kind (want none, or give --ttl)", lease)
+			}
+			if lease != "" && ttl != "" {
+				return ironpool.FieldErrorf("lease", "none cannot be combined with --ttl")
+			}
+			if _, err := ironpool.ParseDuration("ttl", ttl); err != nil {
+				return err
+			}
 			var al ironpool.Allocation
-			body := map[string]string{"ironic_uuid": args[0], "owner": owner, "name": name, "ttl": ttl}
+			body := map[string]string{"ironic_uuid": args[0], "owner": owner, "name": name, "ttl": ttl, "lease": lease}
 			if err := a.call(cmd.Context(), "POST", "/v1/ironic/adopt", body, &al); err != nil {
 				return err
 			}
@@ -137,6 +146,7 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 	adopt.Flags().StringVar(&owner, "owner", "", "owner the node is allocated to")
 	adopt.Flags().StringVar(&name, "name", "", "pool name of the node (default: its Ironic name)")
 	adopt.Flags().StringVar(&ttl, "ttl", "", "lease of the new allocation (default: the server's default TTL)")
+	adopt.Flags().StringVar(&lease, "lease", "", "none: the adoption never expires (a production workload stays until released)")
 	return []*cobra.Command{
 		nodeVerb("register", "Enroll a pool node into Ironic (driver from the BMC URL, one port per MAC) and make it available there", "register"),
 		nodeVerb("unregister", "Delete a node from Ironic (refused while allocated or deployed); it stays in the pool", "unregister"),

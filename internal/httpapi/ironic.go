@@ -37,13 +37,15 @@ func (s *Server) ironicRoutes() {
 				Owner      string `json:"owner" maxLength:"63"`
 				Name       string `json:"name,omitempty" maxLength:"63"`
 				TTL        string `json:"ttl,omitempty" maxLength:"32"`
+				Lease      string `json:"lease,omitempty" enum:"none," doc:"none: the allocation never expires (a production adoption)"`
 			}
 		}) (*allocReply, error) {
 			ttl, err := ironpool.ParseDuration("ttl", in.Body.TTL)
 			if err != nil {
 				return nil, err
 			}
-			a, err := svc.AdoptNode(ctx, ironpool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name, TTL: ttl})
+			a, err := svc.AdoptNode(ctx, ironpool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name,
+				TTL: ttl, NoExpiry: in.Body.Lease == "none"})
 			return &allocReply{Status: 201, Body: a}, err
 		})
 	register(s, http.MethodPost, "/v1/nodes/{name}/register", "register-node", "Enroll a pool node into Ironic", 200,

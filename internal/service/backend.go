@@ -234,10 +234,14 @@ func (s *Service) AdoptNode(ctx context.Context, req ironpool.AdoptRequest) (*ir
 			return nil, err
 		}
 	}
-	if req.TTL == 0 {
+	switch {
+	case req.NoExpiry && req.TTL != 0:
+		return nil, ironpool.FieldErrorf("lease", "none cannot be combined with a ttl")
+	case req.NoExpiry:
+		req.TTL = ironpool.NoExpiryTTL
+	case req.TTL == 0:
 		req.TTL = s.Config.DefaultTTL
-	}
-	if req.TTL < 0 || req.TTL > s.Config.MaxTTL {
+	case req.TTL < 0 || req.TTL > s.Config.MaxTTL:
 		return nil, ironpool.FieldErrorf("ttl", "must be positive and at most %s", s.Config.MaxTTL)
 	}
 	if err := s.requireBackend(); err != nil {
