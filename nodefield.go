@@ -210,6 +210,13 @@ var NodeFields = []*NodeField{
 		get: func(n *Node) string { return n.BMC.Address },
 		set: func(n *Node, v string) { n.BMC.Address = v },
 		check: func(n *Node, p string) error {
+			// A node in front of Ironic needs no BMC address of ironpool's
+			// own: Ironic drives it (fake-hardware, or a vendor driver
+			// ironpool has no URL form for). A local node does: ironpool
+			// hands it out by its BMC.
+			if n.BMC.Address == "" && n.IronicUUID != "" {
+				return nil
+			}
 			_, err := ParseBMCAddress(p+"bmc.address", n.BMC.Address)
 			return err
 		}},
