@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +95,4 @@ func TestBadInput(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "usage:") {
 		t.Fatalf("usage error: exit %d %s", code, stderr)
 	}
-	_ = json.Valid
 }

@@ -73,7 +73,10 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// Allocate claims nodes for the request, all or none; see ironpool.AllocationService.
+// Allocate claims nodes for every item of the request or for none. Returns
+// EINVALID for a malformed request or unknown flavor, ECAPACITY (with
+// Shortfall) when the free nodes cannot satisfy it; with Wait > 0 an
+// unsatisfiable request is queued instead and returned in state queued.
 func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
 	actor, err := forOwner(ctx, OpAllocCreate, req.Owner)
 	if err != nil {
