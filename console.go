@@ -174,15 +174,15 @@ func (rec *UsageRecords) Aggregate(since, until time.Time, step time.Duration) *
 			if total[pool] != nil {
 				t = total[pool][i]
 			}
-			pts[i].Allocated, pts[i].Maintenance = round2(pts[i].Allocated), round2(pts[i].Maintenance)
-			pts[i].Free = round2(max(0, t-pts[i].Allocated-pts[i].Maintenance))
+			pts[i].Allocated, pts[i].Maintenance = round4(pts[i].Allocated), round4(pts[i].Maintenance)
+			pts[i].Free = round4(max(0, t-pts[i].Allocated-pts[i].Maintenance))
 		}
 		u.Pools = append(u.Pools, PoolUsage{Pool: pool, Points: pts})
 	}
 	sort.Slice(u.Pools, func(i, j int) bool { return u.Pools[i].Pool < u.Pools[j].Pool })
 	for owner, h := range hours {
 		if h > 0 {
-			u.Owners = append(u.Owners, OwnerUsage{Owner: owner, NodeHours: round2(h)})
+			u.Owners = append(u.Owners, OwnerUsage{Owner: owner, NodeHours: round4(h)})
 		}
 	}
 	slices.SortFunc(u.Owners, func(a, b OwnerUsage) int {
@@ -200,4 +200,18 @@ func (rec *UsageRecords) Aggregate(since, until time.Time, step time.Duration) *
 	return u
 }
 
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+// round4 keeps four decimals: enough to draw a node held for seconds in an
+// hour-long step, few enough to keep the reply small.
+func round4(f float64) float64 { return float64(int64(f*10000+0.5)) / 10000 }
+
+// Identity is who a token is and what the policy lets it do, so a client
+// (the dashboard) offers only the actions the server would accept. The
+// server still decides each request: this is a courtesy, not a guard.
+type Identity struct {
+	TokenID string   `json:"token_id"`
+	Role    Role     `json:"role"`
+	Owners  []string `json:"owners,omitempty"`
+	// May lists the operations (e.g. node.maintenance) the role may run;
+	// those on allocations are further limited to Owners for a user.
+	May []string `json:"may"`
+}

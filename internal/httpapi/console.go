@@ -29,6 +29,12 @@ func (s *Server) consoleRoutes() {
 			n, err := svc.CleanNode(ctx, in.Name)
 			return &nodeReply{n}, err
 		})
+	register(s, http.MethodGet, "/v1/whoami", "whoami",
+		"The calling token's role and owners, and the operations its role may run", 200,
+		func(ctx context.Context, _ *struct{}) (*struct{ Body *ironpool.Identity }, error) {
+			id, err := svc.WhoAmI(ctx)
+			return &struct{ Body *ironpool.Identity }{id}, err
+		})
 	register(s, http.MethodGet, "/v1/usage", "usage",
 		"Allocated, free and maintenance nodes per pool over time, and node-hours per owner", 200,
 		func(ctx context.Context, in *struct {

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"ironpool"
 )
@@ -39,7 +41,8 @@ func (s *Service) Usage(ctx context.Context, window string) (*ironpool.Usage, er
 	if !ok {
 		return nil, ironpool.FieldErrorf("window", "%q is not a usage window (want 24h or 7d)", truncate(window, 16))
 	}
-	until := s.Now().UTC().Truncate(w.Step).Add(w.Step)
+	// The last step ends now, so no step averages over time to come.
+	until := s.Now().UTC().Truncate(time.Second)
 	since := until.Add(-w.Span)
 	rec, err := s.Store.UsageRecords(ctx, since, until)
 	if err != nil {
@@ -80,4 +83,20 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// WhoAmI describes the actor in ctx and the operations its role may run.
+func (s *Service) WhoAmI(ctx context.Context) (*ironpool.Identity, error) {
+	a, err := Authorize(ctx, OpStatus)
+	if err != nil {
+		return nil, err
+	}
+	id := &ironpool.Identity{TokenID: a.TokenID, Role: a.Role, Owners: a.Owners, May: []string{}}
+	for op, roles := range Policy {
+		if slices.Contains(roles, a.Role) {
+			id.May = append(id.May, op)
+		}
+	}
+	slices.Sort(id.May)
+	return id, nil
 }
