@@ -18,11 +18,55 @@ import (
 // or error); active nodes of no pool allocation are left out. Nodes the
 // pool is working on (held, cleaning, or with pending work) keep their pool
 // state: the reconciler owns them.
+//
+// With several backends each is synced in turn; the result sums them and
+// lists each under Endpoints. One that cannot be reached is reported there
+// (its nodes keep their state) and does not stop the others.
 func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
-	b := r.Backend
-	if b == nil {
+	if !r.HasBackend() {
 		return nil, errNoBackend
 	}
+	if len(r.Backends) == 1 {
+		return r.syncOne(ctx, r.Backends[0])
+	}
+	total := &ironpool.SyncResult{Endpoint: strings.Join(r.Endpoints(), " "), Imported: []string{}, Updated: []string{},
+		Missing: []string{}, Skipped: []string{}}
+	var firstErr error
+	for _, b := range r.Backends {
+		res, err := r.syncOne(ctx, b)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			res = &ironpool.SyncResult{Endpoint: b.Endpoint(), Error: ironpool.ErrorMessage(err)}
+		}
+		total.Endpoints = append(total.Endpoints, *res)
+		total.Seen += res.Seen
+		total.Unchanged += res.Unchanged
+		total.Foreign += res.Foreign
+		total.Imported = append(total.Imported, res.Imported...)
+		total.Updated = append(total.Updated, res.Updated...)
+		total.Missing = append(total.Missing, res.Missing...)
+		total.Skipped = append(total.Skipped, res.Skipped...)
+	}
+	if allFailed(total.Endpoints) {
+		return total, firstErr
+	}
+	return total, nil
+}
+
+// allFailed reports whether no endpoint could be synced.
+func allFailed(rs []ironpool.SyncResult) bool {
+	for _, r := range rs {
+		if r.Error == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// syncOne syncs the nodes of one backend.
+func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend) (*ironpool.SyncResult, error) {
 	infos, err := b.ListNodes(ctx)
 	if err != nil {
 		return nil, err
@@ -102,7 +146,12 @@ func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
 		}
 	}
 	for u, n := range byBackend {
-		if seen[u] || r.backendFor(n) == nil || n.Pending == ironpool.PendingRegister {
+		if seen[u] || r.backendFor(n) != b || n.Pending == ironpool.PendingRegister {
+			continue
+		}
+		// Not listed is not gone: a sync filter (conductor group, owner)
+		// may hide it. Only a node the backend no longer has is missing.
+		if _, err := b.GetNode(ctx, u); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
 			continue
 		}
 		res.Missing = append(res.Missing, n.Name)
@@ -166,6 +215,10 @@ func syncState(info ironpool.BackendNode) (ironpool.NodeState, string, string) {
 			le = "provision state " + info.ProvisionState
 		}
 		return ironpool.NodeError, "", ironicPrefix + le
+	case info.InstanceUUID != "":
+		// Another consumer of the same Ironic holds it (an Ironic
+		// allocation, or Nova's instance): not ours to hand out.
+		return ironpool.NodeMaintenance, ironicPrefix + "taken by another consumer (instance_uuid " + info.InstanceUUID + ")", ""
 	case info.ProvisionState == "available" && info.TargetProvisionState == "":
 		return ironpool.NodeAvailable, "", ""
 	case info.ProvisionState == "active":

@@ -41,8 +41,10 @@ func (s *Service) Usage(ctx context.Context, window string) (*ironpool.Usage, er
 	if !ok {
 		return nil, ironpool.FieldErrorf("window", "%q is not a usage window (want 24h or 7d)", truncate(window, 16))
 	}
-	// The last step ends now, so no step averages over time to come.
-	until := s.Now().UTC().Truncate(time.Second)
+	// The last step ends now, so no step averages over time to come; the
+	// store keeps milliseconds, and what was written this millisecond
+	// counts.
+	until := s.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
 	since := until.Add(-w.Span)
 	rec, err := s.Store.UsageRecords(ctx, since, until)
 	if err != nil {

@@ -56,7 +56,7 @@ var Policy = map[string][]ironpool.Role{
 	OpNodeUpdate:      staff,
 	OpNodeDelete:      admin,
 	OpNodeMaintenance: staff,
-	OpNodePower:       staff,
+	OpNodePower:       everyone, // a user: only nodes its owners hold (PowerNode)
 	OpNodeClean:       staff,
 	OpNodeInspect:     staff,
 	OpNodeRegister:    admin,

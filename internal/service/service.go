@@ -85,6 +85,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever allocations change
+	hub     waitHub       // long-poll waiters (waithub.go)
 }
 
 // New returns a service over store.

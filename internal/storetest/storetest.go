@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("TryLease", func(t *testing.T) { testTryLease(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
+	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Status", func(t *testing.T) { testStatus(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("AllocateNodes", func(t *testing.T) { testAllocateNodes(t, open) })

@@ -548,7 +548,8 @@ function nodeActions(n) {
       ok: "Clean again", run: () => api(path + "/clean", "POST"),
     })));
   }
-  if (may("node.power")) {
+  // A user may power only the nodes its owners hold; staff, any node.
+  if (may("node.power") && (staff() || actsFor(n.owner))) {
     for (const [action, label] of [["on", "Power on"], ["off", "Power off"], ["reboot", "Reboot"]]) {
       box.append(button(label, () => confirmAction({
         title: label + " " + n.name, text: "Sends power " + action + " to the node's BMC through the backend.", ok: label, danger: action !== "on",
