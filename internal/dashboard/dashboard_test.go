@@ -711,6 +711,9 @@ func TestDashboard(t *testing.T) {
 			until(`[...document.querySelectorAll('#ops .op')].filter((s) => !s.hidden).length === 1`), text("#ops", &ops)); err != nil {
 			t.Fatalf("docs: %v", err)
 		}
+		if !strings.Contains(ops, "GET /v1/usage") || strings.Contains(ops, "Tokens") {
+			t.Errorf("docs filtered by usage show %q", ops)
+		}
 		shot(t, "docs")
 		safe(t, ctx, "docs")
 	})

@@ -124,5 +124,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#doc-search").addEventListener("input", (ev) => {
     const q = ev.target.value.trim().toLowerCase();
     for (const s of document.querySelectorAll("#ops .op")) s.hidden = !!q && !s.dataset.search.includes(q);
+    for (const g of document.querySelectorAll("#ops .tag")) g.hidden = !g.querySelector(".op:not([hidden])");
   });
 });
