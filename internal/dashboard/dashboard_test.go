@@ -258,7 +258,12 @@ func browser(t *testing.T, origin string) (context.Context, func() []string) {
 	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), problems...) }
 }
 
-func text(sel string, out *string) chromedp.Action { return chromedp.Text(sel, out, chromedp.ByQuery) }
+// text reads an element's visible text in one step, so a refresh that
+// replaces the element meanwhile cannot leave the read half-done.
+func text(sel string, out *string) chromedp.Action {
+	q, _ := json.Marshal(sel)
+	return chromedp.Evaluate(fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) throw new Error('no ' + %s); return e.innerText; })()`, q, q), out)
+}
 
 // until polls a JavaScript condition in the page.
 func until(cond string) chromedp.Action {
@@ -291,7 +296,8 @@ func signOut() chromedp.Tasks {
 func visit(hash, ready string) chromedp.Tasks {
 	return chromedp.Tasks{
 		chromedp.Evaluate(fmt.Sprintf(`window.seen = +(document.body.dataset.renders || 0); location.hash = %q`, hash), nil),
-		until(`+(document.body.dataset.renders || 0) > window.seen`), until(ready)}
+		until(fmt.Sprintf(`+(document.body.dataset.renders || 0) > window.seen && document.body.dataset.route === %q`, strings.TrimPrefix(hash, "#/"))),
+		until(ready)}
 }
 
 // run runs actions with a deadline of its own, so one stuck step fails
@@ -650,6 +656,13 @@ func TestDashboard(t *testing.T) {
 		}
 		if !strings.Contains(nodeActions, "No actions") {
 			t.Errorf("a user token is offered node actions: %q", nodeActions)
+		}
+		// On a node its owner holds, a user may use power, and nothing else.
+		if err := run(ctx, visit("#/node/rack1-n1", `document.querySelector('#node-actions') !== null`), text("#node-actions", &nodeActions)); err != nil {
+			t.Fatalf("user held node page: %v", err)
+		}
+		if !strings.Contains(nodeActions, "Power on") || strings.Contains(nodeActions, "Maintenance") || strings.Contains(nodeActions, "Clean") {
+			t.Errorf("a user token on its own node is offered %q, want power only", nodeActions)
 		}
 		// Its own allocation: extend, then release, through the dialog.
 		if err := run(ctx, visit("#/allocation/"+p.ci8, `document.querySelector('#alloc-actions')?.textContent.includes('Release')`),

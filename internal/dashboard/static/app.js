@@ -227,7 +227,27 @@ function setParams(page, params) {
 
 const views = { overview, nodes, node, allocations, allocation, usage };
 
+// refresh renders the current route. Only one runs at a time: a refresh
+// asked for meanwhile (a filter typed, a link followed) runs when the
+// current one ends, so an older, slower render never overwrites a newer one.
+let running = false, again = false;
 async function refresh() {
+  if (running) {
+    again = true;
+    return;
+  }
+  running = true;
+  try {
+    do {
+      again = false;
+      await render();
+    } while (again);
+  } finally {
+    running = false;
+  }
+}
+
+async function render() {
   clearTimeout(timer);
   const r = parseRoute();
   const view = views[r.page] || notFound;
@@ -244,6 +264,7 @@ async function refresh() {
     await view(r, $("#view"), first);
     // Tests wait on this count to know the page shows the current route.
     document.body.dataset.renders = String(+(document.body.dataset.renders || 0) + 1);
+    document.body.dataset.route = r.key;
     show(true);
     markNav(r.page);
     if (first) $("#view").focus({ preventScroll: true });
