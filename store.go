@@ -78,6 +78,15 @@ type Store interface {
 	Status(ctx context.Context, now time.Time) (*Status, error)
 	Capacity(ctx context.Context) ([]CapacityRow, error)
 
+	// NodeHistory reads one page of a node's history (name or UUID):
+	// its own events and those of the allocations that held it, newest
+	// first, limit of them with ids below before (0: the newest), and
+	// every allocation that held it. ENOTFOUND for an unknown node.
+	NodeHistory(ctx context.Context, name string, before int64, limit int) (*NodeHistory, error)
+	// UsageRecords reads the holds and maintenance spells overlapping
+	// [since, until) and the nodes that exist now.
+	UsageRecords(ctx context.Context, since, until time.Time) (*UsageRecords, error)
+
 	// AddEvent records an event that no other store change carries.
 	AddEvent(ctx context.Context, e *Event) error
 	FindEvents(ctx context.Context, f EventFilter) ([]*Event, error)

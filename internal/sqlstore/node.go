@@ -306,6 +306,10 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.N
 			action = "node.maintenance"
 		}
 		summary := "changed " + strings.Join(changed, ", ")
+		if old.State == ironpool.NodeError && n.State == ironpool.NodeCleaning {
+			// An operator asked for the clean to run again (POST .../clean).
+			action, summary = "node.clean", "error → cleaning: cleaned again after: "+old.LastError
+		}
 		if action == "node.maintenance" {
 			summary = fmt.Sprintf("%s → %s", old.State, n.State)
 			if n.MaintenanceReason != "" {
