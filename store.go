@@ -32,6 +32,11 @@ type Store interface {
 	// summary, all in one transaction: a crash never leaves an adopted node
 	// without its allocation. ECONFLICT for a taken name, MAC or link.
 	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
+	// SetDeploySpec stores what a deploy of an active allocation writes to
+	// its nodes; DeploySpec reads it back (ENOTFOUND without one). The
+	// nodes' pending deploy refers to it, so any replica can carry it out.
+	SetDeploySpec(ctx context.Context, allocationID string, spec DeploySpec) error
+	DeploySpec(ctx context.Context, allocationID string) (DeploySpec, error)
 	// IgnoredBackendNodes lists the backend ids of nodes an operator
 	// deleted from the pool (DeleteNode marks them; CreateNodes of a node
 	// with that link lifts the mark), so sync does not import them again.
@@ -72,6 +77,15 @@ type Store interface {
 
 	Status(ctx context.Context, now time.Time) (*Status, error)
 	Capacity(ctx context.Context) ([]CapacityRow, error)
+
+	// NodeHistory reads one page of a node's history (name or UUID):
+	// its own events and those of the allocations that held it, newest
+	// first, limit of them with ids below before (0: the newest), and
+	// every allocation that held it. ENOTFOUND for an unknown node.
+	NodeHistory(ctx context.Context, name string, before int64, limit int) (*NodeHistory, error)
+	// UsageRecords reads the holds and maintenance spells overlapping
+	// [since, until) and the nodes that exist now.
+	UsageRecords(ctx context.Context, since, until time.Time) (*UsageRecords, error)
 
 	// AddEvent records an event that no other store change carries.
 	AddEvent(ctx context.Context, e *Event) error

@@ -50,6 +50,40 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   apt_install || { apt-get update -q >/dev/null 2>&1 && apt_install; } || echo "note: could not install Chromium; the browser test will report itself skipped"
 fi
 
+# The direct-BMC tests talk to real clients and BMCs from Debian:
+# OpenIPMI's ipmi_sim with ipmitool as a second client, and python3-sushy
+# (Ironic's Redfish library) and redfishtool, which check the project's own
+# Redfish simulator. Under CI=true those tests fail when a part is missing.
+need=()
+command -v ipmi_sim >/dev/null 2>&1 || need+=(openipmi)
+command -v ipmitool >/dev/null 2>&1 || need+=(ipmitool)
+command -v redfishtool >/dev/null 2>&1 || need+=(redfishtool)
+/usr/bin/python3 -c 'import sushy' >/dev/null 2>&1 || need+=(python3-sushy)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing ${need[*]} (Debian packages) for the BMC tests"
+  bmc_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >/tmp/ironpool-bmc-apt.log 2>&1; }
+  bmc_install || { apt-get update -q >/dev/null 2>&1 && bmc_install; } || echo "note: could not install ${need[*]}; the BMC tests will report themselves skipped (or fail under CI=true)"
+fi
+
+# The dashboard test checks every page for accessibility with axe-core,
+# which it injects into the page itself (the served pages never load it).
+# It comes from npm into a cache outside the repository; the test reports
+# its accessibility check skipped, saying why, when it cannot be had.
+AXE_DIR="${HOME}/.cache/ironpool/axe"
+if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing npm (Debian package) to fetch axe-core"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/tmp/ironpool-npm-apt.log 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >>/tmp/ironpool-npm-apt.log 2>&1; } || true
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    step "installing axe-core (npm) for the dashboard's accessibility check"
+    mkdir -p "$AXE_DIR"
+    (cd "$AXE_DIR" && npm install --no-audit --no-fund --silent axe-core@4 >/tmp/ironpool-axe-npm.log 2>&1) ||
+      echo "note: could not install axe-core; the accessibility check will report itself skipped"
+  fi
+fi
+
 # The container image test builds packaging/Containerfile with Debian's
 # buildah; systemd-analyze (package systemd) checks the unit. Both tests
 # report themselves skipped, saying why, when the tool cannot be had.
@@ -57,7 +91,7 @@ for pkg in buildah:buildah systemd-analyze:systemd dpkg-deb:dpkg; do
   tool=${pkg%%:*} deb=${pkg#*:}
   if ! command -v "$tool" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing $deb (Debian package) for the packaging tests"
-    apt_pkg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" >"/tmp/ironpool-$deb-apt.log" 2>&1; }
+    apt_pkg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "$deb" >"/tmp/ironpool-$deb-apt.log" 2>&1; }
     apt_pkg || { apt-get update -q >/dev/null 2>&1 && apt_pkg; } || echo "note: could not install $deb; its packaging test will report itself skipped"
   fi
 done

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
 	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
 	t.Run("IgnoredBackendNodes", func(t *testing.T) { testIgnoredBackendNodes(t, open) })
+	t.Run("DeploySpec", func(t *testing.T) { testDeploySpec(t, open) })
 	t.Run("ResealRacesPasswordChanges", func(t *testing.T) { testResealRacesPasswordChanges(t, open) })
 	t.Run("Release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open) })
@@ -67,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Status", func(t *testing.T) { testStatus(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("AllocateNodes", func(t *testing.T) { testAllocateNodes(t, open) })
+	t.Run("Console", func(t *testing.T) { testConsole(t, open) })
 }
 
 // testActor is the actor the suite's changes are made as, so events can be
