@@ -48,10 +48,14 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	cfg.Transformers = append(cfg.Transformers, addRequestID)
+	// Relative: a client generated from the document talks to the server
+	// it fetched the document from.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "the ironpool server this document was fetched from"}}
 	api := humago.New(mux, cfg)
 	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
 	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
+	s.documentResponses()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
