@@ -84,6 +84,16 @@ if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
   fi
 fi
 
+# The OpenAPI lint test runs Redocly's CLI from npm, installed into a cache
+# outside the repository; the test reports itself skipped when it is missing.
+REDOCLY_DIR="${HOME}/.cache/ironpool/redocly"
+if [ ! -x "$REDOCLY_DIR/node_modules/.bin/redocly" ] && command -v npm >/dev/null 2>&1; then
+  step "installing @redocly/cli (npm) for the OpenAPI lint"
+  mkdir -p "$REDOCLY_DIR"
+  (cd "$REDOCLY_DIR" && npm install --no-audit --no-fund --silent @redocly/cli@2.77.0 >/tmp/ironpool-redocly-npm.log 2>&1) ||
+    echo "note: could not install @redocly/cli; the OpenAPI lint will report itself skipped"
+fi
+
 # The container image test builds packaging/Containerfile with Debian's
 # buildah; systemd-analyze (package systemd) checks the unit. Both tests
 # report themselves skipped, saying why, when the tool cannot be had.

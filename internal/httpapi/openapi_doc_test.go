@@ -1,9 +1,15 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"ironpool/internal/servertest"
 )
@@ -60,4 +66,38 @@ func keys(m map[string]json.RawMessage) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestOpenAPILint lints /openapi.json with Redocly's CLI (npm, installed by
+// hack/test.sh into ~/.cache/ironpool/redocly; IRONPOOL_REDOCLY names
+// another): the recommended rules must report no error. (One warning
+// remains: info.license, as the project names no licence yet.)
+func TestOpenAPILint(t *testing.T) {
+	bin := os.Getenv("IRONPOOL_REDOCLY")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "ironpool", "redocly", "node_modules", ".bin", "redocly")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("skipped: Redocly CLI not installed at %s (hack/test.sh installs it from npm)", bin)
+	}
+	m := servertest.Start(t, nil)
+	resp, err := http.Get(m.URL() + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	path := filepath.Join(t.TempDir(), "openapi.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "lint", "--format", "stylish", path)
+	cmd.Env = append(os.Environ(), "REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("redocly lint: %v\n%s", err, out)
+	}
 }
