@@ -43,6 +43,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	// files: huma's default page loads its viewer from a CDN.
 	cfg.DocsPath = ""
 	cfg.CreateHooks = nil // no $schema links in bodies: clients get plain JSON
+	cfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An ironpool API token (ipt_…)."},
 	}

@@ -57,3 +57,35 @@ func (s *Server) documentResponses() {
 		}
 	}
 }
+
+// schemaName names component schemas for generated clients: huma's name
+// for named types, and for an operation's unnamed body ("List-eventsResponse")
+// a CamelCase name ending in Reply or Body ("ListEventsReply",
+// "CreateTokenBody"), since oapi-codegen generates a <Operation>Response
+// type of its own for every operation and the two would collide.
+func schemaName(t reflect.Type, hint string) string {
+	name := huma.DefaultSchemaNamer(t, hint)
+	if strings.Contains(name, "-") {
+		parts := strings.Split(name, "-")
+		for i, p := range parts {
+			if p != "" {
+				parts[i] = strings.ToUpper(p[:1]) + p[1:]
+			}
+		}
+		name = strings.Join(parts, "")
+	}
+	if base, ok := strings.CutSuffix(name, "Response"); ok {
+		name = base + "Reply"
+	}
+	if base, ok := strings.CutSuffix(name, "Request"); ok && deref(t).Name() == "" {
+		name = base + "Body"
+	}
+	return name
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
