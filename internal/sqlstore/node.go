@@ -205,7 +205,8 @@ func (s *Store) FindNodes(ctx context.Context, f ironpool.NodeFilter) ([]*ironpo
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	return s.queryNodes(ctx, s.R, q, args...)
+	nodes, err := s.queryNodes(ctx, s.R, q, args...)
+	return nodes, s.unavailable(err)
 }
 
 func (s *Store) queryNodes(ctx context.Context, q querier, query string, args ...any) ([]*ironpool.Node, error) {
