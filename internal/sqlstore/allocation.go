@@ -395,8 +395,17 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 	}
 	var changed []*ironpool.Allocation
 	var claimed map[string][][]candidate
+	asked := now
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		changed, claimed = changed[:0], map[string][][]candidate{}
+		// The time is read here, inside the transaction, not only taken
+		// from the caller: a leader paused (SIGSTOP, a long GC, a VM
+		// migration) between reading the clock and dispatching would
+		// otherwise serve requests past their deadline and give leases
+		// that end before they begin. A later caller time (tests) wins.
+		if now = s.Now().UTC(); asked.After(now) {
+			now = asked
+		}
 		// The dispatcher claims nodes for one entry and may then wait for
 		// rows for the next: it takes the waiters' lock first, so that it
 		// never holds claimed rows while queueing behind another waiter.
@@ -540,7 +549,7 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", limit)
 	rows, err := s.queryAllocations(ctx, s.R, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, s.unavailable(err)
 	}
 	out := make([]*ironpool.Allocation, len(rows))
 	for i, r := range rows {
