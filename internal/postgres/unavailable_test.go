@@ -36,7 +36,8 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	defer cancel()
 	_, rerr := s.FindNodes(ctx, ironpool.NodeFilter{})
 	werr := s.CreateFlavor(ctx, &ironpool.Flavor{Name: "f", Constraints: ironpool.Constraints{CPUs: 1}})
-	for what, err := range map[string]error{"read": rerr, "write": werr} {
+	_, terr := s.FindTokenByHash(ctx, "0000")
+	for what, err := range map[string]error{"read": rerr, "write": werr, "token lookup (every request's first read)": terr} {
 		if code := ironpool.ErrorCode(err); code != ironpool.EUNAVAILABLE {
 			t.Errorf("%s with PostgreSQL unreachable failed with %q (%v); want %q", what, code, err, ironpool.EUNAVAILABLE)
 		}

@@ -161,7 +161,8 @@ func (s *Store) insertPorts(ctx context.Context, tx *sql.Tx, n *ironpool.Node, p
 
 // FindNode returns a node by name or UUID.
 func (s *Store) FindNode(ctx context.Context, name string) (*ironpool.Node, error) {
-	return s.findNode(ctx, s.R, name, "")
+	n, err := s.findNode(ctx, s.R, name, "")
+	return n, s.unavailable(err)
 }
 
 func (s *Store) findNode(ctx context.Context, q querier, name, lock string) (*ironpool.Node, error) {
