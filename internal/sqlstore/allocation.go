@@ -381,6 +381,11 @@ func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Pla
 	return p, err
 }
 
+// maxDispatchAge bounds how old the time a queue dispatch decided on may be
+// when it commits: a lease given is at most this much shorter than asked,
+// a request is served at most this much after its deadline.
+const maxDispatchAge = time.Second
+
 // DispatchQueue serves queued requests in arrival order; see ironpool.Store.
 func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.Allocation, error) {
 	// The loop calls this after every change; a read answers the common
@@ -454,6 +459,13 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			}
 			claimed[a.ID] = picks
 			changed = append(changed, a)
+		}
+		// Fencing against a pause inside the transaction: if it ran far
+		// longer than any dispatch should, the time it decided on is old
+		// (leases would end early, a deadline could have passed), so give
+		// the decisions up; the next pass takes them again.
+		if late := s.Now().Sub(now); late > maxDispatchAge {
+			return fmt.Errorf("queue dispatch took %s; its decisions were rolled back and will be taken again", late.Round(time.Millisecond))
 		}
 		return nil
 	})

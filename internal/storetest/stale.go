@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,4 +52,52 @@ func testStaleDispatch(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			t.Errorf("q, whose deadline passed before the dispatch, is %s; want failed", got.State)
 		}
 	})
+}
+
+// testPausedDispatch: a dispatch whose transaction is paused between
+// reading the clock and committing (here the store's clock jumps 10 s
+// inside it) must not commit decisions taken on the old time.
+func testPausedDispatch(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	s := open(t)
+	clock, ok := s.(Clock)
+	if !ok {
+		t.Skip("skipped: the store has no settable clock (storetest.Clock)")
+	}
+	ctx := ctxFor(t)
+	mustCreate(t, s, newNode(t, "n1", 8))
+	x := mustAllocate(t, s, request("x", item("", 1, anyNode())))
+	q := queued("q", time.Hour, item("", 1, anyNode()))
+	if err := s.Allocate(ctx, q, true); err != nil || q.State != ironpool.AllocQueued {
+		t.Fatalf("Allocate(q, queue) = %v, state %s", err, q.State)
+	}
+	mustRelease(t, s, x.ID, true)
+	base := time.Now()
+	var calls atomic.Int64
+	var last atomic.Int64
+	clock.SetNow(func() time.Time {
+		now := base
+		if calls.Add(1) > 1 {
+			now = base.Add(10 * time.Second)
+		}
+		last.Store(now.UnixNano())
+		return now
+	})
+	_, err := s.DispatchQueue(ctx, base)
+	clock.SetNow(time.Now)
+	got, _ := s.FindAllocation(ctx, q.ID)
+	if got.State == ironpool.AllocActive {
+		end := time.Unix(0, last.Load())
+		if short := time.Hour - got.ExpiresAt.Sub(end); short > time.Second {
+			t.Fatalf("a dispatch paused 10 s inside its transaction committed a lease %s shorter than asked (err %v)", short.Round(time.Millisecond), err)
+		}
+	} else if err == nil {
+		t.Fatalf("q is %s after a dispatch that reported no error", got.State)
+	}
+	// The next pass, not paused, serves it in full.
+	if _, err := s.DispatchQueue(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FindAllocation(ctx, q.ID); got.State != ironpool.AllocActive || time.Until(got.ExpiresAt) < time.Hour-time.Minute {
+		t.Fatalf("after an unpaused dispatch q is %s expiring in %s; want active for about an hour", got.State, time.Until(got.ExpiresAt))
+	}
 }

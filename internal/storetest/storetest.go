@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Allocate", func(t *testing.T) { testAllocate(t, open) })
 	t.Run("Queue", func(t *testing.T) { testQueue(t, open) })
 	t.Run("StaleDispatch", func(t *testing.T) { testStaleDispatch(t, open) })
+	t.Run("PausedDispatch", func(t *testing.T) { testPausedDispatch(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open) })
