@@ -1,0 +1,104 @@
+package soak
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ironpool/internal/postgres/pgtest"
+)
+
+// TestCampaign is the campaign itself: IRONPOOL_SOAK_OPS client operations,
+// half against one SQLite server, half against three PostgreSQL replicas,
+// with kill -9, a leader pause longer than its lease and the other nemeses
+// running. hack/test.sh runs it with 50,000 operations (the CI form),
+// `make soak` (hack/soak.sh) with a million. In the ordinary `go test ./...`
+// it skips, because it builds and runs real servers for minutes.
+//
+//	IRONPOOL_SOAK_OPS      operations in all (split between the targets)
+//	IRONPOOL_SOAK_TARGETS  sqlite,postgres (default both)
+//	IRONPOOL_SOAK_CLIENTS  concurrent clients per target (default 32)
+//	IRONPOOL_SOAK_REPORT   file to write the JSON results to
+//	IRONPOOL_SOAK_KEEP     keep the scratch directory (logs, history) after the run
+func TestCampaign(t *testing.T) {
+	total, _ := strconv.Atoi(os.Getenv("IRONPOOL_SOAK_OPS"))
+	if total <= 0 {
+		t.Skip("skipped: the campaign runs only when IRONPOOL_SOAK_OPS is set (hack/test.sh and make soak set it)")
+	}
+	targets := strings.Split(envOr("IRONPOOL_SOAK_TARGETS", "sqlite,postgres"), ",")
+	clients, _ := strconv.Atoi(envOr("IRONPOOL_SOAK_CLIENTS", "32"))
+	ctx := context.Background()
+	dir := t.TempDir()
+	if keep := os.Getenv("IRONPOOL_SOAK_KEEP"); keep != "" {
+		dir = keep
+		os.MkdirAll(dir, 0o700)
+	}
+	bin, err := Build(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []*Result
+	for i, target := range targets {
+		cfg := Config{Target: target, Bin: bin, Dir: filepath.Join(dir, target), Ops: total / len(targets), Clients: clients,
+			Seed: uint64(time.Now().UnixNano()) + uint64(i), Logf: t.Logf, MaxTime: 2 * time.Hour}
+		switch target {
+		case "sqlite":
+			cfg.Nemeses = []string{NemKill, NemPause}
+			if os.Geteuid() == 0 {
+				cfg.Tmpfs = true
+				cfg.Nemeses = append(cfg.Nemeses, NemDiskFull)
+			} else {
+				t.Log("note: not root, so no tmpfs for the SQLite file and no disk-full nemesis")
+			}
+		case "postgres":
+			cfg.DSN = pgtest.Schema(t)
+			cfg.Nemeses = []string{NemKill, NemPause, NemLatency, NemCut}
+		}
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		results = append(results, res)
+		t.Logf("%s: %d clients, %d nodes, %s, %.0f ops/s, statuses %v, integrity %q\n%s", target, res.Clients, res.Nodes,
+			res.Duration.Round(time.Millisecond), res.OpsPerSec, res.Statuses, res.Integrity, res.Report.Summary())
+		for _, n := range res.Report.Nemeses {
+			t.Logf("  nemesis: %s", n)
+		}
+		kills, pauses := 0, 0
+		for _, n := range res.Report.Nemeses {
+			kills += strings.Count(n, "kill -9")
+			pauses += strings.Count(n, "SIGSTOP")
+		}
+		if kills == 0 || pauses == 0 {
+			t.Errorf("%s: the run saw %d kill -9 and %d leader pauses; the campaign needs at least one of each (more operations?)", target, kills, pauses)
+		}
+		if !res.Report.OK() {
+			p := filepath.Join(cfg.Dir, "history.jsonl")
+			if err := WriteHistory(p, res.History); err == nil {
+				t.Logf("history written to %s (set IRONPOOL_SOAK_KEEP to keep it)", p)
+			}
+			t.Errorf("%s: the checker found broken promises (above)", target)
+		}
+	}
+	if p := os.Getenv("IRONPOOL_SOAK_REPORT"); p != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
