@@ -73,8 +73,8 @@ type Node struct {
 	ProvisionState string `json:"provision_state,omitempty"`
 	PowerState     string `json:"power_state,omitempty"`
 	// Pending names the backend side effect the reconciler still owes this
-	// node ("checkout", "clean", "register"...); empty when in sync.
-	Pending string `json:"pending,omitempty"`
+	// node; empty when in sync.
+	Pending Pending `json:"pending,omitempty"`
 
 	LastAllocatedAt time.Time `json:"last_allocated_at,omitzero"`
 	CreatedAt       time.Time `json:"created_at"`

@@ -273,7 +273,9 @@ func (a *app) adminCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "POST", "/v1/admin/reseal", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "re-encrypted %d secrets\n", out.Resealed) })
+			return a.print(out, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "re-encrypted %d secrets under key %s\n", out.Resealed, out.KeyID)
+			})
 		},
 	})
 	c.AddCommand(a.rotateKeyCmd())

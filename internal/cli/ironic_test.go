@@ -12,7 +12,6 @@ import (
 	"ironpool"
 	"ironpool/internal/ironic"
 	"ironpool/internal/ironictest"
-	"ironpool/internal/pool"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
 )
@@ -117,7 +116,7 @@ func TestIronicBackend(t *testing.T) {
 
 	t.Run("Sync", func(t *testing.T) {
 		e := &env{t: t, m: top.m}
-		var r pool.SyncResult
+		var r ironpool.SyncResult
 		e.jsonOf(&r, "ironic", "sync")
 		// 22 available + the manageable one (kept out as maintenance);
 		// the two active ones are someone else's.

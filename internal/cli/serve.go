@@ -36,8 +36,11 @@ func (a *app) serveCmd() *cobra.Command {
 				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
 			}
 			m.Pool.DefaultMode = ironpool.Mode(mode)
+			if m.Background.CleanWorkers < 1 || m.Background.CleanWorkers > 1024 {
+				return ironpool.FieldErrorf("clean-workers", "%d is out of range (1 to 1024)", m.Background.CleanWorkers)
+			}
 			if cleanCmd != "" {
-				m.Pool.CleanCommand = strings.Fields(cleanCmd)
+				m.Background.CleanCommand = strings.Fields(cleanCmd)
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -68,7 +71,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
-	f.StringVar(&m.Pool.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
+	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
+	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")

@@ -17,7 +17,7 @@ import (
 
 	"ironpool"
 	"ironpool/internal/dashboard"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -25,7 +25,7 @@ const Version = "1.0.0"
 
 // Server is the HTTP front of one pool service.
 type Server struct {
-	Service *pool.Service
+	Service *service.Service
 	Log     *slog.Logger
 	API     huma.API
 	Mux     *http.ServeMux
@@ -33,7 +33,7 @@ type Server struct {
 }
 
 // New builds the API over svc.
-func New(svc *pool.Service, log *slog.Logger) *Server {
+func New(svc *service.Service, log *slog.Logger) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("ironpool", Version)
 	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
@@ -108,7 +108,7 @@ func actx(ctx context.Context) context.Context {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
 	defer cancel()
-	if _, err := s.Service.Store.NextExpiry(ctx); err != nil {
+	if err := s.Service.Health(ctx); err != nil {
 		s.Log.Warn("healthz", "err", err)
 		http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
 		return

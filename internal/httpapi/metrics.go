@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // Metrics counts requests by route and status and their latency, and serves
@@ -48,7 +47,7 @@ func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.Ser
 	m.mu.Unlock()
 }
 
-func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
+func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.mu.Lock()
@@ -73,10 +72,11 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
 		}
 		m.mu.Unlock()
-		st, err := svc.Store.Status(r.Context(), svc.Now())
+		g, err := svc.Gauges(r.Context())
 		if err != nil {
 			return
 		}
+		st := g.Status
 		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state.")
 		fmt.Fprintln(w, "# TYPE ironpool_nodes gauge")
 		for _, c := range st.Nodes {
@@ -97,12 +97,9 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
 		// Group commit (SQLite): writes per commit shows how much batching
 		// the load gives.
-		if ws, ok := svc.Store.(interface{ WriteStats() (int64, int64) }); ok {
-			if writes, commits := ws.WriteStats(); commits > 0 {
-				fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", writes)
-				fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", commits)
-			}
+		if g.Commit > 0 {
+			fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", g.Writes)
+			fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", g.Commit)
 		}
-		_ = ironpool.AllocActive
 	}
 }

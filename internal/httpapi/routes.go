@@ -418,24 +418,9 @@ func (s *Server) routes() {
 			return nil, svc.RevokeToken(ctx, in.ID)
 		})
 	register(s, http.MethodPost, "/v1/admin/reseal", "reseal-secrets", "Re-encrypt every secret under the current key", 200,
-		func(ctx context.Context, in *struct{}) (*struct {
-			Body struct {
-				Resealed int    `json:"resealed"`
-				KeyID    string `json:"key_id"`
-			}
-		}, error) {
-			n, err := svc.RotateKey(ctx)
-			out := &struct {
-				Body struct {
-					Resealed int    `json:"resealed"`
-					KeyID    string `json:"key_id"`
-				}
-			}{}
-			out.Body.Resealed = n
-			if sealer, ok := svc.Store.(interface{ KeyID() string }); ok {
-				out.Body.KeyID = sealer.KeyID()
-			}
-			return out, err
+		func(ctx context.Context, in *struct{}) (*struct{ Body ironpool.ResealResult }, error) {
+			res, err := svc.RotateKey(ctx)
+			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
 	s.ironicRoutes()
 }

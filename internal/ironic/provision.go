@@ -175,20 +175,8 @@ func poll(ctx context.Context, fn func() (bool, error)) error {
 	}
 }
 
-// DeploySpec says what Deploy writes to a node.
-type DeploySpec struct {
-	// ImageSource is the image URL (http(s)://, file://) or a Glance UUID.
-	ImageSource string
-	// ImageChecksum is the image's checksum: plain hex (Ironic's
-	// image_checksum, MD5 or detected by length) or "sha256:<hex>" /
-	// "sha512:<hex>", which become image_os_hash_algo/value.
-	ImageChecksum string
-	// ConfigDrive is optional: a base64 gzipped ISO image, or a JSON object
-	// with meta_data/user_data/network_data that Ironic builds the drive from.
-	ConfigDrive string
-	// Timeout bounds the wait for active; 0 means Config.WaitTimeout.
-	Timeout time.Duration
-}
+// DeploySpec is the root package's DeploySpec: what to write to a node.
+type DeploySpec = ironpool.DeploySpec
 
 // Deploy writes the image to instance_info and moves an available node to
 // active, waiting for it. The node also gets an instance_uuid (a new one if

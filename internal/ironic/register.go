@@ -15,7 +15,7 @@ import (
 
 // ManagedBy is the extra.managed_by value Register writes, so ironpool can
 // tell its own enrolments from nodes an operator made by hand.
-const ManagedBy = "ironpool"
+const ManagedBy = ironpool.ManagedBy
 
 // DriverInfo derives Ironic's driver and driver_info from a BMC: ipmi://host:port
 // → driver ipmi with ipmi_address/ipmi_port/ipmi_username/ipmi_password;

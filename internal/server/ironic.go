@@ -40,9 +40,14 @@ func (m *Main) startIronic(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to Ironic: %w", err)
 	}
-	m.Service.Backend = c
-	m.Service.Ironic.SyncInterval = o.SyncInterval
-	m.Service.Ironic.RetryMax = o.RetryMax
+	m.Reconciler.Backend = ironic.NewBackend(c)
+	m.Reconciler.Config.Backend.SyncInterval = o.SyncInterval
+	if o.SyncInterval == 0 {
+		m.Reconciler.Config.Backend.SyncInterval = 30 * time.Second
+	}
+	if o.RetryMax > 0 {
+		m.Reconciler.Config.Backend.RetryMax = o.RetryMax
+	}
 	m.Log.Info("ironic backend", "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
 	return nil
 }

@@ -203,6 +203,14 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("reseal: exit %d: %s%s", code, out, errOut)
 		}
 	}
+	if !strings.Contains(out, newID) {
+		t.Errorf("reseal output %q does not name the new key %s", out, newID)
+	}
+	// The API reports the key every secret is now under (it was always
+	// empty before: the handler looked for a method the store lacks).
+	if _, body := call(t, m.URL(), admin, "POST", "/v1/admin/reseal", nil); !strings.Contains(string(body), `"key_id":"`+newID+`"`) {
+		t.Errorf("POST /v1/admin/reseal = %s, want key_id %s", body, newID)
+	}
 	_, events := call(t, m.URL(), admin, "GET", "/v1/events?action=key.rotated", nil)
 	if !strings.Contains(string(events), newID) {
 		t.Errorf("no key.rotated event names the new key: %s", events)

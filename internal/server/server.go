@@ -19,8 +19,9 @@ import (
 
 	"ironpool"
 	"ironpool/internal/httpapi"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/secret"
+	"ironpool/internal/service"
 	"ironpool/internal/sqlite"
 )
 
@@ -38,8 +39,12 @@ type Main struct {
 	SecretKeyFile     string
 	OldSecretKeyFiles []string
 	TLSCert, TLSKey   string
-	Pool              pool.Config
-	Log               *slog.Logger
+	// Pool configures the request path (TTLs, waits, default mode);
+	// Background the reconciler (replica id, loop interval, cleaning).
+	// Pool.CleanInline is derived from Background.CleanCommand.
+	Pool       service.Config
+	Background reconcile.Config
+	Log        *slog.Logger
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
@@ -56,7 +61,8 @@ type Main struct {
 
 	// Set by Run.
 	Store      ironpool.Store
-	Service    *pool.Service
+	Service    *service.Service
+	Reconciler *reconcile.Reconciler
 	API        *httpapi.Server
 	Addr       string
 	AdminToken string // the bootstrap token, when this run created it
@@ -109,7 +115,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Store.Close)
-	m.Service = pool.New(m.Store, m.Pool, m.Log)
+	m.Pool.CleanInline = m.Background.CleanInline()
+	m.Service = service.New(m.Store, m.Pool, m.Log)
+	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	m.Service.Work = m.Reconciler
+	m.Reconciler.Changed = m.Service.Signal
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -120,8 +130,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startReplicaNotify()
-	m.Service.Start()
-	m.closers = append(m.closers, func() error { m.Service.Close(); return nil })
+	m.Reconciler.Broadcast = m.Service.Broadcast
+	m.Reconciler.Start()
+	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
 	if err := m.serve(); err != nil {
 		return err

@@ -279,7 +279,7 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
 	pending := ""
 	if a.Mode != ironpool.ModeNone && a.Mode != "" {
-		pending = "checkout"
+		pending = string(ironpool.PendingCheckout)
 	}
 	var vals []string
 	var args []any
@@ -430,8 +430,8 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 					return err
 				}
 				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
-				if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, last_error = $2, released_at = $3 WHERE id = $4`,
-					string(a.State), a.LastError, ms(now), a.ID); err != nil {
+				if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
+					string(a.State), a.LastError, ms(now)); err != nil {
 					return err
 				}
 				if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {
@@ -450,8 +450,8 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			a.State, a.ExpiresAt = ironpool.AllocActive, now.Add(q.ttl)
 			setPicks(a, picks)
 			items, _ := json.Marshal(a.Items)
-			if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, expires_at = $2, items = $3 WHERE id = $4`,
-				string(a.State), ms(a.ExpiresAt), string(items), a.ID); err != nil {
+			if err := updateQueued(ctx, tx, a.ID, `state = $1, expires_at = $2, items = $3`,
+				string(a.State), ms(a.ExpiresAt), string(items)); err != nil {
 				return err
 			}
 			if err := s.claim(ctx, tx, a, picks, now); err != nil {
@@ -482,6 +482,22 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		}
 	}
 	return changed, nil
+}
+
+// updateQueued sets the columns of a queued allocation (set numbers its
+// arguments from $1). The state condition keeps the decision on the row as
+// it is now: one that a release ended meanwhile is never revived.
+func updateQueued(ctx context.Context, tx *sql.Tx, id, set string, args ...any) error {
+	n := len(args)
+	res, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE allocations SET %s WHERE id = $%d AND state = $%d`, set, n+1, n+2),
+		append(args, id, string(ironpool.AllocQueued))...)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("queued allocation %s: it is no longer queued", id)
+	}
+	return nil
 }
 
 const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at`
@@ -594,8 +610,8 @@ func (s *Store) findAllocation(ctx context.Context, q querier, id, lock string) 
 	return a, err
 }
 
-// ExtendAllocation moves a live allocation's expiry.
-func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*ironpool.Allocation, error) {
+// ExtendAllocation moves an active allocation's expiry to now+ttl.
+func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*ironpool.Allocation, error) {
 	var a *ironpool.Allocation
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
@@ -606,9 +622,17 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id",
 				Message: fmt.Sprintf("allocation %s is %s; only active allocations can be extended", id, a.State)}
 		}
-		a.ExpiresAt = expiresAt.UTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2`, ms(a.ExpiresAt), id); err != nil {
+		a.ExpiresAt = s.Now().UTC().Add(ttl)
+		// The state condition repeats the check above in the statement that
+		// writes, so the decision never rests on a read alone.
+		res, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2 AND state = $3`,
+			ms(a.ExpiresAt), id, string(ironpool.AllocActive))
+		if err != nil {
 			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id",
+				Message: fmt.Sprintf("allocation %s ended while it was being extended", id)}
 		}
 		return s.insertEvent(ctx, tx, "allocation.extended", "allocation/"+id, "expires "+a.ExpiresAt.Format(time.RFC3339))
 	})
@@ -661,9 +685,15 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	}
 	was := a.State
 	a.State, a.ReleasedAt = final, now
-	if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3`,
-		string(final), ms(now), a.ID); err != nil {
+	res, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3 AND state = $4`,
+		string(final), ms(now), a.ID, string(was))
+	if err != nil {
 		return err
+	}
+	// Callers read a under a row lock in this transaction, so the state
+	// cannot have moved; if it did, abort rather than end it twice.
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("release allocation %s: it is no longer %s", a.ID, was)
 	}
 	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
 	if cleanInline {
@@ -672,23 +702,32 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
 }
 
-// ExpiredAllocations lists active allocations past their expiry.
-func (s *Store) ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := s.R.QueryContext(ctx, `SELECT id FROM allocations WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 1000`,
-		string(ironpool.AllocActive), ms(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+// ExpireAllocations ends the active allocations past their expiry; see
+// ironpool.Store. The expired rows are selected and locked by the
+// transaction that releases them: on PostgreSQL, FOR UPDATE re-evaluates
+// "expires_at <= now" on a row an extend has just committed, and on SQLite
+// the single writer orders the two. So a renewal that was acknowledged is
+// never undone by a reaper that read the old expiry.
+func (s *Store) ExpireAllocations(ctx context.Context, cleanInline bool) ([]*ironpool.Allocation, error) {
+	var out []*ironpool.Allocation
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		out = out[:0]
+		now := s.Now().UTC()
+		rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations
+			WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 1000 `+s.Dialect.LockWait,
+			string(ironpool.AllocActive), ms(now))
+		if err != nil {
+			return err
 		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		for _, r := range rows {
+			if err := s.release(ctx, tx, r.alloc, ironpool.AllocExpired, cleanInline, now); err != nil {
+				return err
+			}
+			out = append(out, r.alloc)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // NextExpiry returns the earliest expiry of an active allocation.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -103,23 +104,28 @@ func (s *Store) CreateNodes(ctx context.Context, nodes []*ironpool.Node) error {
 			if len(nodes) > 1 {
 				prefix = fmt.Sprintf("nodes[%d].", i)
 			}
-			if n.UUID == "" {
-				n.UUID = uuid.NewString()
-			}
-			if n.State == "" {
-				n.State = ironpool.NodeAvailable
-			}
-			n.CreatedAt, n.UpdatedAt = now, now
-			if err := s.insertNode(ctx, tx, n, prefix); err != nil {
-				return err
-			}
-			if err := s.insertEvent(ctx, tx, "node.created", "node/"+n.Name,
-				fmt.Sprintf("added %s in pool %s (%d cpus, %d MB, %d GB, %s)", n.Name, n.Pool, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch)); err != nil {
+			if err := s.createNode(ctx, tx, n, prefix, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// createNode inserts n with its node.created event.
+func (s *Store) createNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, prefix string, now time.Time) error {
+	if n.UUID == "" {
+		n.UUID = uuid.NewString()
+	}
+	if n.State == "" {
+		n.State = ironpool.NodeAvailable
+	}
+	n.CreatedAt, n.UpdatedAt = now, now
+	if err := s.insertNode(ctx, tx, n, prefix); err != nil {
+		return err
+	}
+	return s.insertEvent(ctx, tx, "node.created", "node/"+n.Name,
+		fmt.Sprintf("added %s in pool %s (%d cpus, %d MB, %d GB, %s)", n.Name, n.Pool, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch))
 }
 
 func (s *Store) insertNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, prefix string) error {
@@ -138,7 +144,7 @@ func (s *Store) insertNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, pr
 		n.UUID, n.Name, n.Pool, string(n.State), n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.ResourceClass,
 		joinTraits(n.Traits), string(macs), n.BMC.Address, n.BMC.Username, sealed, string(fields),
 		n.MaintenanceReason, n.LastError, nullable(n.AllocationID), n.Owner, nullable(n.IronicUUID),
-		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, n.Pending,
+		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, string(n.Pending),
 		ms(n.LastAllocatedAt), ms(n.CreatedAt), ms(n.UpdatedAt)).Scan(&n.ID)
 	if err != nil {
 		return s.conflict(err, prefix, n)
@@ -254,10 +260,16 @@ func constraintSQL(c *ironpool.Constraints, n int) ([]string, []any) {
 		add("pool = $%d", c.Pool)
 	}
 	for _, t := range c.Traits {
-		add("traits LIKE $%d", "%,"+t+",%")
+		add(`traits LIKE $%d ESCAPE '\'`, "%,"+likeEscaper.Replace(t)+",%")
 	}
 	return where, args
 }
+
+// likeEscaper quotes LIKE's wildcards in a trait, so that `_` in CUSTOM_GPU
+// matches only `_` and not any one character (CUSTOMXGPU). The traits
+// column is ",A,B," and a trait holds no comma, so the escaped pattern
+// "%,T,%" matches exactly the nodes that carry T.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // UpdateNode is a read-modify-write of one node inside one transaction.
 func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.Node) error) (*ironpool.Node, error) {
@@ -321,7 +333,7 @@ func (s *Store) saveNode(ctx context.Context, tx *sql.Tx, n, old *ironpool.Node)
 		n.Name, n.Pool, string(n.State), n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.ResourceClass,
 		joinTraits(n.Traits), string(macs), n.BMC.Address, n.BMC.Username, sealed, string(fields),
 		n.MaintenanceReason, n.LastError, nullable(n.AllocationID), n.Owner, nullable(n.IronicUUID),
-		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, n.Pending,
+		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, string(n.Pending),
 		ms(n.LastAllocatedAt), ms(n.UpdatedAt), n.ID)
 	if err != nil {
 		return s.conflict(err, "", n)

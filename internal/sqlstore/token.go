@@ -118,18 +118,18 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 // key, in batches of one transaction each: an interrupted run leaves some
 // rows under the old key, which stays readable, and the next run finishes
 // them without rewriting what is done.
-func (s *Store) Reseal(ctx context.Context) (int, error) {
-	total := 0
+func (s *Store) Reseal(ctx context.Context) (ironpool.ResealResult, error) {
+	res := ironpool.ResealResult{KeyID: s.Sealer.KeyID()}
 	var after int64
 	for {
 		n, last, err := s.resealBatch(ctx, after)
-		total += n
+		res.Resealed += n
 		if err != nil || last == 0 {
 			if err == nil {
-				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + s.Sealer.KeyID(),
-					Summary: fmt.Sprintf("re-encrypted %d secrets under key %s", total, s.Sealer.KeyID())})
+				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + res.KeyID,
+					Summary: fmt.Sprintf("re-encrypted %d secrets under key %s", res.Resealed, res.KeyID)})
 			}
-			return total, err
+			return res, err
 		}
 		after = last
 	}
@@ -170,10 +170,16 @@ func (s *Store) resealBatch(ctx context.Context, after int64) (int, int64, error
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2`, sealed, r.id); err != nil {
+			// Compare-and-set: the batch was read without row locks, so a
+			// password changed since then (sealed under the current key
+			// already) must not be overwritten with the value read before.
+			res, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2 AND bmc_password = $3`, sealed, r.id, r.sealed)
+			if err != nil {
 				return err
 			}
-			n++
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
 		}
 		return nil
 	})

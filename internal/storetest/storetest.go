@@ -56,6 +56,9 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("StaleDispatch", func(t *testing.T) { testStaleDispatch(t, open) })
 	t.Run("PausedDispatch", func(t *testing.T) { testPausedDispatch(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
+	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
+	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
+	t.Run("ResealRacesPasswordChanges", func(t *testing.T) { testResealRacesPasswordChanges(t, open) })
 	t.Run("Release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
@@ -202,7 +205,7 @@ type nodeState struct {
 	State        ironpool.NodeState
 	AllocationID string
 	Owner        string
-	Pending      string
+	Pending      ironpool.Pending
 	LastAlloc    time.Time
 }
 

@@ -1,4 +1,4 @@
-package pool
+package reconcile
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/ironic"
+	"ironpool/internal/sqlite/sqlitetest"
 )
 
 // fakeIronic is a scripted Backend for the reconciler's error paths that a
@@ -22,7 +22,7 @@ import (
 // tested against a real Ironic in internal/ironic and internal/cli.
 type fakeIronic struct {
 	mu    sync.Mutex
-	node  ironic.NodeInfo
+	node  ironpool.BackendNode
 	gone  bool
 	down  bool // every call fails as unreachable
 	calls []string
@@ -46,17 +46,17 @@ func (f *fakeIronic) called() []string {
 	return slices.Clone(f.calls)
 }
 
-func (f *fakeIronic) set(fn func(n *ironic.NodeInfo)) { f.mu.Lock(); fn(&f.node); f.mu.Unlock() }
+func (f *fakeIronic) set(fn func(n *ironpool.BackendNode)) { f.mu.Lock(); fn(&f.node); f.mu.Unlock() }
 
 func (f *fakeIronic) Endpoint() string { return "http://fake-ironic:6385" }
-func (f *fakeIronic) GetNode(ctx context.Context, ident string) (ironic.NodeInfo, error) {
+func (f *fakeIronic) GetNode(ctx context.Context, ident string) (ironpool.BackendNode, error) {
 	if err := f.record("get"); err != nil {
-		return ironic.NodeInfo{}, err
+		return ironpool.BackendNode{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.gone {
-		return ironic.NodeInfo{}, &ironpool.Error{Code: ironpool.ENOTFOUND, Message: "ironic: node not found"}
+		return ironpool.BackendNode{}, &ironpool.Error{Code: ironpool.ENOTFOUND, Message: "ironic: node not found"}
 	}
 	return f.node, nil
 }
@@ -64,68 +64,68 @@ func (f *fakeIronic) SetMaintenance(ctx context.Context, uuid, reason string) er
 	if err := f.record("maintenance on"); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.Maintenance, n.MaintenanceReason = true, reason })
+	f.set(func(n *ironpool.BackendNode) { n.Maintenance, n.MaintenanceReason = true, reason })
 	return nil
 }
 func (f *fakeIronic) ClearMaintenance(ctx context.Context, uuid string) error {
 	if err := f.record("maintenance off"); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.Maintenance, n.MaintenanceReason = false, "" })
+	f.set(func(n *ironpool.BackendNode) { n.Maintenance, n.MaintenanceReason = false, "" })
 	return nil
 }
 func (f *fakeIronic) SetLessee(ctx context.Context, uuid, lessee string) error {
 	if err := f.record("lessee " + lessee); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.Lessee = lessee })
+	f.set(func(n *ironpool.BackendNode) { n.Lessee = lessee })
 	return nil
 }
 func (f *fakeIronic) Manage(ctx context.Context, uuid string) error {
 	if err := f.record("manage"); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.ProvisionState = "manageable" })
+	f.set(func(n *ironpool.BackendNode) { n.ProvisionState = "manageable" })
 	return nil
 }
 func (f *fakeIronic) Provide(ctx context.Context, uuid string) error {
 	if err := f.record("provide"); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.ProvisionState = "available" })
+	f.set(func(n *ironpool.BackendNode) { n.ProvisionState = "available" })
 	return nil
 }
 func (f *fakeIronic) Undeploy(ctx context.Context, uuid string) error {
 	if err := f.record("undeploy"); err != nil {
 		return err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.ProvisionState = "available" })
+	f.set(func(n *ironpool.BackendNode) { n.ProvisionState = "available" })
 	return nil
 }
-func (f *fakeIronic) WaitForProvisionState(ctx context.Context, uuid, want string, timeout time.Duration) (ironic.NodeInfo, error) {
+func (f *fakeIronic) WaitForProvisionState(ctx context.Context, uuid, want string, timeout time.Duration) (ironpool.BackendNode, error) {
 	if err := f.record("wait " + want); err != nil {
-		return ironic.NodeInfo{}, err
+		return ironpool.BackendNode{}, err
 	}
-	f.set(func(n *ironic.NodeInfo) { n.ProvisionState, n.TargetProvisionState = want, "" })
+	f.set(func(n *ironpool.BackendNode) { n.ProvisionState, n.TargetProvisionState = want, "" })
 	return f.node, nil
 }
 
 // The operations the clean path never uses fail loudly if it does.
-func (f *fakeIronic) ListNodes(context.Context) ([]ironic.NodeInfo, error) {
+func (f *fakeIronic) ListNodes(context.Context) ([]ironpool.BackendNode, error) {
 	return nil, f.unexpected("list")
 }
-func (f *fakeIronic) ManageableNodes(context.Context) ([]ironic.NodeInfo, error) {
+func (f *fakeIronic) ManageableNodes(context.Context) ([]ironpool.BackendNode, error) {
 	return nil, f.unexpected("manageable")
 }
 func (f *fakeIronic) Register(context.Context, *ironpool.Node) (string, error) {
 	return "", f.unexpected("register")
 }
 func (f *fakeIronic) Unregister(context.Context, string) error { return f.unexpected("unregister") }
-func (f *fakeIronic) Deploy(context.Context, string, ironic.DeploySpec) error {
+func (f *fakeIronic) Deploy(context.Context, string, ironpool.DeploySpec) error {
 	return f.unexpected("deploy")
 }
-func (f *fakeIronic) Inspect(context.Context, string) (ironic.NodeInfo, error) {
-	return ironic.NodeInfo{}, f.unexpected("inspect")
+func (f *fakeIronic) Inspect(context.Context, string) (ironpool.BackendNode, error) {
+	return ironpool.BackendNode{}, f.unexpected("inspect")
 }
 func (f *fakeIronic) Adopt(context.Context, string) error            { return f.unexpected("adopt") }
 func (f *fakeIronic) SetPower(context.Context, string, string) error { return f.unexpected("power") }
@@ -137,12 +137,12 @@ func (f *fakeIronic) unexpected(call string) error {
 	return fmt.Errorf("fake: unexpected call %s", call)
 }
 
-// releasedIronicNode returns a service over a real SQLite store with the
+// releasedIronicNode returns a reconciler over a real SQLite store with the
 // fake as its Ironic, and one Ironic-linked node that was allocated in
 // handoff mode and released: state cleaning, pending clean.
-func releasedIronicNode(t *testing.T, f *fakeIronic) (*Service, context.Context, *ironpool.Node) {
+func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Context, *ironpool.Node) {
 	t.Helper()
-	st, ctx := testStore(t)
+	st, ctx := sqlitetest.MustOpen(t)
 	s := New(st, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.Backend = f
 	n := &ironpool.Node{Name: "ir1", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1"},
@@ -159,13 +159,13 @@ func releasedIronicNode(t *testing.T, f *fakeIronic) (*Service, context.Context,
 		t.Fatal(err)
 	}
 	got, err := st.FindNode(ctx, n.Name)
-	if err != nil || got.State != ironpool.NodeCleaning || got.Pending != pendingClean {
+	if err != nil || got.State != ironpool.NodeCleaning || got.Pending != ironpool.PendingClean {
 		t.Fatalf("set-up: node %+v, %v; want cleaning with pending clean", got, err)
 	}
 	return s, ctx, got
 }
 
-func (s *Service) nodeNow(t *testing.T, ctx context.Context, name string) *ironpool.Node {
+func (s *Reconciler) nodeNow(t *testing.T, ctx context.Context, name string) *ironpool.Node {
 	t.Helper()
 	n, err := s.Store.FindNode(ctx, name)
 	if err != nil {
@@ -180,34 +180,34 @@ func TestCleanErrorPaths(t *testing.T) {
 	handoff := handoffReason("lab1", "x")
 	for _, tc := range []struct {
 		name      string
-		node      ironic.NodeInfo
+		node      ironpool.BackendNode
 		gone      bool
 		wantState ironpool.NodeState
 		wantError string // in the node's last_error; "" for none
 		wantCalls []string
 		notCalled string
 	}{
-		{name: "OurHandoffIsUndone", node: ironic.NodeInfo{ProvisionState: "available", Maintenance: true, MaintenanceReason: handoff},
+		{name: "OurHandoffIsUndone", node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: handoff},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"maintenance off", "manage", "provide"}},
-		{name: "DeployedByOwnerIsUndeployed", node: ironic.NodeInfo{ProvisionState: "active"},
+		{name: "DeployedByOwnerIsUndeployed", node: ironpool.BackendNode{ProvisionState: "active"},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"undeploy"}, notCalled: "manage"},
-		{name: "LesseeIsCleared", node: ironic.NodeInfo{ProvisionState: "available", Lessee: "lab1"},
+		{name: "LesseeIsCleared", node: ironpool.BackendNode{ProvisionState: "available", Lessee: "lab1"},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"lessee ", "manage", "provide"}},
-		{name: "StepUnderWayIsAwaited", node: ironic.NodeInfo{ProvisionState: "cleaning", TargetProvisionState: "available"},
+		{name: "StepUnderWayIsAwaited", node: ironpool.BackendNode{ProvisionState: "cleaning", TargetProvisionState: "available"},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"wait available", "manage", "provide"}},
-		{name: "IronicFailedTheCleaning", node: ironic.NodeInfo{ProvisionState: "clean failed", LastError: "erase_devices: disk /dev/sdb did not wipe"},
+		{name: "IronicFailedTheCleaning", node: ironpool.BackendNode{ProvisionState: "clean failed", LastError: "erase_devices: disk /dev/sdb did not wipe"},
 			wantState: ironpool.NodeError, wantError: "ironic: erase_devices: disk /dev/sdb did not wipe", notCalled: "provide"},
-		{name: "SomeoneElsesMaintenanceIsLeftAlone", node: ironic.NodeInfo{ProvisionState: "available", Maintenance: true, MaintenanceReason: "DC ticket 4711: PSU"},
+		{name: "SomeoneElsesMaintenanceIsLeftAlone", node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: "DC ticket 4711: PSU"},
 			wantState: ironpool.NodeError, wantError: "in maintenance: DC ticket 4711: PSU", notCalled: "maintenance off"},
 		{name: "NodeDeletedFromIronic", gone: true,
 			wantState: ironpool.NodeError, wantError: "no longer in Ironic", notCalled: "manage"},
-		{name: "UnknownStateIsAnError", node: ironic.NodeInfo{ProvisionState: "rescue"},
+		{name: "UnknownStateIsAnError", node: ironpool.BackendNode{ProvisionState: "rescue"},
 			wantState: ironpool.NodeError, wantError: "rescue", notCalled: "provide"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeIronic{node: tc.node, gone: tc.gone}
 			s, ctx, n := releasedIronicNode(t, f)
-			s.driveClean(ctx, n)
+			s.cleanBackend(ctx, n)
 			got := s.nodeNow(t, ctx, n.Name)
 			calls := f.called()
 			if got.State != tc.wantState || got.Pending != "" {
@@ -234,19 +234,19 @@ func TestCleanErrorPaths(t *testing.T) {
 // after Ironic is back finishes it: nothing is lost and nothing is blamed
 // on the node.
 func TestCleanWhileIronicIsDown(t *testing.T) {
-	f := &fakeIronic{node: ironic.NodeInfo{ProvisionState: "available", Maintenance: true, MaintenanceReason: handoffReason("lab1", "x")}, down: true}
+	f := &fakeIronic{node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: handoffReason("lab1", "x")}, down: true}
 	s, ctx, n := releasedIronicNode(t, f)
-	if err := s.driveClean(ctx, n); !retryable(err) {
+	if err := s.cleanBackend(ctx, n); !retryable(err) {
 		t.Fatalf("attempt while down: %v, want a retryable error", err)
 	}
 	got := s.nodeNow(t, ctx, n.Name)
-	if got.State != ironpool.NodeCleaning || got.Pending != pendingClean || !strings.Contains(got.LastError, "connection refused") {
+	if got.State != ironpool.NodeCleaning || got.Pending != ironpool.PendingClean || !strings.Contains(got.LastError, "connection refused") {
 		t.Fatalf("while down the node is %s, pending %q, last error %q; want cleaning, still owed, reason recorded", got.State, got.Pending, got.LastError)
 	}
 	f.mu.Lock()
 	f.down = false
 	f.mu.Unlock()
-	if err := s.driveClean(ctx, got); err != nil {
+	if err := s.cleanBackend(ctx, got); err != nil {
 		t.Fatalf("attempt after Ironic is back: %v", err)
 	}
 	got = s.nodeNow(t, ctx, n.Name)

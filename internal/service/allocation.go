@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -196,7 +196,7 @@ func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Dura
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.ExtendAllocation(ctx, id, s.Now().Add(ttl))
+	a, err := s.Store.ExtendAllocation(ctx, id, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -104,9 +104,9 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 }
 
 // RotateKey re-encrypts every secret under the store's current key.
-func (s *Service) RotateKey(ctx context.Context) (int, error) {
+func (s *Service) RotateKey(ctx context.Context) (ironpool.ResealResult, error) {
 	if _, err := Authorize(ctx, OpKeyRotate); err != nil {
-		return 0, err
+		return ironpool.ResealResult{}, err
 	}
 	return s.Store.Reseal(ctx)
 }
