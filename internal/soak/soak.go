@@ -188,11 +188,13 @@ wait:
 			owners[o] = true
 		}
 	}
+	// Allocations first, then the audit log: the reaper keeps working, and
+	// an allocation that ends in between must have its end in the log read.
 	ev := &Evidence{Ops: h.Ops(), Nodes: nodes, Flavors: Flavors}
-	if ev.Events, err = readEvents(ctx, clients[0]); err != nil {
+	if ev.Allocations, err = readAllocations(ctx, clients[0], owners); err != nil {
 		return nil, err
 	}
-	if ev.Allocations, err = readAllocations(ctx, clients[0], owners); err != nil {
+	if ev.Events, err = readEvents(ctx, clients[0]); err != nil {
 		return nil, err
 	}
 	res := &Result{Target: cfg.Target, Clients: cfg.Clients, Nodes: cfg.Nodes, Duration: loadTime,
