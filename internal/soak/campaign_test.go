@@ -2,11 +2,13 @@ package soak
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,4 +103,66 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// TestCampaignCatchesSabotage breaks a running server's store on purpose
+// and expects the checker to say so: a second process writes to the SQLite
+// file behind the server's back, freeing nodes that live allocations hold
+// (so the server hands them out again: a double allocation) and moving
+// acknowledged expiries forward to now (so the reaper ends leases before the
+// expiry their owners were given: lost renewals). It runs with the campaign
+// (IRONPOOL_SOAK_OPS set), as it builds and starts the real binary.
+func TestCampaignCatchesSabotage(t *testing.T) {
+	if os.Getenv("IRONPOOL_SOAK_OPS") == "" {
+		t.Skip("skipped: runs with the campaign, when IRONPOOL_SOAK_OPS is set")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin, err := Build(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var freed, shortened atomic.Int64
+	cfg := Config{Target: "sqlite", Bin: bin, Dir: filepath.Join(dir, "sqlite"), Ops: 4000, Clients: 16, Logf: t.Logf,
+		Seed: 7, MaxTime: 5 * time.Minute,
+		Sabotage: func(ctx context.Context, c *Cluster) {
+			db, err := sql.Open("sqlite", "file:"+c.DBPath+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer db.Close()
+			for ctx.Err() == nil {
+				time.Sleep(150 * time.Millisecond)
+				if res, err := db.Exec(`UPDATE nodes SET state = 'available', allocation_id = NULL, owner = ''
+					WHERE id = (SELECT id FROM nodes WHERE state = 'allocated' ORDER BY random() LIMIT 1)`); err == nil {
+					n, _ := res.RowsAffected()
+					freed.Add(n)
+				}
+				now := time.Now().UnixMilli()
+				if res, err := db.Exec(`UPDATE allocations SET expires_at = $1
+					WHERE id = (SELECT id FROM allocations WHERE state = 'active' AND expires_at > $2 ORDER BY random() LIMIT 1)`,
+					now, now+1500); err == nil {
+					n, _ := res.RowsAffected()
+					shortened.Add(n)
+				}
+			}
+		}}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sabotage: %d held nodes freed, %d leases cut short\n%s", freed.Load(), shortened.Load(), res.Report.Summary())
+	if freed.Load() == 0 || shortened.Load() == 0 {
+		t.Fatalf("the sabotage did nothing (freed %d, shortened %d): the test proves nothing", freed.Load(), shortened.Load())
+	}
+	if res.Report.Violations["double-allocation"] == 0 {
+		t.Error("the checker missed the double allocations the sabotage caused")
+	}
+	if res.Report.Violations["lost-renewal"] == 0 {
+		t.Error("the checker missed the leases the sabotage cut short")
+	}
 }

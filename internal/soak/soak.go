@@ -39,6 +39,10 @@ type Config struct {
 	// the disk-full nemesis needs.
 	Tmpfs bool
 	Logf  func(string, ...any)
+	// Sabotage, when set, runs beside the load until it ends: a test breaks
+	// the store behind the servers' backs with it, to show the checker
+	// notices (campaign_test.go).
+	Sabotage func(ctx context.Context, c *Cluster)
 }
 
 // Result is one campaign's figures and verdict.
@@ -140,6 +144,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			nem.run(nemCtx)
 		}
 	}()
+	sabDone := make(chan struct{})
+	go func() {
+		defer close(sabDone)
+		if cfg.Sabotage != nil {
+			cfg.Sabotage(nemCtx, c)
+		}
+	}()
 	var budget atomic.Int64
 	budget.Store(int64(cfg.Ops))
 	var wg sync.WaitGroup
@@ -166,6 +177,7 @@ wait:
 	loadTime := time.Since(start)
 	stopNem()
 	<-nemDone
+	<-sabDone
 	cfg.Logf("%s: load done: %d ops in %s; healing and reading back", cfg.Target, h.Len(), loadTime.Round(time.Millisecond))
 
 	// Heal: every replica up, one leader, the queue drained by deadlines.
