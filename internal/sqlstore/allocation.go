@@ -730,10 +730,14 @@ func (s *Store) ExpireAllocations(ctx context.Context, cleanInline bool) ([]*iro
 	return out, err
 }
 
-// NextExpiry returns the earliest expiry of an active allocation.
+// NextExpiry returns the earliest expiry of an active allocation or
+// deadline of a queued one.
 func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
-	err := s.R.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM allocations WHERE state = $1`, string(ironpool.AllocActive)).Scan(&v)
+	err := s.R.QueryRowContext(ctx, `SELECT MIN(t) FROM (
+		SELECT MIN(expires_at) AS t FROM allocations WHERE state = $1
+		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2) q`,
+		string(ironpool.AllocActive), string(ironpool.AllocQueued)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, err
 	}
