@@ -58,7 +58,10 @@ func (r *Replica) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(r.Bin, r.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so a signal meant for the campaign does not
+	// reach it; and killed with the campaign, so a run that dies leaves no
+	// server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		r.mu.Unlock()
