@@ -27,6 +27,15 @@ type Backend interface {
 	SetMaintenance(ctx context.Context, id, reason string) error
 	ClearMaintenance(ctx context.Context, id string) error
 	SetLessee(ctx context.Context, id, lessee string) error
+	// Reserve records in the backend that the node is taken, in a way the
+	// backend's other consumers respect (Ironic: an allocation for exactly
+	// that node, which sets its instance_uuid). name identifies the
+	// reservation; extra is free-form metadata. Idempotent. ECONFLICT when
+	// another consumer holds the node.
+	Reserve(ctx context.Context, id, name string, extra map[string]string) error
+	// Unreserve removes the reservation named name, and nothing else; one
+	// already gone is not an error.
+	Unreserve(ctx context.Context, name string) error
 	Manage(ctx context.Context, id string) error
 	Provide(ctx context.Context, id string) error
 	// WaitForProvisionState waits until the node reaches want (timeout 0:

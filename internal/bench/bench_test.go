@@ -74,7 +74,7 @@ func seededStore(b *testing.B, size int) (context.Context, *sqlstore.Store) {
 }
 
 func allocateRelease(b *testing.B, ctx context.Context, st *sqlstore.Store) {
-	a := &ironpool.Allocation{Owner: "bench", Mode: ironpool.ModeNone, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+	a := &ironpool.Allocation{Owner: "bench", Mode: ironpool.ModeNone, TTL: time.Hour,
 		Items: []ironpool.AllocationItem{{Constraints: ironpool.Constraints{CPUs: 8}, Count: 2}, {Constraints: ironpool.Constraints{CPUs: 32}, Count: 1}}}
 	if err := st.Allocate(ctx, a, false); err != nil {
 		b.Error(err)

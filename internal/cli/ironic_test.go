@@ -281,8 +281,10 @@ func TestIronicBackend(t *testing.T) {
 		e.ok("undeploy", a.ID)
 		for name, n := range e.fullNodes("--allocation", a.ID) {
 			in, _ := c.GetNode(ctx, name)
-			if n.State != "allocated" || in.ProvisionState != "available" || in.InstanceUUID != "" {
-				t.Errorf("%s after undeploy: pool %s, Ironic %s", name, n.State, in.ProvisionState)
+			// Still in a lessee allocation: still reserved in Ironic
+			// (instance_uuid is ironpool's allocation, not the deploy's).
+			if n.State != "allocated" || in.ProvisionState != "available" || in.InstanceUUID == "" {
+				t.Errorf("%s after undeploy: pool %s, Ironic %s, instance_uuid %q (want ironpool's reservation)", name, n.State, in.ProvisionState, in.InstanceUUID)
 			}
 		}
 		// Handoff nodes are the owner's to drive: refused.

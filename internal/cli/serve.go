@@ -83,7 +83,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
-	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
+	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic by (Keystone, or auth_type none/http_basic with baremetal_endpoint_override), instead of --ironic-url")
+	f.StringVar(&m.Ironic.CloudsFile, "ironic-clouds-file", "", "clouds.yaml to read for --ironic-cloud (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)")
 	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
 	_ = time.Second
 	return c

@@ -103,7 +103,7 @@ func (r *Reconciler) Adopt(ctx context.Context, req ironpool.AdoptRequest) (*iro
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: ironpool.ModeNone,
 		Metadata:  map[string]string{"adopted_ironic_uuid": info.ID},
 		Items:     []ironpool.AllocationItem{{Constraints: ironpool.Constraints{ResourceClass: info.ResourceClass}}},
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
 	a.ID = uuid.NewString()
 	summary := fmt.Sprintf("adopted Ironic node %s for %s in allocation %s", info.ID, req.Owner, a.ID)
 	if err := r.Store.AdoptNode(ctx, n, a, ironpool.NodeDeployed, summary); err != nil {

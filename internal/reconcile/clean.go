@@ -59,7 +59,8 @@ func (r *Reconciler) runClean(ctx context.Context, n *ironpool.Node) string {
 }
 
 // cleanBackend returns a released node to the backend's pool: it clears
-// the maintenance and lessee a checkout set, undeploys a node the owner
+// the maintenance, lessee and reservation a checkout set (only those: a
+// reservation is removed by the name ironpool gave it), undeploys a node the owner
 // deployed, then manage → provide, so the backend runs its cleaning; the
 // pool node is available only when the backend reports it available. A
 // failed clean leaves the node in error with the backend's last_error.
@@ -113,9 +114,19 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 			return fail(err)
 		}
 	}
+	if info.ProvisionState != "active" {
+		// Our reservation goes before Ironic cleans, so the node is not
+		// held by a name nobody uses; an active node's goes with undeploy.
+		if err := b.Unreserve(ctx, reservationName(n)); err != nil {
+			return fail(err)
+		}
+	}
 	switch info.ProvisionState {
 	case "active", "deploy failed":
 		err = b.Undeploy(ctx, n.IronicUUID)
+		if err == nil {
+			err = b.Unreserve(ctx, reservationName(n))
+		}
 	case "available":
 		if err = b.Manage(ctx, n.IronicUUID); err == nil {
 			err = b.Provide(ctx, n.IronicUUID)

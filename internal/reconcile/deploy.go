@@ -63,6 +63,19 @@ func (r *Reconciler) driveAllocation(ctx context.Context, a *ironpool.Allocation
 	}
 	r.changed()
 	nodes := a.Nodes
+	// Ironic deletes a node's allocation when it tears the node down; a
+	// node that stays in a reserving allocation gets its reservation back.
+	reserve := verb == "undeploy" && (a.Mode == ironpool.ModeLessee || a.Mode == ironpool.ModeHandoff)
+	if reserve {
+		inner := op
+		op = func(ctx context.Context, b ironpool.Backend, n *ironpool.Node) error {
+			if err := inner(ctx, b, n); err != nil {
+				return err
+			}
+			return b.Reserve(ctx, n.IronicUUID, reservationName(n), map[string]string{
+				"managed_by": ironpool.ManagedBy, "ironpool_allocation": id, "ironpool_owner": a.Owner})
+		}
+	}
 	started := r.goWork(func(ctx context.Context) {
 		sem := make(chan struct{}, r.Config.Backend.DeployParallel)
 		var wg sync.WaitGroup

@@ -81,6 +81,24 @@ func (f *fakeIronic) SetLessee(ctx context.Context, uuid, lessee string) error {
 	f.set(func(n *ironpool.BackendNode) { n.Lessee = lessee })
 	return nil
 }
+func (f *fakeIronic) Reserve(ctx context.Context, uuid, name string, extra map[string]string) error {
+	if err := f.record("reserve " + name); err != nil {
+		return err
+	}
+	f.set(func(n *ironpool.BackendNode) { n.InstanceUUID = "alloc-" + name })
+	return nil
+}
+func (f *fakeIronic) Unreserve(ctx context.Context, name string) error {
+	if err := f.record("unreserve"); err != nil {
+		return err
+	}
+	f.set(func(n *ironpool.BackendNode) {
+		if n.InstanceUUID == "alloc-"+name {
+			n.InstanceUUID = ""
+		}
+	})
+	return nil
+}
 func (f *fakeIronic) Manage(ctx context.Context, uuid string) error {
 	if err := f.record("manage"); err != nil {
 		return err
@@ -150,7 +168,7 @@ func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Conte
 	if err := st.CreateNodes(ctx, []*ironpool.Node{n}); err != nil {
 		t.Fatal(err)
 	}
-	a := &ironpool.Allocation{Owner: "lab1", Mode: ironpool.ModeHandoff, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+	a := &ironpool.Allocation{Owner: "lab1", Mode: ironpool.ModeHandoff, TTL: time.Hour,
 		Items: []ironpool.AllocationItem{{Constraints: ironpool.Constraints{CPUs: 1}, Count: 1}}}
 	if err := st.Allocate(ctx, a, false); err != nil {
 		t.Fatal(err)

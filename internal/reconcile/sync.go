@@ -166,6 +166,10 @@ func syncState(info ironpool.BackendNode) (ironpool.NodeState, string, string) {
 			le = "provision state " + info.ProvisionState
 		}
 		return ironpool.NodeError, "", ironicPrefix + le
+	case info.InstanceUUID != "":
+		// Another consumer of the same Ironic holds it (an Ironic
+		// allocation, or Nova's instance): not ours to hand out.
+		return ironpool.NodeMaintenance, ironicPrefix + "taken by another consumer (instance_uuid " + info.InstanceUUID + ")", ""
 	case info.ProvisionState == "available" && info.TargetProvisionState == "":
 		return ironpool.NodeAvailable, "", ""
 	case info.ProvisionState == "active":

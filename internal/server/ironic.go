@@ -14,8 +14,10 @@ type IronicOptions struct {
 	// URL is Ironic's API endpoint (noauth, or HTTP basic with User and
 	// Password).
 	URL, User, Password string
-	// Cloud names a clouds.yaml entry (Keystone); it wins over URL.
-	Cloud string
+	// Cloud names a clouds.yaml entry (Keystone, or auth_type none /
+	// http_basic with baremetal_endpoint_override); it wins over URL.
+	// CloudsFile names the clouds.yaml to read (default: the usual search).
+	Cloud, CloudsFile string
 	// SyncInterval is how often Ironic's nodes are imported and refreshed
 	// (0: 30s; negative: only on demand).
 	SyncInterval time.Duration
@@ -36,7 +38,7 @@ func (m *Main) startIronic(ctx context.Context) error {
 		return nil
 	}
 	c, err := ironic.Connect(ctx, ironic.Config{URL: o.URL, Username: o.User, Password: o.Password,
-		Cloud: o.Cloud, DriverOverride: o.DriverOverride})
+		Cloud: o.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride})
 	if err != nil {
 		return fmt.Errorf("connect to Ironic: %w", err)
 	}

@@ -31,7 +31,7 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	}
 	now := s.Now().UTC()
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}

@@ -22,7 +22,7 @@ func (s *Store) AllocateNodes(ctx context.Context, a *ironpool.Allocation, nodeI
 	if err := checkAllocateNodes(nodeIDs, state); err != nil {
 		return err
 	}
-	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	ttl := a.TTL
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.allocateNodes(ctx, tx, a, nodeIDs, state, s.Now().UTC(), ttl)
 	})
@@ -38,7 +38,7 @@ func (s *Store) AdoptNode(ctx context.Context, n *ironpool.Node, a *ironpool.All
 	if !state.Held() {
 		return ironpool.FieldErrorf("state", "%q is not a state of a held node", state)
 	}
-	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	ttl := a.TTL
 	if a.ID == "" {
 		a.ID = uuid.NewString()
 	}

@@ -198,7 +198,7 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 
 // Allocate claims nodes for a, all or none; see ironpool.Store.
 func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
-	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	ttl := a.TTL
 	var claimed [][]candidate
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil

@@ -457,10 +457,10 @@ func testStatus(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	mnt.State = ironpool.NodeMaintenance
 	mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 32), lab, mnt)
 	a := request("lab1", item("", 2, ironpool.Constraints{Pool: ironpool.DefaultPool}))
-	a.ExpiresAt = a.CreatedAt.Add(30 * time.Minute)
+	a.TTL = 30 * time.Minute
 	mustAllocate(t, s, a)
 	far := request("lab2", item("", 1, ironpool.Constraints{Pool: "lab"}))
-	far.ExpiresAt = far.CreatedAt.Add(3 * time.Hour)
+	far.TTL = 3 * time.Hour
 	mustAllocate(t, s, far)
 	if err := s.Allocate(ctx, queued("lab3", time.Hour, item("", 5, anyNode())), true); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
 		lease := func(ttl time.Duration) *ironpool.Allocation {
 			a := request("lab1", item("", 1, anyNode()))
-			a.CreatedAt, a.ExpiresAt = t0, t0.Add(ttl)
+			a.TTL = ttl
 			return mustAllocate(t, s, a)
 		}
 		long, short := lease(2*time.Hour), lease(time.Hour)
@@ -137,7 +137,7 @@ func testExtendRacesExpiry(t *testing.T, open func(t *testing.T) ironpool.Store)
 	extended, expired := 0, 0
 	for i := range rounds {
 		a := request("lab1", item("", 1, anyNode()))
-		a.CreatedAt, a.ExpiresAt = c.Now(), c.Now() // expires now
+		a.TTL = 0 // expires now
 		mustAllocate(t, s, a)
 		var wg sync.WaitGroup
 		var ext *ironpool.Allocation

@@ -151,7 +151,7 @@ func item(flavor string, count int, c ironpool.Constraints) ironpool.AllocationI
 func request(owner string, items ...ironpool.AllocationItem) *ironpool.Allocation {
 	now := time.Now().UTC()
 	return &ironpool.Allocation{Owner: owner, Mode: ironpool.ModeNone, Items: items,
-		Metadata: map[string]string{"job": "https://ci.example/1"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		Metadata: map[string]string{"job": "https://ci.example/1"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour), TTL: time.Hour}
 }
 
 // queued returns a request that may wait in the queue for wait.
