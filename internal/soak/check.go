@@ -44,6 +44,11 @@ type Report struct {
 	// Excused counts deadline and reaper delays inside a nemesis window.
 	Excused map[string]int `json:"excused"`
 
+	// Stalls counts the moments the campaign's own process got no CPU for
+	// over 200 ms; MaxStall is the longest.
+	Stalls   int           `json:"stalls"`
+	MaxStall time.Duration `json:"max_stall"`
+
 	MaxDeadlineLate time.Duration `json:"max_deadline_late"`
 	MaxReaperLate   time.Duration `json:"max_reaper_late"`
 	// MaxLeaseShort is the most a dispatched lease was shorter than asked.
@@ -70,8 +75,9 @@ func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ops=%d ok=%d fail=%d unknown=%d events=%d allocations=%d queued=%d extended=%d expired=%d\n",
 		r.Ops, r.Outcomes[OK], r.Outcomes[Fail], r.Outcomes[Unknown], r.Events, r.Allocations, r.Queued, r.Extended, r.ExpiredByReaper)
-	fmt.Fprintf(&b, "nemeses=%d linearizable=%s (partitions=%d ops=%d) max_deadline_late=%s max_reaper_late=%s max_lease_short=%s excused=%v\n",
-		len(r.Nemeses), r.Linearizable, r.LinPartitions, r.LinOps, r.MaxDeadlineLate, r.MaxReaperLate, r.MaxLeaseShort, r.Excused)
+	fmt.Fprintf(&b, "nemeses=%d linearizable=%s (partitions=%d ops=%d) max_deadline_late=%s max_reaper_late=%s max_lease_short=%s\n",
+		len(r.Nemeses), r.Linearizable, r.LinPartitions, r.LinOps, r.MaxDeadlineLate, r.MaxReaperLate, r.MaxLeaseShort)
+	fmt.Fprintf(&b, "machine stalls=%d (longest %s) excused=%v\n", r.Stalls, r.MaxStall.Round(time.Millisecond), r.Excused)
 	if len(r.Violations) == 0 {
 		b.WriteString("violations: none\n")
 	}
@@ -117,7 +123,16 @@ func Check(ev *Evidence) *Report {
 		flavors[f.Name] = f.Constraints
 	}
 	var windows [][2]time.Time // nemesis windows, extended by Settle
+	var stalls [][2]time.Time  // machine stalls, extended by a second
 	for _, op := range ev.Ops {
+		if op.Kind == OpStall {
+			r.Stalls++
+			if d := op.Healed.Sub(op.Call); d > r.MaxStall {
+				r.MaxStall = d
+			}
+			stalls = append(stalls, [2]time.Time{op.Call, op.Healed.Add(time.Second)})
+			continue
+		}
 		if op.Kind == OpNemesis {
 			r.Nemeses = append(r.Nemeses, op.Nemesis)
 			end := op.Healed
@@ -131,9 +146,19 @@ func Check(ev *Evidence) *Report {
 		r.Outcomes[op.Outcome]++
 		r.ByKind[op.Kind]++
 	}
-	excused := func(from, to time.Time) bool {
+	// excused says why a delay from..to is not held against the servers:
+	// a nemesis was running (or a new leader taking over), or the whole
+	// machine stalled.
+	excused := func(kind string, from, to time.Time) bool {
 		for _, w := range windows {
 			if from.Before(w[1]) && to.After(w[0]) {
+				r.Excused[kind]++
+				return true
+			}
+		}
+		for _, w := range stalls {
+			if from.Before(w[1]) && to.After(w[0]) {
+				r.Excused[kind+" (machine stall)"]++
 				return true
 			}
 		}
@@ -349,9 +374,7 @@ func Check(ev *Evidence) *Report {
 			}
 			late := l.end.Time.Sub(final.ExpiresAt)
 			if late > time.Second+100*time.Millisecond {
-				if excused(final.ExpiresAt, l.end.Time) {
-					r.Excused["reaper-late"]++
-				} else {
+				if !excused("reaper-late", final.ExpiresAt, l.end.Time) {
 					r.violate("reaper-late", "allocation %s expiring at %s was reaped %s late", id, final.ExpiresAt.Format(time.StampMilli), late)
 				}
 			} else if late > r.MaxReaperLate {
@@ -486,9 +509,7 @@ func Check(ev *Evidence) *Report {
 			if late < -time.Millisecond {
 				r.violate("failed-before-deadline", "queued allocation %s with deadline %s failed at %s", id, w.Format(time.StampMilli), l.end.Time.Format(time.StampMilli))
 			} else if late > time.Second {
-				if excused(w, l.end.Time) {
-					r.Excused["deadline-late"]++
-				} else {
+				if !excused("deadline-late", w, l.end.Time) {
 					r.violate("deadline-late", "queued allocation %s with deadline %s failed %s late", id, w.Format(time.StampMilli), late)
 				}
 			} else if late > r.MaxDeadlineLate {

@@ -144,8 +144,15 @@ func TestCheckerCatchesLateDeadline(t *testing.T) {
 	if r.Violations["deadline-late"] == 0 {
 		t.Fatalf("late deadline not caught:\n%s", r.Summary())
 	}
-	// The same delay inside a nemesis window is excused, and counted.
-	ev.Ops = append(ev.Ops, &Op{Kind: OpNemesis, Nemesis: "kill -9 replica 0", Call: at(2500), Healed: at(3500)})
+	// The same delay while the machine stalled is excused, and counted.
+	base := ev.Ops
+	ev.Ops = append(base, &Op{Kind: OpStall, Call: at(3200), Healed: at(4600)})
+	r = Check(ev)
+	if r.Violations["deadline-late"] != 0 || r.Excused["deadline-late (machine stall)"] != 1 || r.Stalls != 1 {
+		t.Fatalf("a delay during a machine stall should be excused:\n%s", r.Summary())
+	}
+	// And inside a nemesis window.
+	ev.Ops = append(base, &Op{Kind: OpNemesis, Nemesis: "kill -9 replica 0", Call: at(2500), Healed: at(3500)})
 	r = Check(ev)
 	if r.Violations["deadline-late"] != 0 || r.Excused["deadline-late"] != 1 {
 		t.Fatalf("a delay under a nemesis should be excused:\n%s", r.Summary())

@@ -34,6 +34,10 @@ const (
 	OpCapacity     Kind = "capacity"
 	OpNodes        Kind = "nodes"
 	OpNemesis      Kind = "nemesis"
+	// OpStall marks a moment the campaign's own process got no CPU for a
+	// while (its 20 ms timer fired far too late): the machine stalled, and
+	// the servers on it with it.
+	OpStall Kind = "stall"
 )
 
 // Outcome is how an operation ended, as the client saw it.
@@ -109,6 +113,10 @@ type Op struct {
 	Nemesis string
 	Healed  time.Time
 }
+
+// IsClient reports whether op is a client operation (not a nemesis or a
+// stall entry).
+func (op *Op) IsClient() bool { return op.Kind != OpNemesis && op.Kind != OpStall }
 
 // History is the campaign's record, appended to by every client.
 type History struct {

@@ -144,6 +144,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			nem.run(nemCtx)
 		}
 	}()
+	go watchStalls(nemCtx, h)
 	sabDone := make(chan struct{})
 	go func() {
 		defer close(sabDone)
@@ -212,7 +213,7 @@ wait:
 	res := &Result{Target: cfg.Target, Clients: cfg.Clients, Nodes: cfg.Nodes, Duration: loadTime,
 		OpsPerSec: float64(len(ev.Ops)) / loadTime.Seconds(), Statuses: map[int]int{}, History: ev.Ops}
 	for _, op := range ev.Ops {
-		if op.Kind != OpNemesis {
+		if op.IsClient() {
 			res.Statuses[op.Status]++
 		}
 	}
@@ -222,7 +223,7 @@ wait:
 	}
 	res.Report = Check(ev)
 	for _, op := range ev.Ops {
-		if op.Kind != OpNemesis && op.Status == 500 {
+		if op.IsClient() && op.Status == 500 {
 			res.Report.violate("internal-error", "%s %s on replica %d at %s answered 500", op.Kind, op.ID, op.Target, op.Call.Format(time.StampMilli))
 		}
 	}
@@ -230,6 +231,20 @@ wait:
 		res.Report.violate("corrupt", "SQLite integrity_check after the run: %s", res.Integrity)
 	}
 	return res, nil
+}
+
+// watchStalls records the moments this process got no CPU for over 200 ms
+// (a 20 ms sleep that took far longer): on a machine that stalls, no server
+// can keep a one-second promise, and the checker must know when it did.
+func watchStalls(ctx context.Context, h *History) {
+	const tick = 20 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		time.Sleep(tick)
+		if end := time.Now(); end.Sub(start) > tick+200*time.Millisecond {
+			h.Add(&Op{Kind: OpStall, Call: start, Healed: end})
+		}
+	}
 }
 
 func waitQueueEmpty(ctx context.Context, c *client.Client, timeout time.Duration) error {
