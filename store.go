@@ -32,6 +32,10 @@ type Store interface {
 	// summary, all in one transaction: a crash never leaves an adopted node
 	// without its allocation. ECONFLICT for a taken name, MAC or link.
 	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
+	// IgnoredBackendNodes lists the backend ids of nodes an operator
+	// deleted from the pool (DeleteNode marks them; CreateNodes of a node
+	// with that link lifts the mark), so sync does not import them again.
+	IgnoredBackendNodes(ctx context.Context) (map[string]bool, error)
 	// Plan is Allocate without writing anything.
 	Plan(ctx context.Context, a *Allocation) (*Plan, error)
 	// DispatchQueue fulfils queued allocations first-come first-served,
@@ -86,8 +90,17 @@ type Store interface {
 	CreateFirstToken(ctx context.Context, t *Token) (bool, error)
 
 	// Reseal re-encrypts every stored secret with the sealer's current key;
-	// it reports how many secrets it rewrote and under which key.
+	// it reports how many secrets it rewrote and under which key. A secret
+	// that does not open (its key is gone) is skipped and named in the
+	// result, never a reason to stop: the rest still get resealed.
 	Reseal(ctx context.Context) (ResealResult, error)
+	// CheckKey verifies that the sealer holds the key the stored secrets
+	// are sealed with, by opening the key check kept with the data (or, in
+	// a database without one, any stored password). With record set and no
+	// key check stored yet, it stores one sealed under the current key.
+	// Returns EINVALID (field secret-key-file) naming the key id the data
+	// needs when the sealer cannot open it; the server then refuses to start.
+	CheckKey(ctx context.Context, record bool) error
 
 	// TryLease takes or renews the named lease for holder for ttl, and
 	// reports whether holder has it. Background loops run only on the holder.
@@ -100,8 +113,12 @@ type Store interface {
 type ResealResult struct {
 	// Resealed counts the secrets rewritten under KeyID.
 	Resealed int `json:"resealed"`
-	// KeyID names the key every secret is now sealed under.
+	// KeyID names the key every secret that opens is now sealed under.
 	KeyID string `json:"key_id"`
+	// Skipped names the nodes whose password did not open and so stayed
+	// as it was; set each again (`node set NAME bmc.password=…`) or
+	// configure the key it needs and reseal again.
+	Skipped []string `json:"skipped"`
 }
 
 // ReleaseSelector picks what to release: one allocation or every live

@@ -135,8 +135,12 @@ func (a *app) client() (*client.Client, error) {
 		if dir == "" {
 			dir = server.DefaultDataDir()
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
-			tok = strings.TrimSpace(string(b))
+		// Only to the URL the server on this data dir recorded: not to
+		// another program, or another ironpool, on a loopback port.
+		if server.IsLocalURL(dir, u) {
+			if b, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
+				tok = strings.TrimSpace(string(b))
+			}
 		}
 	}
 	insecure := a.insecure || a.env.Getenv("IRONPOOL_INSECURE") == "true"

@@ -21,7 +21,8 @@ import (
 // baremetal_endpoint_override): no Keystone anywhere. Before, such an entry
 // failed (http_basic) or panicked the server (auth_type none).
 func TestIronicCloudHTTPBasic(t *testing.T) {
-	t.Parallel()
+	// Not parallel: each real Ironic costs a core while it starts, and
+	// the parallel Ironic tests of this package start theirs afterwards.
 	in := ironictest.Start(t, "IRONIC_BASIC_AUTH=ops:Walrus-7")
 	ctx := context.Background()
 	// Ironic really refuses a caller without the password.

@@ -68,7 +68,8 @@ func (o otherConsumer) allocate(name, node, rc string) (string, string) {
 // allocatable in the pool (and says why), and release removes exactly
 // ironpool's reservation, leaving the other consumer's in place.
 func TestIronicSharedWithOtherConsumers(t *testing.T) {
-	t.Parallel()
+	// Not parallel: each real Ironic costs a core while it starts, and
+	// the parallel Ironic tests of this package start theirs afterwards.
 	in := ironictest.Start(t)
 	c := in.Connect(t)
 	ctx := context.Background()
@@ -117,6 +118,17 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 		if after.InstanceUUID != "" || after.Maintenance || after.Lessee != "" {
 			t.Errorf("after release %s in Ironic: instance_uuid %q maintenance %v lessee %q; want all cleared", name, after.InstanceUUID, after.Maintenance, after.Lessee)
 		}
+	}
+	// A node deleted from the pool stays deleted: the next sync leaves it
+	// out (and says so) until asked to take it back.
+	e.ok("node", "delete", "sh-00")
+	e.jsonOf(&r, "ironic", "sync")
+	if _, back := e.fullNodes()["sh-00"]; back || len(r.Ignored) != 1 {
+		t.Errorf("sync after deleting sh-00: re-imported %v, ignored %v; want it left out and reported", back, r.Ignored)
+	}
+	e.jsonOf(&r, "ironic", "sync", "--include-ignored")
+	if _, back := e.fullNodes()["sh-00"]; !back {
+		t.Errorf("sync --include-ignored did not import sh-00 again: %+v", r)
 	}
 	// The other consumer's allocation is untouched.
 	if code, a := other.do("GET", "/v1/allocations/nova-instance-1", nil); code != 200 || a["state"] != "active" {

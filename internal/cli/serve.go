@@ -17,6 +17,8 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
 	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
+	var ironics []string
+	var ironicFilter string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ironpool server (embedded SQLite by default)",
@@ -42,6 +44,16 @@ func (a *app) serveCmd() *cobra.Command {
 			if cleanCmd != "" {
 				m.Background.CleanCommand = strings.Fields(cleanCmd)
 			}
+			if m.Ironic.Filter, err = server.ParseIronicFilter(ironicFilter); err != nil {
+				return err
+			}
+			for _, s := range ironics {
+				ep, err := server.ParseIronicEndpoint(s)
+				if err != nil {
+					return err
+				}
+				m.Ironic.Endpoints = append(m.Ironic.Endpoints, ep)
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return ironpool.FieldErrorf("log-level", "%q is not debug, info, warn or error", logLevel)
@@ -61,6 +73,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
+	f.StringVar(&m.SQLiteSynchronous, "sqlite-synchronous", "full", "SQLite durability: full syncs every commit; normal may lose the last commits on power loss (never on a crash of the process)")
 	f.StringVar(&m.DataDir, "data-dir", "", "directory for the key file, admin.token and the default database (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
@@ -78,8 +91,11 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
 	f.StringVar(&m.MoltenIronListen, "molteniron-listen", "", "also serve Molten Iron's protocol on this address (e.g. 127.0.0.1:5656); off unless given")
 	f.StringVar(&m.MoltenIronRole, "molteniron-role", "user", "role the Molten Iron listener acts with: user, operator or admin")
-	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; default any owner)")
+	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; required with role user; '*' for every owner)")
+	f.BoolVar(&m.MoltenIronAllowRemote, "molteniron-allow-remote", false, "let --molteniron-listen bind a non-loopback address (the protocol has no authentication)")
 	f.BoolVar(&m.MoltenIronAllowDeleteDB, "molteniron-allow-delete-db", false, "let Molten Iron's delete_db delete every unallocated node")
+	f.StringVar(&ironicFilter, "ironic-filter", "", "sync only the Ironic nodes that match, e.g. conductor_group=lab,owner=ci (keys: conductor_group, owner, lessee, resource_class, driver, fault, provision_state)")
+	f.StringArrayVar(&ironics, "ironic", nil, "a further Ironic behind the pool: NAME=URL (noauth) or NAME=cloud:CLOUD (repeatable; every replica running the reconciler must reach all of them)")
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")

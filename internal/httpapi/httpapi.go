@@ -46,7 +46,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	api := humago.New(mux, cfg)
 	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
-	api.UseMiddleware(s.authenticate)
+	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
@@ -95,6 +95,29 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	next(huma.WithValue(ctx, actorKey{}, actor))
+}
+
+// checkParams refuses a path or query parameter holding a NUL byte or
+// invalid UTF-8 with 400 naming it, before any handler runs: PostgreSQL
+// fails such a value with an error (SQLSTATE 22021) where SQLite just finds
+// nothing, and both engines must answer alike.
+func (s *Server) checkParams(ctx huma.Context, next func(huma.Context)) {
+	for _, p := range ctx.Operation().Parameters {
+		var v string
+		switch p.In {
+		case "path":
+			v = ctx.Param(p.Name)
+		case "query":
+			v = ctx.Query(p.Name)
+		default:
+			continue
+		}
+		if err := ironpool.ValidateText(p.Name, v); err != nil {
+			writeProblem(ctx, problem(s.Log, err))
+			return
+		}
+	}
+	next(ctx)
 }
 
 // actx returns the request context carrying the actor for the service.

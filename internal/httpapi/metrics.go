@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"ironpool"
 	"ironpool/internal/service"
 )
 
@@ -18,7 +20,17 @@ type Metrics struct {
 	mu       sync.Mutex
 	requests map[[2]string]uint64 // {pattern, status} → count
 	seconds  map[string]float64   // pattern → total seconds
+
+	// The pool gauges come from one status query, shared for gaugesTTL by
+	// every scrape: /metrics needs no token, so a flood of it must not
+	// turn into a flood of database reads.
+	gaugesMu sync.Mutex
+	gaugesAt time.Time
+	gauges   *service.Gauges
 }
+
+// gaugesTTL is how long one status query serves /metrics.
+const gaugesTTL = time.Second
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
@@ -47,6 +59,34 @@ func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.Ser
 	m.mu.Unlock()
 }
 
+// poolGauges returns gauges at most gaugesTTL old; concurrent scrapes wait
+// for one query rather than each running their own.
+func (m *Metrics) poolGauges(r *http.Request, svc *service.Service) (*service.Gauges, error) {
+	m.gaugesMu.Lock()
+	defer m.gaugesMu.Unlock()
+	if m.gauges != nil && time.Since(m.gaugesAt) < gaugesTTL {
+		return m.gauges, nil
+	}
+	g, err := svc.Gauges(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	m.gauges, m.gaugesAt = g, time.Now()
+	return g, nil
+}
+
+// showsOwners reports whether the scrape may see owner names: only with an
+// admin or operator token (Prometheus' authorization.credentials_file),
+// since anyone who reaches the port may read /metrics.
+func showsOwners(r *http.Request, svc *service.Service) bool {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	a, err := svc.Authenticate(r.Context(), secret)
+	return err == nil && (a.Role == ironpool.RoleAdmin || a.Role == ironpool.RoleOperator)
+}
+
 func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -72,7 +112,7 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
 		}
 		m.mu.Unlock()
-		g, err := svc.Gauges(r.Context())
+		g, err := m.poolGauges(r, svc)
 		if err != nil {
 			return
 		}
@@ -85,10 +125,12 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
 		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
 		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
-		fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner.")
-		fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
-		for _, o := range st.Owners {
-			fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+		if showsOwners(r, svc) {
+			fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner (shown to admin and operator tokens only).")
+			fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
+			for _, o := range st.Owners {
+				fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+			}
 		}
 		leader := 0
 		if svc.Leader() {

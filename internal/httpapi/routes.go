@@ -77,7 +77,10 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 	op := huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, DefaultStatus: status,
 		Tags: []string{tagOf(path)}}
 	if path == "/v1/nodes/import" {
-		op.MaxBodyBytes = 64 << 20
+		op.MaxBodyBytes = MaxImportBytes
+		// The body is streamed against its limit by streamImport, which
+		// answers the request itself; the handler below documents it.
+		op.Middlewares = huma.Middlewares{s.streamImport}
 	} else {
 		op.MaxBodyBytes = 1 << 20
 	}

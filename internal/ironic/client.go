@@ -64,6 +64,9 @@ type Config struct {
 	DriverOverride string
 	// PageSize is the limit per list request. Default DefaultPageSize.
 	PageSize int
+	// Filter limits which nodes a sync sees (ParseFilter: conductor_group,
+	// owner, …), so a pool can take a part of a shared Ironic.
+	Filter url.Values
 }
 
 // Client talks to one Ironic. It is safe for concurrent use.
@@ -74,6 +77,7 @@ type Client struct {
 	driverOverride string
 	waitTimeout    time.Duration
 	pageSize       int
+	filter         url.Values
 }
 
 // Connect builds a client and probes the server: it returns EUNAVAILABLE if
@@ -106,6 +110,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		driverOverride: cfg.DriverOverride,
 		waitTimeout:    cfg.WaitTimeout,
 		pageSize:       cfg.PageSize,
+		filter:         cfg.Filter,
 	}
 	if err := c.probe(ctx); err != nil {
 		return nil, err

@@ -67,7 +67,7 @@ func startIronicAt(dir string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // may apt-install
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", scriptPath("start.sh"), dir)
-	cmd.Env = append(os.Environ(), "IRONIC_PORT="+strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "IRONIC_PORT="+strconv.Itoa(port), "IRONIC_START_TIMEOUT=240")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -145,8 +145,8 @@ func newClient(t *testing.T) *Client {
 	c, err := Connect(t.Context(), Config{
 		URL:            url,
 		DriverOverride: FakeDriver,
-		Timeout:        10 * time.Second,
-		WaitTimeout:    60 * time.Second,
+		Timeout:        30 * time.Second,
+		WaitTimeout:    2 * time.Minute,
 		PageSize:       7, // small, so 20+ nodes take several pages
 	})
 	if err != nil {

@@ -272,6 +272,13 @@ func (c *Client) Inspect(ctx context.Context, uuid string) (NodeInfo, error) {
 		return n, ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s is %q; only manageable or available nodes can be inspected", n.UUID, n.ProvisionState)
 	}
 	if err := c.changeState(ctx, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetInspect}); err != nil {
+		// Refused (a driver with no-inspect): put the node back where it
+		// was rather than leave it manageable.
+		if wasAvailable {
+			if perr := c.Provide(context.WithoutCancel(ctx), n.UUID); perr != nil {
+				return n, fmt.Errorf("%w (and returning it to available failed: %v)", err, perr)
+			}
+		}
 		return n, err
 	}
 	n, err = c.WaitForProvisionState(ctx, n.UUID, "manageable", 0)

@@ -79,8 +79,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(st)
 		w.Write(EncodeJSON(rep))
+		// ERROR is for the server's own failures; a GET answered 501 is
+		// the client's mistake and must not page anyone.
 		level := slog.LevelInfo
-		if st >= 500 {
+		if st >= 500 && st != http.StatusNotImplemented {
 			level = slog.LevelError
 		}
 		s.log().Log(r.Context(), level, "molteniron", "method", method, "status", st,

@@ -13,26 +13,27 @@ import (
 // Manageable lists the backend nodes ironpool could adopt: active, with no
 // instance, with a resource class, and not in the pool already.
 func (r *Reconciler) Manageable(ctx context.Context) ([]*ironpool.Node, error) {
-	b := r.Backend
-	if b == nil {
+	if !r.HasBackend() {
 		return nil, errNoBackend
-	}
-	infos, err := b.ManageableNodes(ctx)
-	if err != nil {
-		return nil, err
 	}
 	inPool, err := r.backendIDs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := []*ironpool.Node{}
-	for _, info := range infos {
-		if inPool[info.ID] {
-			continue
+	for _, b := range r.Backends {
+		infos, err := b.ManageableNodes(ctx)
+		if err != nil {
+			return nil, err
 		}
-		n := poolNode(info, b.Endpoint())
-		n.State, n.MaintenanceReason = ironpool.NodeDeployed, info.MaintenanceReason
-		out = append(out, n)
+		for _, info := range infos {
+			if inPool[strings.ToLower(info.ID)] {
+				continue
+			}
+			n := poolNode(info, b.Endpoint())
+			n.State, n.MaintenanceReason = ironpool.NodeDeployed, info.MaintenanceReason
+			out = append(out, n)
+		}
 	}
 	return out, nil
 }
@@ -60,8 +61,7 @@ func (r *Reconciler) backendIDs(ctx context.Context) (map[string]bool, error) {
 // written in one transaction. When the allocation ends the node is
 // undeployed and cleaned like any other. The service has validated req.
 func (r *Reconciler) Adopt(ctx context.Context, req ironpool.AdoptRequest) (*ironpool.Allocation, error) {
-	b := r.Backend
-	if b == nil {
+	if !r.HasBackend() {
 		return nil, errNoBackend
 	}
 	inPool, err := r.backendIDs(ctx)
@@ -71,7 +71,7 @@ func (r *Reconciler) Adopt(ctx context.Context, req ironpool.AdoptRequest) (*iro
 	if inPool[strings.ToLower(req.IronicUUID)] {
 		return nil, ironpool.Errorf(ironpool.ECONFLICT, "Ironic node %s is in the pool already", req.IronicUUID)
 	}
-	info, err := b.GetNode(ctx, req.IronicUUID)
+	b, info, err := r.findBackendNode(ctx, req.IronicUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -111,4 +111,20 @@ func (r *Reconciler) Adopt(ctx context.Context, req ironpool.AdoptRequest) (*iro
 	}
 	r.changed()
 	return a, nil
+}
+
+// findBackendNode looks a node up in every connected backend, in order.
+func (r *Reconciler) findBackendNode(ctx context.Context, id string) (ironpool.Backend, ironpool.BackendNode, error) {
+	var last error
+	for _, b := range r.Backends {
+		info, err := b.GetNode(ctx, id)
+		if err == nil {
+			return b, info, nil
+		}
+		last = err
+		if ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+			return nil, info, err
+		}
+	}
+	return nil, ironpool.BackendNode{}, last
 }

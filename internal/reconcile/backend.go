@@ -14,13 +14,10 @@ import (
 // endpoint is a property of the node link so that several backends can
 // stand behind one pool without reinterpreting existing rows.
 func (r *Reconciler) backendFor(n *ironpool.Node) ironpool.Backend {
-	if r.Backend == nil || n.IronicUUID == "" {
+	if n.IronicUUID == "" {
 		return nil
 	}
-	if n.IronicEndpoint != "" && n.IronicEndpoint != r.Backend.Endpoint() {
-		return nil
-	}
-	return r.Backend
+	return r.backend(n.IronicEndpoint)
 }
 
 // linkedNode loads a node and its backend for a workflow that needs one.

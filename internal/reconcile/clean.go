@@ -52,6 +52,11 @@ func (r *Reconciler) runClean(ctx context.Context, n *ironpool.Node) string {
 		if len(tail) > 200 {
 			tail = tail[len(tail)-200:]
 		}
+		// The command's output is anyone's bytes, and the cut above may
+		// split a character: last_error is text, which PostgreSQL refuses
+		// with a NUL or invalid UTF-8 in it (and the node would then stay
+		// in cleaning for ever).
+		tail = strings.ToValidUTF8(strings.ReplaceAll(tail, "\x00", ""), "?")
 		r.Log.Warn("cleaning failed", "node", n.Name, "err", err)
 		return fmt.Sprintf("clean command: %v: %s", err, tail)
 	}
@@ -75,7 +80,7 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 			return err
 		}
 		var se *ironpool.BackendStateError
-		if errors.As(err, &se) && r.wasInterrupted(n.ID) {
+		if errors.As(err, &se) && r.wasInterrupted(n) {
 			// The backend failed the step because it was stopped under
 			// it; try the whole step again rather than blame the node.
 			r.notePending(ctx, n, ironpool.PendingClean, err)
@@ -92,8 +97,12 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 	if info.Maintenance {
 		if info.MaintenanceReason != "" && !strings.HasPrefix(info.MaintenanceReason, handoffPrefix) {
 			// Someone else put it in maintenance (the lab, an operator):
-			// that is not ours to undo.
-			return r.finishClean(ctx, b, n, "ironic: in maintenance: "+info.MaintenanceReason)
+			// not ours to undo. The node still owes its clean and waits,
+			// so it never returns to the pool uncleaned when the
+			// maintenance is lifted; the reason is on the node meanwhile.
+			err := &ironpool.Error{Code: ironpool.ECONFLICT, Message: "waiting: in maintenance in Ironic: " + info.MaintenanceReason}
+			r.notePending(ctx, n, ironpool.PendingClean, err)
+			return err
 		}
 		if err := b.ClearMaintenance(ctx, n.IronicUUID); err != nil {
 			return fail(err)
@@ -132,7 +141,7 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 			err = b.Provide(ctx, n.IronicUUID)
 		}
 	case "clean failed":
-		if !r.wasInterrupted(n.ID) {
+		if !r.wasInterrupted(n) {
 			// Failed without an interruption of ours: the backend's verdict.
 			return r.finishClean(ctx, b, n, ironicPrefix+info.LastError)
 		}

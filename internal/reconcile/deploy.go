@@ -33,7 +33,7 @@ func (r *Reconciler) Undeploy(ctx context.Context, a *ironpool.Allocation) error
 // its state (deploying → deployed, or deployed → allocated) and failures in
 // last_error, which is what `deploy --wait` shows as it polls.
 func (r *Reconciler) driveAllocation(ctx context.Context, a *ironpool.Allocation, verb string, op func(context.Context, ironpool.Backend, *ironpool.Node) error) error {
-	if r.Backend == nil {
+	if !r.HasBackend() {
 		return errNoBackend
 	}
 	for _, n := range a.Nodes {
@@ -105,11 +105,14 @@ func (r *Reconciler) deployOne(ctx context.Context, n *ironpool.Node, id, verb s
 	if ctx.Err() != nil {
 		return
 	}
-	err := op(ctx, r.Backend, n)
-	var info ironpool.BackendNode
-	if err == nil {
-		info, _ = r.Backend.GetNode(ctx, n.IronicUUID)
+	b := r.backendFor(n)
+	if b == nil {
+		return // checked when the deploy started; the link changed since
 	}
+	err := op(ctx, b, n)
+	// Read the node either way: after a failure the pool state follows
+	// what the backend did (a failed re-deploy can leave it active).
+	info, _ := b.GetNode(ctx, n.IronicUUID)
 	if ctx.Err() != nil {
 		return // shutting down: the node's state says where it stands
 	}
@@ -119,8 +122,14 @@ func (r *Reconciler) deployOne(ctx context.Context, n *ironpool.Node, id, verb s
 		}
 		if err != nil {
 			cur.LastError = verb + ": " + errText(err)
-			if verb == "deploy" {
+			switch {
+			case info.ProvisionState == "active":
+				cur.State = ironpool.NodeDeployed
+			case verb == "deploy":
 				cur.State = ironpool.NodeAllocated
+			}
+			if info.ID != "" {
+				cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
 			}
 			return nil
 		}

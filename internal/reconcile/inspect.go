@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"ironpool"
@@ -34,7 +35,11 @@ func (r *Reconciler) Inspect(ctx context.Context, name string) (*ironpool.Node, 
 	out, err := r.Store.UpdateNode(context.WithoutCancel(ctx), name, func(n *ironpool.Node) error {
 		n.State = prev
 		if ierr != nil {
-			if !retryable(ierr) {
+			// Only a node the backend failed while inspecting is in
+			// error; a refusal (a driver that cannot inspect) or an
+			// outage leaves it as it was, with the reason.
+			var se *ironpool.BackendStateError
+			if errors.As(ierr, &se) {
 				n.State = ironpool.NodeError
 			}
 			n.LastError = "inspect: " + errText(ierr)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ironpool"
+	"ironpool/internal/service"
 	"ironpool/internal/sqlite/sqlitetest"
 )
 
@@ -162,7 +163,7 @@ func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Conte
 	t.Helper()
 	st, ctx := sqlitetest.MustOpen(t)
 	s := New(st, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.Backend = f
+	s.Backends = []ironpool.Backend{f}
 	n := &ironpool.Node{Name: "ir1", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1"},
 		IronicUUID: "6f1b7c1e-0000-4000-8000-000000000001", IronicEndpoint: f.Endpoint(), ManagedBy: "ironic"}
 	if err := st.CreateNodes(ctx, []*ironpool.Node{n}); err != nil {
@@ -215,8 +216,6 @@ func TestCleanErrorPaths(t *testing.T) {
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"wait available", "manage", "provide"}},
 		{name: "IronicFailedTheCleaning", node: ironpool.BackendNode{ProvisionState: "clean failed", LastError: "erase_devices: disk /dev/sdb did not wipe"},
 			wantState: ironpool.NodeError, wantError: "ironic: erase_devices: disk /dev/sdb did not wipe", notCalled: "provide"},
-		{name: "SomeoneElsesMaintenanceIsLeftAlone", node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: "DC ticket 4711: PSU"},
-			wantState: ironpool.NodeError, wantError: "in maintenance: DC ticket 4711: PSU", notCalled: "maintenance off"},
 		{name: "NodeDeletedFromIronic", gone: true,
 			wantState: ironpool.NodeError, wantError: "no longer in Ironic", notCalled: "manage"},
 		{name: "UnknownStateIsAnError", node: ironpool.BackendNode{ProvisionState: "rescue"},
@@ -273,5 +272,100 @@ func TestCleanWhileIronicIsDown(t *testing.T) {
 	}
 	if f.node.Maintenance || f.node.ProvisionState != "available" {
 		t.Errorf("Ironic's node ends %+v; want out of maintenance and available", f.node)
+	}
+}
+
+// TestCleanWaitsForSomeoneElsesMaintenance: a node someone else put into
+// maintenance in Ironic during the allocation is not ours to take out of
+// it; it stays owed its clean (with the reason shown) and is cleaned once
+// the maintenance is lifted — it never returns to the pool uncleaned.
+func TestCleanWaitsForSomeoneElsesMaintenance(t *testing.T) {
+	f := &fakeIronic{node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: "DC ticket 4711: PSU"}}
+	s, ctx, n := releasedIronicNode(t, f)
+	if err := s.cleanBackend(ctx, n); err == nil {
+		t.Fatal("clean of a node in someone else's maintenance finished; want it to wait")
+	}
+	got := s.nodeNow(t, ctx, n.Name)
+	if got.State != ironpool.NodeCleaning || got.Pending != ironpool.PendingClean || !strings.Contains(got.LastError, "DC ticket 4711") {
+		t.Fatalf("node is %s pending %q last error %q; want still cleaning, owed, reason shown", got.State, got.Pending, got.LastError)
+	}
+	if slices.Contains(f.called(), "maintenance off") || slices.Contains(f.called(), "provide") {
+		t.Fatalf("Ironic calls %v: someone else's maintenance was touched", f.called())
+	}
+	f.set(func(b *ironpool.BackendNode) { b.Maintenance, b.MaintenanceReason = false, "" })
+	if err := s.cleanBackend(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	got = s.nodeNow(t, ctx, n.Name)
+	if got.State != ironpool.NodeAvailable || !slices.Contains(f.called(), "provide") {
+		t.Fatalf("after the maintenance is lifted: node %s, calls %v; want cleaned (manage, provide) and available", got.State, f.called())
+	}
+}
+
+// TestInterruptionSurvivesRestart: a clean cut off by an Ironic outage
+// leaves "retrying" on the node; a reconciler that starts afresh (a
+// restart, a new leader) reads it there and retries the clean Ironic
+// failed under the outage instead of blaming the node.
+func TestInterruptionSurvivesRestart(t *testing.T) {
+	f := &fakeIronic{node: ironpool.BackendNode{ProvisionState: "available", Maintenance: true, MaintenanceReason: handoffReason("lab1", "x")}, down: true}
+	s, ctx, n := releasedIronicNode(t, f)
+	if err := s.cleanBackend(ctx, n); !retryable(err) {
+		t.Fatalf("attempt while down: %v", err)
+	}
+	// Ironic comes back having failed the cleaning it was doing; and this
+	// is a fresh reconciler with no memory of the outage.
+	f.mu.Lock()
+	f.down, f.node.ProvisionState, f.node.LastError = false, "clean failed", "conductor restarted"
+	f.mu.Unlock()
+	fresh := New(s.Store, Config{}, s.Log)
+	fresh.Backends = []ironpool.Backend{f}
+	got := fresh.nodeNow(t, ctx, n.Name)
+	if err := fresh.cleanBackend(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	got = fresh.nodeNow(t, ctx, n.Name)
+	if got.State != ironpool.NodeAvailable {
+		t.Fatalf("after restart the interrupted clean ended %s (%q); want retried and available", got.State, got.LastError)
+	}
+}
+
+// TestMaintenanceOffGoesThroughIronic: `node maintenance off` on an
+// Ironic-backed node does not make it allocatable by itself: the node is
+// cleaned through Ironic, and one Ironic failed ("clean failed") returns to
+// error instead of being handed out; a healthy one becomes available.
+func TestMaintenanceOffGoesThroughIronic(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		node  ironpool.BackendNode
+		want  ironpool.NodeState
+		calls []string
+	}{
+		{"CleanFailedStaysOut", ironpool.BackendNode{ProvisionState: "clean failed", LastError: "disk wipe failed"}, ironpool.NodeError, nil},
+		{"HealthyComesBack", ironpool.BackendNode{ProvisionState: "available"}, ironpool.NodeAvailable, []string{"manage", "provide"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeIronic{node: tc.node}
+			r, ctx, n := releasedIronicNode(t, f)
+			if err := r.Store.FinishCleaning(ctx, n.ID, "ironic: disk wipe failed"); err != nil {
+				t.Fatal(err)
+			}
+			svc := service.New(r.Store, service.Config{}, r.Log)
+			got, err := svc.SetMaintenance(ctx, n.Name, false, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != ironpool.NodeCleaning || got.Pending != ironpool.PendingClean {
+				t.Fatalf("maintenance off made the Ironic node %s (pending %q); want cleaning through Ironic", got.State, got.Pending)
+			}
+			_ = r.cleanBackend(ctx, r.nodeNow(t, ctx, n.Name))
+			if got := r.nodeNow(t, ctx, n.Name); got.State != tc.want {
+				t.Fatalf("after the clean the node is %s (%q), want %s", got.State, got.LastError, tc.want)
+			}
+			for _, c := range tc.calls {
+				if !slices.Contains(f.called(), c) {
+					t.Errorf("Ironic was not asked to %s: %v", c, f.called())
+				}
+			}
+		})
 	}
 }

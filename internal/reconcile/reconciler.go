@@ -95,11 +95,13 @@ func (c *Config) setDefaults() {
 // one, a backend.
 type Reconciler struct {
 	Store ironpool.Store
-	// Backend is the provisioning service behind the pool; nil for a local
-	// pool. Set it before Start.
-	Backend ironpool.Backend
-	Config  Config
-	Log     *slog.Logger
+	// Backends are the provisioning services behind the pool (several
+	// Ironics may back one pool; each node's link names its endpoint). The
+	// first is where `node register` enrolls. Empty for a local pool. Set
+	// them before Start.
+	Backends []ironpool.Backend
+	Config   Config
+	Log      *slog.Logger
 	// Now returns the time; tests replace it together with the store's.
 	Now func() time.Time
 	// Changed is called after background work changed something (waiters
@@ -145,7 +147,30 @@ func (r *Reconciler) Leader() bool {
 }
 
 // HasBackend reports whether a backend is connected.
-func (r *Reconciler) HasBackend() bool { return r.Backend != nil }
+func (r *Reconciler) HasBackend() bool { return len(r.Backends) > 0 }
+
+// Endpoints lists the endpoints of the connected backends.
+func (r *Reconciler) Endpoints() []string {
+	out := make([]string, len(r.Backends))
+	for i, b := range r.Backends {
+		out[i] = b.Endpoint()
+	}
+	return out
+}
+
+// backend returns the connected backend with this endpoint; an empty
+// endpoint (a link recorded before endpoints were) means the first.
+func (r *Reconciler) backend(endpoint string) ironpool.Backend {
+	for _, b := range r.Backends {
+		if b.Endpoint() == endpoint {
+			return b
+		}
+	}
+	if endpoint == "" && len(r.Backends) > 0 {
+		return r.Backends[0]
+	}
+	return nil
+}
 
 // Start runs the loop until Close.
 func (r *Reconciler) Start() { r.goWork(r.loop) }

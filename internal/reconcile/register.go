@@ -15,9 +15,9 @@ import (
 // retry after a failure continues with the same backend node instead of
 // creating a second one.
 func (r *Reconciler) register(ctx context.Context, n *ironpool.Node) error {
-	b := r.Backend
-	if n.IronicEndpoint != "" && n.IronicEndpoint != b.Endpoint() {
-		return nil
+	b := r.backend(n.IronicEndpoint)
+	if b == nil {
+		return nil // another server's Ironic: its reconciler enrolls it
 	}
 	id, err := b.Register(ctx, n)
 	var info ironpool.BackendNode

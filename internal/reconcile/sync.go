@@ -18,14 +18,65 @@ import (
 // or error); active nodes of no pool allocation are left out. Nodes the
 // pool is working on (held, cleaning, or with pending work) keep their pool
 // state: the reconciler owns them.
-func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
-	b := r.Backend
-	if b == nil {
+//
+// With several backends each is synced in turn; the result sums them and
+// lists each under Endpoints. One that cannot be reached is reported there
+// (its nodes keep their state) and does not stop the others.
+func (r *Reconciler) Sync(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error) {
+	if !r.HasBackend() {
 		return nil, errNoBackend
 	}
+	if len(r.Backends) == 1 {
+		return r.syncOne(ctx, r.Backends[0], includeIgnored)
+	}
+	total := &ironpool.SyncResult{Endpoint: strings.Join(r.Endpoints(), " "), Imported: []string{}, Updated: []string{},
+		Missing: []string{}, Skipped: []string{}}
+	var firstErr error
+	for _, b := range r.Backends {
+		res, err := r.syncOne(ctx, b, includeIgnored)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			res = &ironpool.SyncResult{Endpoint: b.Endpoint(), Error: ironpool.ErrorMessage(err)}
+		}
+		total.Endpoints = append(total.Endpoints, *res)
+		total.Seen += res.Seen
+		total.Unchanged += res.Unchanged
+		total.Foreign += res.Foreign
+		total.Imported = append(total.Imported, res.Imported...)
+		total.Updated = append(total.Updated, res.Updated...)
+		total.Missing = append(total.Missing, res.Missing...)
+		total.Skipped = append(total.Skipped, res.Skipped...)
+		total.Ignored = append(total.Ignored, res.Ignored...)
+	}
+	if allFailed(total.Endpoints) {
+		return total, firstErr
+	}
+	return total, nil
+}
+
+// allFailed reports whether no endpoint could be synced.
+func allFailed(rs []ironpool.SyncResult) bool {
+	for _, r := range rs {
+		if r.Error == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// syncOne syncs the nodes of one backend.
+func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend, includeIgnored bool) (*ironpool.SyncResult, error) {
 	infos, err := b.ListNodes(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ignored := map[string]bool{}
+	if !includeIgnored {
+		if ignored, err = r.Store.IgnoredBackendNodes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := r.Store.FindNodes(ctx, ironpool.NodeFilter{})
 	if err != nil {
@@ -46,6 +97,10 @@ func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
 	for _, info := range infos {
 		seen[info.ID] = true
 		cur, ok := byBackend[info.ID]
+		if !ok && ignored[info.ID] {
+			res.Ignored = append(res.Ignored, info.Name+" ("+info.ID+")")
+			continue
+		}
 		if !ok {
 			if info.ProvisionState == "active" || info.TargetProvisionState == "active" {
 				res.Foreign++
@@ -102,7 +157,12 @@ func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
 		}
 	}
 	for u, n := range byBackend {
-		if seen[u] || r.backendFor(n) == nil || n.Pending == ironpool.PendingRegister {
+		if seen[u] || r.backendFor(n) != b || n.Pending == ironpool.PendingRegister {
+			continue
+		}
+		// Not listed is not gone: a sync filter (conductor group, owner)
+		// may hide it. Only a node the backend no longer has is missing.
+		if _, err := b.GetNode(ctx, u); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
 			continue
 		}
 		res.Missing = append(res.Missing, n.Name)
@@ -135,7 +195,7 @@ var errNoBackend = &ironpool.Error{Code: ironpool.EINVALID, Message: "this ironp
 // attempt and the next attempt waits a full interval, so a down backend is
 // not hammered by list requests.
 func (r *Reconciler) periodicSync(ctx context.Context) {
-	res, err := r.Sync(ctx)
+	res, err := r.Sync(ctx, false)
 	r.mu.Lock()
 	r.work.syncing = false
 	if err != nil {

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"ironpool"
@@ -63,7 +64,7 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 	}
 	done := w.finished
 	w.finished = 0
-	startSync := r.Backend != nil && r.Config.Backend.SyncInterval > 0 && !w.syncing && now.Sub(w.lastSync) >= r.Config.Backend.SyncInterval
+	startSync := r.HasBackend() && r.Config.Backend.SyncInterval > 0 && !w.syncing && now.Sub(w.lastSync) >= r.Config.Backend.SyncInterval
 	if startSync {
 		w.syncing = true
 	}
@@ -79,7 +80,7 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 		return done
 	}
 	states := []ironpool.NodeState{ironpool.NodeCleaning}
-	if r.Backend != nil {
+	if r.HasBackend() {
 		states = append(states, ironpool.NodeAllocated, ironpool.NodeEnrolling)
 	}
 	for _, state := range states {
@@ -104,8 +105,8 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 // worker of its kind is busy (the next scan tries again).
 func (r *Reconciler) dispatch(n *ironpool.Node) {
 	local := n.IronicUUID == "" && n.Pending == ironpool.PendingClean
-	if !local && r.Backend == nil {
-		return
+	if !local && r.backend(n.IronicEndpoint) == nil {
+		return // a backend this server does not reach
 	}
 	r.mu.Lock()
 	w := &r.work
@@ -198,9 +199,18 @@ func (r *Reconciler) drive(ctx context.Context, snapshot *ironpool.Node) error {
 	return nil
 }
 
+// retryingPrefix marks a last_error written because the backend could not
+// be reached: it persists "the last attempt was interrupted", which a
+// restart or a new leader needs to tell Ironic's reaction to the outage
+// (a clean failed under a conductor restart) from a verdict on the node.
+const retryingPrefix = "retrying: "
+
 // notePending records why a pending step failed, if the node still owes it.
 func (r *Reconciler) notePending(ctx context.Context, n *ironpool.Node, pending ironpool.Pending, err error) {
 	msg := errText(err)
+	if ironpool.ErrorCode(err) == ironpool.EUNAVAILABLE {
+		msg = retryingPrefix + msg
+	}
 	_, uerr := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
 		if cur.Pending != pending || cur.LastError == msg {
 			return errUnchanged
@@ -214,9 +224,10 @@ func (r *Reconciler) notePending(ctx context.Context, n *ironpool.Node, pending 
 }
 
 // wasInterrupted reports whether the node's previous attempt ended because
-// the backend could not be reached.
-func (r *Reconciler) wasInterrupted(id int64) bool {
+// the backend could not be reached: remembered here, and on the node
+// itself (its last_error), so that it survives a restart.
+func (r *Reconciler) wasInterrupted(n *ironpool.Node) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.work.retry[id].interrupted
+	return r.work.retry[n.ID].interrupted || strings.HasPrefix(n.LastError, retryingPrefix)
 }

@@ -150,33 +150,6 @@ func (s *Service) FindAllocation(ctx context.Context, id string) (*ironpool.Allo
 	return s.present(actor, a), nil
 }
 
-// WaitAllocation blocks until the allocation leaves the queue, the timeout
-// passes or ctx ends, and returns it as it is then.
-func (s *Service) WaitAllocation(ctx context.Context, id string, timeout time.Duration) (*ironpool.Allocation, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		changed := s.Changed()
-		a, err := s.FindAllocation(ctx, id)
-		if err != nil || a.State != ironpool.AllocQueued {
-			return a, err
-		}
-		// The poll covers changes made on other replicas.
-		poll := time.NewTimer(250 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			poll.Stop()
-			return a, nil
-		case <-deadline.C:
-			poll.Stop()
-			return a, nil
-		case <-changed:
-		case <-poll.C:
-		}
-		poll.Stop()
-	}
-}
-
 // ExtendAllocation renews a lease to now+ttl.
 func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*ironpool.Allocation, error) {
 	if _, err := Authorize(ctx, OpAllocExtend); err != nil {

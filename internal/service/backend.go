@@ -56,14 +56,14 @@ func (s *Service) waitNode(ctx context.Context, name string, timeout time.Durati
 
 // SyncIronic imports the backend's nodes into the pool and refreshes the
 // ones it has (see reconcile.Reconciler.Sync).
-func (s *Service) SyncIronic(ctx context.Context) (*ironpool.SyncResult, error) {
+func (s *Service) SyncIronic(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error) {
 	if _, err := Authorize(ctx, OpIronicSync); err != nil {
 		return nil, err
 	}
 	if err := s.requireBackend(); err != nil {
 		return nil, err
 	}
-	return s.Work.Sync(ctx)
+	return s.Work.Sync(ctx, includeIgnored)
 }
 
 // RegisterNode enrolls a pool node into the backend (the Valence flow): it
@@ -171,13 +171,25 @@ func (s *Service) InspectNode(ctx context.Context, name string) (*ironpool.Node,
 // PowerNode powers a node on or off, reboots it ("on", "off", "reboot"), or
 // reads its power state ("status"), through the backend.
 func (s *Service) PowerNode(ctx context.Context, name, action string) (*ironpool.PowerResult, error) {
-	if _, err := Authorize(ctx, OpNodePower); err != nil {
+	actor, err := Authorize(ctx, OpNodePower)
+	if err != nil {
 		return nil, err
 	}
 	switch action {
 	case "on", "off", "reboot", "status":
 	default:
 		return nil, ironpool.FieldErrorf("action", "%q is not a power action (want on, off, reboot or status)", action)
+	}
+	if actor.Role == ironpool.RoleUser {
+		// A lab may power the machines it holds, and only those.
+		n, err := s.Store.FindNode(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !n.State.Held() || n.Owner == "" || !actor.CanActFor(n.Owner) {
+			return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "name",
+				Message: fmt.Sprintf("this token may power only nodes its owners hold; %s is not one", name)}
+		}
 	}
 	if err := s.requireBackend(); err != nil {
 		return nil, err
@@ -222,10 +234,14 @@ func (s *Service) AdoptNode(ctx context.Context, req ironpool.AdoptRequest) (*ir
 			return nil, err
 		}
 	}
-	if req.TTL == 0 {
+	switch {
+	case req.NoExpiry && req.TTL != 0:
+		return nil, ironpool.FieldErrorf("lease", "none cannot be combined with a ttl")
+	case req.NoExpiry:
+		req.TTL = ironpool.NoExpiryTTL
+	case req.TTL == 0:
 		req.TTL = s.Config.DefaultTTL
-	}
-	if req.TTL < 0 || req.TTL > s.Config.MaxTTL {
+	case req.TTL < 0 || req.TTL > s.Config.MaxTTL:
 		return nil, ironpool.FieldErrorf("ttl", "must be positive and at most %s", s.Config.MaxTTL)
 	}
 	if err := s.requireBackend(); err != nil {
@@ -239,7 +255,50 @@ func (s *Service) AdoptNode(ctx context.Context, req ironpool.AdoptRequest) (*ir
 	return a, nil
 }
 
-var hex64 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+// checksumLen is the hex length of each digest Ironic accepts.
+var checksumLen = map[string]int{"md5": 32, "sha256": 64, "sha512": 128}
+
+var hexPattern = regexp.MustCompile(`^[0-9a-fA-F]+$`)
+
+// normalizeChecksum accepts an image checksum as ALGO:HEX (md5, sha256,
+// sha512) or as plain hex whose length names the algorithm, and returns
+// the form Ironic is given ("sha256:…" for a bare 64-digit hex). Empty is
+// allowed: Ironic then needs none (a file:// image it can checksum itself,
+// or an image service that holds one).
+func normalizeChecksum(sum string) (string, error) {
+	if sum == "" {
+		return "", nil
+	}
+	algo, hexd, found := strings.Cut(sum, ":")
+	if !found {
+		algo, hexd = "", sum
+	}
+	algo = strings.ToLower(algo)
+	if !hexPattern.MatchString(hexd) {
+		return "", ironpool.FieldErrorf("checksum", "is not hex (want ALGO:HEX or the plain hex digest)")
+	}
+	if algo == "" {
+		for a, n := range checksumLen {
+			if len(hexd) == n {
+				algo = a
+			}
+		}
+		if algo == "" {
+			return "", ironpool.FieldErrorf("checksum", "has %d hex digits; an md5, sha256 or sha512 digest has 32, 64 or 128", len(hexd))
+		}
+		if algo == "md5" {
+			return strings.ToLower(hexd), nil // Ironic's image_checksum
+		}
+	}
+	n, ok := checksumLen[algo]
+	if !ok {
+		return "", ironpool.FieldErrorf("checksum", "algorithm %q is not one of md5, sha256, sha512", algo)
+	}
+	if len(hexd) != n {
+		return "", ironpool.FieldErrorf("checksum", "a %s digest has %d hex digits, not %d", algo, n, len(hexd))
+	}
+	return algo + ":" + strings.ToLower(hexd), nil
+}
 
 // DeployAllocation (the Compass flow) writes an image to every node of an
 // allocation and moves them to active in the backend. It returns at once
@@ -260,9 +319,11 @@ func (s *Service) DeployAllocation(ctx context.Context, id string, req ironpool.
 	if len(req.Image) > ironpool.MaxValueLen || strings.ContainsAny(req.Image, " \t\r\n") {
 		return nil, ironpool.FieldErrorf("image", "is not a usable image reference")
 	}
-	if hex64.MatchString(req.Checksum) {
-		req.Checksum = "sha256:" + strings.ToLower(req.Checksum)
+	sum, err := normalizeChecksum(req.Checksum)
+	if err != nil {
+		return nil, err
 	}
+	req.Checksum = sum
 	if len(req.ConfigDrive) > 16<<20/2 {
 		return nil, ironpool.FieldErrorf("config_drive", "is over 8 MB")
 	}

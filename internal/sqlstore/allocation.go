@@ -35,6 +35,7 @@ func (a candidate) less(b candidate) int {
 // matching rows however large the pool is.
 func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
+	where, args = s.reachableSQL(where, args, 1)
 	cond := "state = $1"
 	if len(where) > 0 {
 		cond += " AND " + strings.Join(where, " AND ")
@@ -161,11 +162,30 @@ func (s *Store) waitSerial(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
+// reachableSQL adds the condition that a node's backend is one this server
+// drives (Store.Reachable), numbering its arguments after n+len(args).
+func (s *Store) reachableSQL(where []string, args []any, n int) ([]string, []any) {
+	if s.Reachable == nil {
+		return where, args
+	}
+	var ph []string
+	for _, e := range s.Reachable {
+		args = append(args, e)
+		ph = append(ph, fmt.Sprintf("$%d", n+len(args)))
+	}
+	cond := "ironic_uuid IS NULL"
+	if len(ph) > 0 {
+		cond = "(ironic_uuid IS NULL OR ironic_endpoint IN (" + strings.Join(ph, ", ") + "))"
+	}
+	return append(where, cond), args
+}
+
 // shortfall counts, per item, the nodes that match at all and that are free.
 func (s *Store) shortfall(ctx context.Context, q querier, a *ironpool.Allocation) ([]ironpool.Shortfall, error) {
 	out := make([]ironpool.Shortfall, len(a.Items))
 	for i, it := range a.Items {
 		where, args := constraintSQL(&it.Constraints, 1)
+		where, args = s.reachableSQL(where, args, 1)
 		cond := "1 = 1"
 		if len(where) > 0 {
 			cond = strings.Join(where, " AND ")
@@ -677,10 +697,26 @@ func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSele
 func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, final ironpool.AllocationState, cleanInline bool, now time.Time) error {
 	// Ironic-linked nodes always go through cleaning: the reconciler must
 	// undo the checkout and let Ironic clean before they are free again.
-	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+	rows, err := tx.QueryContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
 		state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
 		pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-		WHERE allocation_id = $3`, ms(now), cleanInline, a.ID); err != nil {
+		WHERE allocation_id = $3 RETURNING ironic_uuid`, ms(now), cleanInline, a.ID)
+	if err != nil {
+		return fmt.Errorf("release nodes: %w", err)
+	}
+	linked := 0 // nodes that clean in Ironic, for the event's summary
+	for rows.Next() {
+		var u sql.NullString
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return fmt.Errorf("release nodes: %w", err)
+		}
+		if u.Valid {
+			linked++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("release nodes: %w", err)
 	}
 	was := a.State
@@ -696,8 +732,13 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 		return fmt.Errorf("release allocation %s: it is no longer %s", a.ID, was)
 	}
 	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
-	if cleanInline {
+	switch {
+	case cleanInline && linked == 0:
 		summary += "; nodes cleaned (local pool: no cleaning step configured)"
+	case cleanInline:
+		summary += fmt.Sprintf("; %d Ironic nodes cleaning in Ironic", linked)
+	default:
+		summary += "; nodes cleaning"
 	}
 	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
 }

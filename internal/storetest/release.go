@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,6 +354,11 @@ func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		mustRelease(t, s, a.ID, true)
 		if got := mustFind(t, s, "n1"); got.State != ironpool.NodeCleaning || got.Pending != "clean" {
 			t.Errorf("released Ironic node = %s pending=%q, want cleaning/clean", got.State, got.Pending)
+		}
+		// The audit log says where the node went, not "local pool".
+		ev := events(t, s, "allocation.released")
+		if len(ev) != 1 || strings.Contains(ev[0].Summary, "local pool") || !strings.Contains(ev[0].Summary, "1 Ironic nodes cleaning in Ironic") {
+			t.Errorf("release event = %+v, want it to say the Ironic node cleans in Ironic", ev)
 		}
 	})
 }
