@@ -261,7 +261,9 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 	if err != nil || claimed == nil {
 		return err
 	}
-	return s.loadNodes(ctx, a, claimed)
+	// Committed: a failure to read the nodes back is "try again" (503), as
+	// the allocation stands and the client can read it by owner.
+	return s.unavailable(s.loadNodes(ctx, a, claimed))
 }
 
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ttl time.Duration) error {
