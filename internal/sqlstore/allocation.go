@@ -444,6 +444,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		if err != nil {
 			return err
 		}
+		blocked := false // the head cannot be served: the rest only fail by deadline
 		for _, q := range queued {
 			a := q.alloc
 			if !a.WaitUntil.After(now) {
@@ -462,12 +463,19 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 				changed = append(changed, a)
 				continue
 			}
+			if blocked {
+				continue
+			}
 			picks, ok, err := s.matchLocked(ctx, tx, a)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				break // first come, first served: nobody overtakes the head
+				// First come, first served: nobody overtakes the head. The
+				// entries behind it are still failed when their own
+				// deadline passes, not when the head's does.
+				blocked = true
+				continue
 			}
 			a.State, a.ExpiresAt = ironpool.AllocActive, now.Add(q.ttl)
 			setPicks(a, picks)

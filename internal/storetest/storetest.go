@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("StaleDispatch", func(t *testing.T) { testStaleDispatch(t, open) })
 	t.Run("PausedDispatch", func(t *testing.T) { testPausedDispatch(t, open) })
 	t.Run("DeadlineWakes", func(t *testing.T) { testDeadlineWakes(t, open) })
+	t.Run("DeadlineBehindHead", func(t *testing.T) { testDeadlineBehindHead(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
 	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
