@@ -113,7 +113,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
 		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd())
-	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
+	root.AddCommand(append(a.deployCmds(), a.ironicCmd(), a.composeCmd())...)
 	return root
 }
 

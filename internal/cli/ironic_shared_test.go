@@ -79,11 +79,28 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 	if st, _ := other.allocate("nova-instance-1", uuids[2], "rc-small"); st != "active" {
 		t.Fatalf("set-up: the other consumer's allocation is %s", st)
 	}
+	// A node with no BMC details ironpool knows (fake-hardware with empty
+	// driver_info; vendor drivers look the same to it) is still a pool node.
+	code, nb := other.do("POST", "/v1/nodes", map[string]any{"name": "nobmc", "driver": "fake-hardware", "resource_class": "rc-none",
+		"properties": map[string]any{"cpus": 2, "memory_mb": 2048, "local_gb": 10, "cpu_arch": "x86_64"}})
+	if code != 201 {
+		t.Fatalf("create a node without driver_info: %d %v", code, nb)
+	}
+	nobmc, _ := nb["uuid"].(string)
+	if err := c.Manage(ctx, nobmc); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Provide(ctx, nobmc); err != nil {
+		t.Fatal(err)
+	}
 	e := startWithIronic(t, in.URL)
 	e.ok("flavor", "create", "small", "--resource-class", "rc-small")
 	var r ironpool.SyncResult
 	e.jsonOf(&r, "ironic", "sync")
 	nodes := e.fullNodes()
+	if n, ok := nodes["nobmc"]; !ok || n.State != "available" || n.BMC.Address != "" {
+		t.Errorf("a node without BMC details was not imported as an available node with no address: %+v (skipped: %v)", n, r.Skipped)
+	}
 	if n := nodes["sh-02"]; n.State != "maintenance" || !strings.Contains(n.MaintenanceReason, "taken by another consumer") {
 		t.Fatalf("a node another consumer holds was imported as %s (%q), want not allocatable and why", n.State, n.MaintenanceReason)
 	}

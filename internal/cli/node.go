@@ -17,6 +17,7 @@ func (a *app) nodeCmd() *cobra.Command {
 	c.AddCommand(a.nodeAdd(), a.nodeImport(), a.nodeList(), a.nodeShow(), a.nodeGet(), a.nodeSet(),
 		a.nodeDelete(), a.nodeMaintenance())
 	c.AddCommand(a.ironicNodeCmds()...)
+	c.AddCommand(a.bmcNodeCmds()...)
 	return c
 }
 

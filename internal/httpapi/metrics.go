@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -27,6 +28,10 @@ type Metrics struct {
 	gaugesMu sync.Mutex
 	gaugesAt time.Time
 	gauges   *service.Gauges
+
+	// Sources write further series (the Ironic clients' call counts);
+	// the server adds them before serving.
+	Sources []func(io.Writer)
 }
 
 // gaugesTTL is how long one status query serves /metrics.
@@ -136,12 +141,27 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 		if svc.Leader() {
 			leader = 1
 		}
+		hc := svc.HealthCounts()
+		for _, c := range []struct {
+			name, help string
+			v          uint64
+		}{
+			{"ironpool_bmc_probes_total", "BMC health probes run.", hc.Probes},
+			{"ironpool_bmc_probe_failures_total", "BMC health probes that failed.", hc.Failures},
+			{"ironpool_bmc_quarantines_total", "Nodes the health check moved to maintenance.", hc.Quarantines},
+			{"ironpool_bmc_recoveries_total", "Quarantined nodes the health check returned.", hc.Recoveries},
+		} {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v)
+		}
 		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
 		// Group commit (SQLite): writes per commit shows how much batching
 		// the load gives.
 		if g.Commit > 0 {
 			fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", g.Writes)
 			fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", g.Commit)
+		}
+		for _, src := range m.Sources {
+			src(w)
 		}
 	}
 }

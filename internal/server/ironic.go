@@ -95,6 +95,7 @@ func (m *Main) startIronic(ctx context.Context) error {
 			}
 		}
 		m.Reconciler.Backends = append(m.Reconciler.Backends, ironic.NewBackend(c))
+		m.metricSources = append(m.metricSources, c.WriteMetrics)
 		reach = append(reach, c.Endpoint())
 		m.Log.Info("ironic backend", "name", ep.Name, "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
 	}

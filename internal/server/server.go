@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"ironpool"
+	"ironpool/internal/bmcdial"
 	"ironpool/internal/httpapi"
 	"ironpool/internal/reconcile"
 	"ironpool/internal/secret"
@@ -51,6 +53,9 @@ type Main struct {
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
+	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
+	// and composition; nil means bmcdial.Dialer{}.
+	BMC ironpool.BMCDialer
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
 	// MoltenIronListen, when set, serves Molten Iron's protocol there
@@ -71,6 +76,8 @@ type Main struct {
 	API        *httpapi.Server
 	Addr       string
 	AdminToken string // the bootstrap token, when this run created it
+
+	metricSources []func(io.Writer) // added to /metrics (the Ironic clients)
 
 	http     *http.Server
 	listener net.Listener
@@ -136,6 +143,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
 	m.Service.Work = m.Reconciler
 	m.Reconciler.Changed = m.Service.Signal
+	if m.BMC == nil {
+		m.BMC = bmcdial.Dialer{}
+	}
+	m.Service.BMC, m.Reconciler.BMC = m.BMC, m.BMC
+	m.Service.Secrets, m.Reconciler.Secrets = ring, ring
+	m.Service.Config.PerAllocationBMC = m.Background.PerAllocationBMC
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -150,6 +163,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler.Start()
 	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
+	m.API.Metrics.Sources = m.metricSources
 	if err := m.serve(); err != nil {
 		return err
 	}

@@ -1,11 +1,11 @@
 package sqlite_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"ironpool"
+	"ironpool/internal/sqlite/sqlitetest"
 )
 
 // TestFullDiskIsUnavailable: when the database cannot grow (SQLite's
@@ -14,8 +14,7 @@ import (
 // error, changes nothing, and writes succeed again once there is room. The
 // campaign (internal/soak) does the same with a real full tmpfs.
 func TestFullDiskIsUnavailable(t *testing.T) {
-	s, _ := mustOpen(t)
-	ctx := context.Background()
+	s, ctx := sqlitetest.MustOpen(t)
 	var pages int
 	if err := s.W.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		t.Fatal(err)
