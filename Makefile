@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench fuzz soak
 run:
 	go run ./cmd/ironpool serve
 
@@ -15,3 +15,8 @@ bench:
 
 fuzz:
 	bash hack/fuzz.sh
+
+# The long Jepsen-style campaign: a million operations under kill -9, leader
+# pauses, proxy faults and a full disk (docs/RELIABILITY.md, "Campaign").
+soak:
+	bash hack/soak.sh
