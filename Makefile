@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench fuzz package image
+.PHONY: run test build bench fuzz soak package image
 run:
 	go run ./cmd/ironpool serve
 
@@ -15,6 +15,11 @@ bench:
 
 fuzz:
 	bash hack/fuzz.sh
+
+# The long Jepsen-style campaign: a million operations under kill -9, leader
+# pauses, proxy faults and a full disk (docs/RELIABILITY.md, "Campaign").
+soak:
+	bash hack/soak.sh
 
 # The .deb (nfpm) into dist/, and the container image (buildah); see
 # README "Running in production".

@@ -69,7 +69,10 @@ type Store interface {
 	// renewal that committed first is always honoured. Nodes go to cleaning
 	// as with ReleaseAllocations.
 	ExpireAllocations(ctx context.Context, cleanInline bool) ([]*Allocation, error)
-	// NextExpiry is the earliest expiry of an active allocation (zero if none).
+	// NextExpiry is the earliest time the background loop has timed work:
+	// the expiry of an active allocation or the deadline of a queued one
+	// (zero if none). The loop sleeps until then, so a deadline is failed
+	// on time rather than at the loop's next periodic pass.
 	NextExpiry(ctx context.Context) (time.Time, error)
 	// FinishCleaning moves a cleaning node to available, or to error with
 	// errMsg as last_error.

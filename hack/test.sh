@@ -109,6 +109,14 @@ done
 step "go test -race ./..."
 go test -race -count=1 -timeout 25m ./...
 
+# The campaign's CI form: 50,000 client operations against one SQLite
+# server and three PostgreSQL replicas, with kill -9 and leader pauses, the
+# history and the audit log judged by internal/soak's checker. Real servers
+# for a few minutes, so it runs here once rather than inside `go test ./...`
+# (where it skips). `make soak` is the long form.
+step "soak campaign (CI form, 50,000 operations)"
+IRONPOOL_SOAK_OPS="${IRONPOOL_SOAK_OPS:-50000}" go test -count=1 -run '^TestCampaign' -timeout 20m -v ./internal/soak/
+
 # Fuzz targets: `go test` above ran each seed corpus and every regression
 # input under testdata/fuzz. Random exploration is `make fuzz` (hack/fuzz.sh):
 # it is not part of this run so that CI gives the same answer every time.
