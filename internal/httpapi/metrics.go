@@ -126,11 +126,9 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 			return
 		}
 		st := g.Status
-		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state.")
+		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state (every state of every pool, zeros included).")
 		fmt.Fprintln(w, "# TYPE ironpool_nodes gauge")
-		for _, c := range st.Nodes {
-			fmt.Fprintf(w, "ironpool_nodes{pool=%q,state=%q} %d\n", c.Pool, c.State, c.Count)
-		}
+		writeNodeGauges(w, st.Nodes)
 		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
 		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
 		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
@@ -166,6 +164,28 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 		}
 		for _, src := range m.Sources {
 			src(w)
+		}
+	}
+}
+
+// writeNodeGauges writes ironpool_nodes for every state of every pool that
+// has a node, zeros included: an alert on
+// ironpool_nodes{state="available"} == 0 must see a series at zero, not
+// none.
+func writeNodeGauges(w io.Writer, counts []ironpool.StateCount) {
+	byPool := map[string]map[ironpool.NodeState]int{}
+	var pools []string
+	for _, c := range counts {
+		if byPool[c.Pool] == nil {
+			byPool[c.Pool] = map[ironpool.NodeState]int{}
+			pools = append(pools, c.Pool)
+		}
+		byPool[c.Pool][c.State] += c.Count
+	}
+	sort.Strings(pools)
+	for _, p := range pools {
+		for _, state := range ironpool.NodeStates {
+			fmt.Fprintf(w, "ironpool_nodes{pool=%q,state=%q} %d\n", p, state, byPool[p][state])
 		}
 	}
 }

@@ -48,8 +48,14 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(page, `owner="lab1"`) {
 		t.Errorf("lab1 released its node but is still listed:\n%s", page)
 	}
-	if n := metric(`ironpool_nodes\{pool="p\d+",state="allocated"\}`); n != 1 {
-		t.Errorf("allocated nodes: %v, want 1", n)
+	// Summed over pools: every pool has a series per state, zeros included.
+	allocated := 0.0
+	for _, m := range regexp.MustCompile(`(?m)^ironpool_nodes\{pool="p\d+",state="allocated"\} ([0-9.e+]+)$`).FindAllStringSubmatch(page, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		allocated += v
+	}
+	if allocated != 1 {
+		t.Errorf("allocated nodes: %v, want 1", allocated)
 	}
 	metric(`ironpool_allocations_queued`)
 	metric(`ironpool_leader`)
