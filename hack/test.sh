@@ -95,13 +95,14 @@ if [ ! -x "$REDOCLY_DIR/node_modules/.bin/redocly" ] && command -v npm >/dev/nul
 fi
 
 # The container image test builds packaging/Containerfile with Debian's
-# buildah; systemd-analyze (package systemd) checks the unit. Both tests
+# buildah; systemd-analyze (package systemd) checks the unit; promtool
+# (package prometheus) lints /metrics. Each test
 # report themselves skipped, saying why, when the tool cannot be had.
-for pkg in buildah:buildah systemd-analyze:systemd dpkg-deb:dpkg; do
+for pkg in buildah:buildah systemd-analyze:systemd dpkg-deb:dpkg promtool:prometheus; do
   tool=${pkg%%:*} deb=${pkg#*:}
   if ! command -v "$tool" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing $deb (Debian package) for the packaging tests"
-    apt_pkg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "$deb" >"/tmp/ironpool-$deb-apt.log" 2>&1; }
+    apt_pkg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "$deb" >"/tmp/ironpool-$deb-apt.log" 2>&1; }
     apt_pkg || { apt-get update -q >/dev/null 2>&1 && apt_pkg; } || echo "note: could not install $deb; its packaging test will report itself skipped"
   fi
 done
