@@ -21,6 +21,17 @@ import (
 
 const testVersion = "9.8.7-pkgtest"
 
+// binDir holds the binary staticBinary builds; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // staticBinary builds ironpool once for the tests the way the scripts do
 // (CGO_ENABLED=0, version stamped by -X), without -trimpath so that the
 // build cache of the rest of the suite is reused.
@@ -29,6 +40,7 @@ var staticBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "ironpool")
 	cmd := exec.Command("go", "build", "-ldflags", "-X ironpool/internal/cli.Version="+testVersion, "-o", bin, "../cmd/ironpool")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
