@@ -32,12 +32,18 @@ type Env struct {
 }
 
 type app struct {
-	env      Env
-	url      string
-	token    string
-	caFile   string
-	insecure bool
-	output   string
+	env     Env
+	url     string
+	token   string
+	caFile  string
+	dataDir string
+	// tokenFrom says where the token came from, so that a refusal can name
+	// the file: a server on another data dir refuses the local admin.token.
+	tokenFrom string
+	insecure  bool
+	output    string
+	// showSecrets un-masks BMC passwords in table output (--show-secrets).
+	showSecrets bool
 	// serve runs the server in the foreground; tests may replace it.
 	ctx context.Context
 }
@@ -77,6 +83,11 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return 1
 	case errors.As(err, &e):
 		fmt.Fprintf(env.Stderr, "ironpool: %s\n", e.Error())
+		if e.Code == ironpool.EUNAUTHORIZED {
+			if h := a.tokenHint(); h != "" {
+				e.Hint = h
+			}
+		}
 		if e.Hint != "" {
 			fmt.Fprintf(env.Stderr, "hint: %s\n", e.Hint)
 		}
@@ -104,11 +115,15 @@ func (a *app) root() *cobra.Command {
 		Short:         "Bare-metal pool manager: inventory, all-or-nothing allocation, leases, cleaning",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Flags every command shares are checked here, before a command
+		// can send anything: see formats.go.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.checkOutput(cmd) },
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "server URL (env IRONPOOL_URL, default http://127.0.0.1:8650)")
 	pf.StringVar(&a.token, "token", "", "API token (env IRONPOOL_TOKEN; default: admin.token in the data dir for a local server)")
 	pf.StringVar(&a.caFile, "ca-file", "", "CA certificate to verify the server's TLS certificate")
+	pf.StringVar(&a.dataDir, "data-dir", "", "the server's data directory: serve keeps its database, key and admin.token there; clients read admin.token from it (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	pf.BoolVar(&a.insecure, "insecure", false, "do not verify the server's TLS certificate (testing only)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
@@ -126,18 +141,21 @@ func (a *app) client() (*client.Client, error) {
 	if u == "" {
 		u = "http://127.0.0.1:8650"
 	}
-	tok := a.token
+	var tok string
+	tok, a.tokenFrom = a.token, "--token"
 	if tok == "" {
-		tok = a.env.Getenv("IRONPOOL_TOKEN")
+		tok, a.tokenFrom = a.env.Getenv("IRONPOOL_TOKEN"), "IRONPOOL_TOKEN"
 	}
 	if tok == "" && isLoopback(u) {
-		dir := a.env.Getenv("IRONPOOL_DATA_DIR")
-		if dir == "" {
-			dir = server.DefaultDataDir()
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
+		file := filepath.Join(a.dataDirectory(), "admin.token")
+		a.tokenFrom = file
+		if b, err := os.ReadFile(file); err == nil {
 			tok = strings.TrimSpace(string(b))
+		} else {
+			a.tokenFrom = "none (" + file + " is not readable)"
 		}
+	} else if tok == "" {
+		a.tokenFrom = "none"
 	}
 	insecure := a.insecure || a.env.Getenv("IRONPOOL_INSECURE") == "true"
 	ca := a.caFile
@@ -145,6 +163,31 @@ func (a *app) client() (*client.Client, error) {
 		ca = a.env.Getenv("IRONPOOL_CA_FILE")
 	}
 	return client.New(u, tok, client.Options{CAFile: ca, Insecure: insecure})
+}
+
+// dataDirectory is --data-dir, else IRONPOOL_DATA_DIR, else the default.
+func (a *app) dataDirectory() string {
+	if a.dataDir != "" {
+		return a.dataDir
+	}
+	if d := a.env.Getenv("IRONPOOL_DATA_DIR"); d != "" {
+		return d
+	}
+	return server.DefaultDataDir()
+}
+
+// tokenHint says, for a refused token, where the CLI got it.
+func (a *app) tokenHint() string {
+	switch {
+	case a.tokenFrom == "":
+		return ""
+	case strings.HasPrefix(a.tokenFrom, "none"):
+		return "no token was sent: " + strings.TrimPrefix(strings.TrimPrefix(a.tokenFrom, "none"), " ") +
+			"; set IRONPOOL_TOKEN, or --data-dir to the server's data directory"
+	case a.tokenFrom == "--token" || a.tokenFrom == "IRONPOOL_TOKEN":
+		return "the token given by " + a.tokenFrom + " was refused: it is unknown to this server or revoked"
+	}
+	return "the token read from " + a.tokenFrom + " was refused; if the server runs with another data directory, pass --data-dir DIR (or IRONPOOL_DATA_DIR) or set IRONPOOL_TOKEN"
 }
 
 func isLoopback(raw string) bool {

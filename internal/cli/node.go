@@ -14,7 +14,7 @@ import (
 
 func (a *app) nodeCmd() *cobra.Command {
 	c := &cobra.Command{Use: "node", Short: "Inventory: add, import, list, show, get/set fields, delete, maintenance"}
-	c.AddCommand(a.nodeAdd(), a.nodeImport(), a.nodeList(), a.nodeShow(), a.nodeGet(), a.nodeSet(),
+	c.AddCommand(a.nodeAdd(), a.nodeImport(), a.nodeExport(), a.nodeList(), a.nodeShow(), a.nodeGet(), a.nodeSet(),
 		a.nodeDelete(), a.nodeMaintenance())
 	c.AddCommand(a.ironicNodeCmds()...)
 	return c
@@ -43,6 +43,7 @@ func (a *app) nodeAdd() *cobra.Command {
 			if n.Fields, err = kv("field", fields); err != nil {
 				return err
 			}
+			nodeDefaults(n)
 			cl, err := a.client()
 			if err != nil {
 				return err
@@ -62,7 +63,7 @@ func (a *app) nodeAdd() *cobra.Command {
 	f.IntVar(&n.CPUs, "cpus", 0, "CPU count")
 	f.Int64Var(&n.MemoryMB, "memory-mb", 0, "memory in MiB")
 	f.Int64Var(&n.LocalGB, "local-gb", 0, "local disk in GiB")
-	f.StringVar(&n.CPUArch, "arch", "x86_64", "CPU architecture")
+	f.StringVar(&n.CPUArch, "arch", "", "CPU architecture (default "+DefaultCPUArch+", the same as node import)")
 	f.StringVar(&n.ResourceClass, "resource-class", "", "resource class")
 	f.StringSliceVar(&n.Traits, "trait", nil, "trait, e.g. CUSTOM_GPU (repeatable)")
 	f.StringVar(&n.Pool, "pool", "", "pool (default \"default\")")
@@ -114,6 +115,11 @@ func (a *app) nodeList() *cobra.Command {
 		Short: "List nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s := *q["state"]; s != "" {
+				if err := ironpool.NodeState(s).Check("state"); err != nil {
+					return err
+				}
+			}
 			v := url.Values{}
 			for k, p := range q {
 				if *p != "" {
@@ -248,11 +254,18 @@ func (a *app) nodeSet() *cobra.Command {
 
 func (a *app) nodeDelete() *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME...",
-		Short: "Delete nodes (refused while allocated)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "delete NAME...",
+		Short:   "Delete nodes, all or none (refused while any is allocated)",
+		Example: `  ironpool node delete n1 n2 n3   # deletes all three, or none if one is allocated or unknown`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.deleteEach(cmd.Context(), "/v1/nodes/", "deleted", args)
+			if err := a.call(cmd.Context(), "POST", "/v1/nodes/delete", map[string]any{"names": args}, nil); err != nil {
+				return err
+			}
+			for _, n := range args {
+				fmt.Fprintf(a.env.Stdout, "deleted %s\n", n)
+			}
+			return nil
 		},
 	}
 }

@@ -24,20 +24,46 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 }
 
 // fileNode is one entry in ironpool's own import format; its keys are the
-// API's JSON names.
+// API's JSON names. `node export` writes the same type, so what it writes
+// `node import` reads back.
 type fileNode struct {
-	Name          string            `yaml:"name"`
-	UUID          string            `yaml:"uuid"`
-	Pool          string            `yaml:"pool"`
-	CPUs          int               `yaml:"cpus"`
-	MemoryMB      int64             `yaml:"memory_mb"`
-	LocalGB       int64             `yaml:"local_gb"`
-	CPUArch       string            `yaml:"cpu_arch"`
-	ResourceClass string            `yaml:"resource_class"`
-	Traits        []string          `yaml:"traits"`
-	MACs          []string          `yaml:"macs"`
-	BMC           ironpool.BMC      `yaml:"bmc"`
-	Fields        map[string]string `yaml:"fields"`
+	Name          string            `yaml:"name" json:"name"`
+	UUID          string            `yaml:"uuid,omitempty" json:"uuid,omitempty"`
+	Pool          string            `yaml:"pool,omitempty" json:"pool,omitempty"`
+	CPUs          int               `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	MemoryMB      int64             `yaml:"memory_mb,omitempty" json:"memory_mb,omitempty"`
+	LocalGB       int64             `yaml:"local_gb,omitempty" json:"local_gb,omitempty"`
+	CPUArch       string            `yaml:"cpu_arch,omitempty" json:"cpu_arch,omitempty"`
+	ResourceClass string            `yaml:"resource_class,omitempty" json:"resource_class,omitempty"`
+	Traits        []string          `yaml:"traits,omitempty" json:"traits,omitempty"`
+	MACs          []string          `yaml:"macs,omitempty" json:"macs,omitempty"`
+	BMC           fileBMC           `yaml:"bmc" json:"bmc"`
+	Fields        map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
+}
+
+// fileBMC is a node file's bmc mapping.
+type fileBMC struct {
+	Address  string `yaml:"address" json:"address"`
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+}
+
+// DefaultCPUArch is the architecture a node gets when neither `node add
+// --arch` nor its entry in an import file names one. Both paths apply it
+// through nodeDefaults, so a node means the same whichever way it came in.
+const DefaultCPUArch = "x86_64"
+
+func nodeDefaults(n *ironpool.Node) {
+	if n.CPUArch == "" {
+		n.CPUArch = DefaultCPUArch
+	}
+}
+
+// toFileNode is the export form of a node.
+func toFileNode(n *ironpool.Node) fileNode {
+	return fileNode{Name: n.Name, UUID: n.UUID, Pool: n.Pool, CPUs: n.CPUs, MemoryMB: n.MemoryMB, LocalGB: n.LocalGB,
+		CPUArch: n.CPUArch, ResourceClass: n.ResourceClass, Traits: n.Traits, MACs: n.MACs,
+		BMC: fileBMC{Address: n.BMC.Address, Username: n.BMC.Username, Password: n.BMC.Password}, Fields: n.Fields}
 }
 
 // ParseNodeFile reads nodes from YAML or JSON: a list, or a map with a
@@ -87,6 +113,7 @@ func ParseNodeFile(data []byte) ([]*ironpool.Node, error) {
 		if err != nil {
 			return nil, ironpool.FieldErrorf(field, "%v", err)
 		}
+		nodeDefaults(n)
 		out = append(out, n)
 	}
 	return out, nil
@@ -154,7 +181,7 @@ func parseOwnEntry(entry *yaml.Node) (*ironpool.Node, error) {
 	}
 	return &ironpool.Node{Name: f.Name, UUID: f.UUID, Pool: f.Pool, CPUs: f.CPUs, MemoryMB: f.MemoryMB,
 		LocalGB: f.LocalGB, CPUArch: f.CPUArch, ResourceClass: f.ResourceClass, Traits: f.Traits,
-		MACs: f.MACs, BMC: f.BMC, Fields: f.Fields}, nil
+		MACs: f.MACs, BMC: ironpool.BMC{Address: f.BMC.Address, Username: f.BMC.Username, Password: f.BMC.Password}, Fields: f.Fields}, nil
 }
 
 // ironicEntry is the subset of Ironic's node file ironpool reads.

@@ -22,6 +22,7 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "Run the ironpool server (embedded SQLite by default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			m.DataDir = a.dataDir
 			var err error
 			if m.Pool.DefaultTTL, err = ironpool.ParseDuration("default-ttl", defTTL); err != nil {
 				return err
@@ -58,7 +59,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
-	f.StringVar(&m.DataDir, "data-dir", "", "directory for the key file, admin.token and the default database (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
 	f.StringVar(&m.TLSCert, "tls-cert", "", "TLS certificate (PEM); serve HTTPS")
@@ -80,7 +80,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
 	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
-	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
-	_ = time.Second
+	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only on demand, by running: ironpool ironic sync)")
 	return c
 }
