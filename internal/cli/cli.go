@@ -55,6 +55,15 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
+// Root returns the command tree, for generating man pages and completion
+// scripts and for tests that walk every command.
+func Root(env Env) *cobra.Command {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	return (&app{env: env, ctx: context.Background()}).root()
+}
+
 // Run executes the command line and returns the exit code.
 func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
