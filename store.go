@@ -49,6 +49,13 @@ type Store interface {
 	// ExpiredAllocations lists ids of active allocations whose expiry is at
 	// or before now.
 	ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error)
+	// TouchWaiter records that a client waits on queued allocation id now;
+	// it does nothing for an allocation that is not queued.
+	TouchWaiter(ctx context.Context, id string, now time.Time) error
+	// CancelAbandoned fails the queued allocations whose waiter was last
+	// seen (or which were created, if never waited on) before cutoff, and
+	// returns them.
+	CancelAbandoned(ctx context.Context, cutoff, now time.Time) ([]*Allocation, error)
 	// NextExpiry is the earliest expiry of an active allocation (zero if none).
 	NextExpiry(ctx context.Context) (time.Time, error)
 	// FinishCleaning moves a cleaning node to available, or to error with

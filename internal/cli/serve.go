@@ -68,6 +68,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
+	f.DurationVar(&m.Pool.WaiterGrace, "waiter-grace", 30*time.Second, "cancel a queued request when no client has waited on it for this long (negative: never)")
 	f.StringVar(&m.Pool.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")

@@ -314,12 +314,7 @@ func (s *Server) routes() {
 			if wait > 5*time.Minute {
 				wait = 5 * time.Minute
 			}
-			var a *ironpool.Allocation
-			if wait > 0 {
-				a, err = svc.WaitAllocation(ctx, in.ID, wait)
-			} else {
-				a, err = svc.FindAllocation(ctx, in.ID)
-			}
+			a, err := svc.WatchAllocation(ctx, in.ID, wait)
 			return &allocReply{Status: 200, Body: a}, err
 		})
 	register(s, http.MethodPost, "/v1/allocations/{id}/extend", "extend-allocation", "Renew a lease to now + ttl", 200,

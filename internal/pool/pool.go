@@ -36,6 +36,10 @@ type Config struct {
 	// LoopInterval is the longest a background loop sleeps (default 1s, so an
 	// expiry or a release on another replica is seen within about a second).
 	LoopInterval time.Duration
+	// WaiterGrace is how long a queued request may go without a client
+	// waiting on it before it is cancelled (default 30s; negative: never).
+	// See waiters.go.
+	WaiterGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +66,9 @@ func (c *Config) setDefaults() {
 	if c.LoopInterval == 0 {
 		c.LoopInterval = time.Second
 	}
+	if c.WaiterGrace == 0 {
+		c.WaiterGrace = 30 * time.Second
+	}
 }
 
 // Service is the pool service.
@@ -87,6 +94,7 @@ type Service struct {
 	changed chan struct{} // closed and replaced whenever allocations change
 	wake    chan struct{} // pokes the background loops
 	leader  bool
+	waiters waiterState
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -228,6 +236,9 @@ func (s *Service) tick(ctx context.Context) time.Duration {
 		changed = true
 	}
 	if s.reconcile(ctx) > 0 {
+		changed = true
+	}
+	if s.cancelAbandoned(ctx, now) > 0 {
 		changed = true
 	}
 	moved, err := s.Store.DispatchQueue(ctx, now)

@@ -228,6 +228,9 @@ func (m *Main) URL() string {
 // Close stops serving, then the loops, then the store.
 func (m *Main) Close() error {
 	var err error
+	if m.Service != nil {
+		m.Service.StopWaits()
+	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = m.http.Shutdown(ctx)

@@ -1,0 +1,153 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"ironpool"
+)
+
+// A queued request needs a live waiter. CI runners kill jobs (SIGKILL after
+// a cancel's grace, a lost runner, an OOM), and a request queued by a job
+// that is gone would otherwise be served later with a full lease to
+// nobody. So every wait on a queued request — the long-poll the CLI keeps
+// open, or a plain read of it — records "a client waits" in the store, and
+// the leader cancels a queued request nobody has waited on for
+// Config.WaiterGrace. The record is in the database, so a waiter that
+// reconnects to another replica keeps its request alive.
+
+// waiterState is the leader's bookkeeping for cancelAbandoned.
+type waiterState struct {
+	mu sync.Mutex
+	// since is when this replica began enforcing: right after a restart no
+	// waiter could renew while the server was down, so the grace counts
+	// from here rather than from their last renewal.
+	since   time.Time
+	lastRun time.Time
+	// stopping is closed by StopWaits.
+	stopping chan struct{}
+}
+
+// stopCh returns the channel StopWaits closes.
+func (w *waiterState) stopCh() chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping == nil {
+		w.stopping = make(chan struct{})
+	}
+	return w.stopping
+}
+
+// StopWaits ends every long-poll now with a retryable answer, so that a
+// server being stopped can finish its in-flight requests within seconds
+// instead of waiting out long-polls (which made SIGTERM take 5-7 s, fail
+// with "context deadline exceeded" and exit 10).
+func (s *Service) StopWaits() {
+	ch := s.waiters.stopCh()
+	s.waiters.mu.Lock()
+	defer s.waiters.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// WatchAllocation is what a client reading allocation id gets: the
+// allocation, after waiting up to wait while it is queued, with the waiter
+// recorded before, during and after the wait. When the server shuts down
+// during the wait the answer is EUNAVAILABLE, which clients retry.
+func (s *Service) WatchAllocation(ctx context.Context, id string, wait time.Duration) (*ironpool.Allocation, error) {
+	a, err := s.FindAllocation(ctx, id)
+	if err != nil || a.State != ironpool.AllocQueued {
+		return a, err
+	}
+	s.touchWaiter(ctx, id)
+	if wait <= 0 {
+		return a, nil
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if g := s.Config.WaiterGrace; g > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(max(g/3, 100*time.Millisecond))
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					s.touchWaiter(ctx, id)
+				}
+			}
+		}()
+	}
+	stopping := s.waiters.stopCh()
+	waitCtx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stopping:
+			cancel()
+		case <-done:
+		}
+	}()
+	a, err = s.WaitAllocation(waitCtx, id, wait)
+	interrupted := waitCtx.Err() != nil
+	cancel()
+	close(done)
+	wg.Wait()
+	if err != nil {
+		return a, err
+	}
+	if a.State == ironpool.AllocQueued {
+		s.touchWaiter(context.WithoutCancel(ctx), id)
+	}
+	if interrupted && a.State == ironpool.AllocQueued {
+		return nil, (&ironpool.Error{Code: ironpool.EUNAVAILABLE, Message: "the server is shutting down; allocation " + id + " stays queued"}).
+			WithHint("retry the request; a waiter reconnecting within the grace period keeps its place")
+	}
+	return a, nil
+}
+
+func (s *Service) touchWaiter(ctx context.Context, id string) {
+	if s.Config.WaiterGrace <= 0 {
+		return
+	}
+	if err := s.Store.TouchWaiter(ctx, id, s.Now()); err != nil && ctx.Err() == nil {
+		s.Log.Warn("queue: record waiter", "allocation", id, "err", err)
+	}
+}
+
+// cancelAbandoned fails the queued requests whose waiter is gone longer
+// than the grace period, and returns how many.
+func (s *Service) cancelAbandoned(ctx context.Context, now time.Time) int {
+	g := s.Config.WaiterGrace
+	if g <= 0 {
+		return 0
+	}
+	w := &s.waiters
+	w.mu.Lock()
+	if w.since.IsZero() {
+		w.since = now
+	}
+	due := now.Sub(w.since) >= g && now.Sub(w.lastRun) >= min(g/4, time.Second)
+	if due {
+		w.lastRun = now
+	}
+	w.mu.Unlock()
+	if !due {
+		return 0
+	}
+	out, err := s.Store.CancelAbandoned(ctx, now.Add(-g), now)
+	if err != nil {
+		s.Log.Warn("queue: cancel abandoned requests", "err", err)
+		return 0
+	}
+	for _, a := range out {
+		s.Log.Info("queued request cancelled: no waiter", "allocation", a.ID, "owner", a.Owner, "grace", g)
+	}
+	return len(out)
+}
