@@ -49,6 +49,9 @@ type Store interface {
 	// ExpiredAllocations lists ids of active allocations whose expiry is at
 	// or before now.
 	ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error)
+	// QueueInfo says where queued allocation id stands: position, reason
+	// and estimate (nil, nil when it is not queued).
+	QueueInfo(ctx context.Context, id string) (*QueueInfo, error)
 	// TouchWaiter records that a client waits on queued allocation id now;
 	// it does nothing for an allocation that is not queued.
 	TouchWaiter(ctx context.Context, id string, now time.Time) error

@@ -274,6 +274,15 @@ func (a *app) renderAllocation(w io.Writer, al *ironpool.Allocation) error {
 		if al.LastError != "" {
 			fmt.Fprintf(tw, "last_error\t%s\n", al.LastError)
 		}
+		if q := al.Queue; q != nil {
+			fmt.Fprintf(tw, "queue_position\t%d of %d\nwaiting_because\t%s\n", q.Position, q.Length, q.Reason)
+			if !q.EstimatedAt.IsZero() {
+				fmt.Fprintf(tw, "estimate\t%s (when the leases holding matching nodes end)\n", q.EstimatedAt.Local().Format(time.RFC3339))
+			}
+			if !al.WaitUntil.IsZero() {
+				fmt.Fprintf(tw, "wait_until\t%s\n", al.WaitUntil.Local().Format(time.RFC3339))
+			}
+		}
 		tw.Flush()
 		if len(al.Nodes) > 0 {
 			fmt.Fprintln(w)

@@ -112,6 +112,8 @@ func (a *app) allocate(ctx context.Context, cl *client.Client, b *client.Allocat
 	if al.State == ironpool.AllocQueued && in.caught() == nil {
 		wait, _ := ironpool.ParseDuration("wait", b.Wait)
 		fmt.Fprintf(a.env.Stderr, "queued as %s; waiting up to %s (SIGINT/SIGTERM cancels the request)\n", al.ID, wait)
+		a.lastQueueLine = ""
+		a.reportQueue(al)
 		al, err = a.waitQueued(waitCtx, cl, al, wait)
 	}
 	if s := in.caught(); s != nil {
@@ -196,8 +198,30 @@ func (a *app) waitQueued(ctx context.Context, cl *client.Client, al *ironpool.Al
 			backoff = 0
 		}
 		al = next
+		a.reportQueue(al)
 	}
 	return al, nil
+}
+
+// queueLine is one line saying where a queued request stands.
+func queueLine(q *ironpool.QueueInfo) string {
+	line := fmt.Sprintf("position %d of %d: %s", q.Position, q.Length, q.Reason)
+	if !q.EstimatedAt.IsZero() {
+		line += fmt.Sprintf("; estimate %s (when the leases holding matching nodes end)", q.EstimatedAt.Local().Format(time.RFC3339))
+	}
+	return line
+}
+
+// reportQueue prints where the request stands when that changed since the
+// last line, so a job log shows progress without repeating itself.
+func (a *app) reportQueue(al *ironpool.Allocation) {
+	if al.State != ironpool.AllocQueued || al.Queue == nil {
+		return
+	}
+	if line := queueLine(al.Queue); line != a.lastQueueLine {
+		fmt.Fprintf(a.env.Stderr, "%s %s\n", time.Now().Format("15:04:05"), line)
+		a.lastQueueLine = line
+	}
 }
 
 // giveBack releases allocation id after the CLI failed past the server's

@@ -42,6 +42,8 @@ type app struct {
 	tokenFrom string
 	insecure  bool
 	output    string
+	// lastQueueLine is the queue position line printed last while waiting.
+	lastQueueLine string
 	// showSecrets un-masks BMC passwords in table output (--show-secrets).
 	showSecrets bool
 	// serve runs the server in the foreground; tests may replace it.

@@ -272,6 +272,7 @@ func (s *Server) routes() {
 			status := http.StatusCreated
 			if a.State == ironpool.AllocQueued {
 				status = http.StatusAccepted
+				a = svc.WithQueueInfo(ctx, a)
 			}
 			return &allocReply{Status: status, Body: a}, nil
 		})

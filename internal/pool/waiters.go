@@ -65,7 +65,7 @@ func (s *Service) WatchAllocation(ctx context.Context, id string, wait time.Dura
 	}
 	s.touchWaiter(ctx, id)
 	if wait <= 0 {
-		return a, nil
+		return s.WithQueueInfo(ctx, a), nil
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -105,11 +105,29 @@ func (s *Service) WatchAllocation(ctx context.Context, id string, wait time.Dura
 	if a.State == ironpool.AllocQueued {
 		s.touchWaiter(context.WithoutCancel(ctx), id)
 	}
-	if interrupted && a.State == ironpool.AllocQueued {
+	if interrupted && a.State == ironpool.AllocQueued && ctx.Err() == nil {
 		return nil, (&ironpool.Error{Code: ironpool.EUNAVAILABLE, Message: "the server is shutting down; allocation " + id + " stays queued"}).
 			WithHint("retry the request; a waiter reconnecting within the grace period keeps its place")
 	}
-	return a, nil
+	return s.WithQueueInfo(ctx, a), nil
+}
+
+// WithQueueInfo attaches, to a queued allocation, where it stands in the
+// queue, why it waits and when it will likely be served. A failure to
+// compute it is logged, not returned: the allocation itself was read.
+func (s *Service) WithQueueInfo(ctx context.Context, a *ironpool.Allocation) *ironpool.Allocation {
+	if a == nil || a.State != ironpool.AllocQueued {
+		return a
+	}
+	info, err := s.Store.QueueInfo(ctx, a.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Warn("queue info", "allocation", a.ID, "err", err)
+		}
+		return a
+	}
+	a.Queue = info
+	return a
 }
 
 func (s *Service) touchWaiter(ctx context.Context, id string) {
