@@ -81,13 +81,19 @@ func (s *syncBuffer) String() string {
 func (e *env) sh(dir, body string, extraEnv ...string) *script {
 	e.t.Helper()
 	bin := binary(e.t)
+	return e.shEnv(dir, body, append([]string{"PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + dir,
+		"IRONPOOL_URL=" + e.m.URL(), "IRONPOOL_TOKEN=" + e.m.AdminToken, "IRONPOOL_DATA_DIR=" + dir}, extraEnv...))
+}
+
+// shEnv starts bash -c body in dir with exactly envv.
+func (e *env) shEnv(dir, body string, envv []string) *script {
+	e.t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
 		e.t.Skip("skipped: bash is not installed")
 	}
 	s := &script{cmd: exec.Command("bash", "-c", body)}
 	s.cmd.Dir = dir
-	s.cmd.Env = append([]string{"PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + dir,
-		"IRONPOOL_URL=" + e.m.URL(), "IRONPOOL_TOKEN=" + e.m.AdminToken, "IRONPOOL_DATA_DIR=" + dir}, extraEnv...)
+	s.cmd.Env = envv
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	// Its own process group, so a signal reaches the script's children the
 	// way a CI runner's does, and the test can end the whole group.

@@ -129,7 +129,9 @@ func (a *app) root() *cobra.Command {
 		// Flags every command shares are checked here, before a command
 		// can send anything: see formats.go.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.checkOutput(cmd) },
+		Version:           buildInfo(),
 	}
+	root.SetVersionTemplate("ironpool {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "server URL (env IRONPOOL_URL, default http://127.0.0.1:8650)")
 	pf.StringVar(&a.token, "token", "", "API token (env IRONPOOL_TOKEN; default: admin.token in the data dir for a local server)")
@@ -138,7 +140,7 @@ func (a *app) root() *cobra.Command {
 	pf.BoolVar(&a.insecure, "insecure", false, "do not verify the server's TLS certificate (testing only)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
-		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd())
+		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd())
 	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
 	return root
 }

@@ -23,6 +23,9 @@ func (a *app) serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m.DataDir = a.dataDir
+			if l := a.env.Getenv("IRONPOOL_LISTEN"); l != "" && !cmd.Flags().Changed("listen") {
+				m.Listen = l
+			}
 			var err error
 			if m.Pool.DefaultTTL, err = ironpool.ParseDuration("default-ttl", defTTL); err != nil {
 				return err
@@ -57,7 +60,7 @@ func (a *app) serveCmd() *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
+	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address (env IRONPOOL_LISTEN)")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
