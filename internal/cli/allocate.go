@@ -133,7 +133,7 @@ env (export lines for eval), dotenv (KEY=VALUE lines for $GITHUB_ENV or a
 GitLab dotenv report), base64, ansible, ironic, dnsmasq.
 --env-file FILE writes the variables (the env form; the dotenv form with
 -o dotenv) to FILE atomically with mode 0600, while stdout gets the masked
-table.
+table (with -o env or -o dotenv too: the secrets go to the file only).
 
 Every flag is checked before anything is sent. If the handoff cannot be
 written after the server granted the nodes, or a signal (SIGINT, SIGTERM,
@@ -264,7 +264,12 @@ func (a *app) printAllocation(al *ironpool.Allocation) error {
 // it is what lands in CI job logs. Machine formats keep them for the owner,
 // whose tools need them.
 func (a *app) renderAllocation(w io.Writer, al *ironpool.Allocation) error {
-	switch a.output {
+	return a.renderAs(w, a.output, al)
+}
+
+// renderAs is renderAllocation in the given format.
+func (a *app) renderAs(w io.Writer, format string, al *ironpool.Allocation) error {
+	switch format {
 	case "table", "":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "allocation\t%s\nowner\t%s\nstate\t%s\nmode\t%s\n", al.ID, al.Owner, al.State, al.Mode)
@@ -301,7 +306,7 @@ func (a *app) renderAllocation(w io.Writer, al *ironpool.Allocation) error {
 		}
 		return nil
 	}
-	return handoff.Write(w, a.output, al)
+	return handoff.Write(w, format, al)
 }
 
 func (a *app) releaseCmd() *cobra.Command {

@@ -141,7 +141,11 @@ func (a *app) allocate(ctx context.Context, cl *client.Client, b *client.Allocat
 	// Render everything before writing anything, so a format error cannot
 	// leave half a handoff behind.
 	var out bytes.Buffer
-	if err := a.renderAllocation(&out, al); err != nil {
+	format := a.output
+	if envFile != nil && (format == "env" || format == "dotenv") {
+		format = "table" // -o chose the file's form; the log gets no secrets
+	}
+	if err := a.renderAs(&out, format, al); err != nil {
 		return a.giveBack(cl, al.ID, "could not render the handoff", err)
 	}
 	if envFile != nil {

@@ -134,7 +134,10 @@ func TestEnvFile(t *testing.T) {
 	}
 
 	dot := filepath.Join(t.TempDir(), "build.env")
-	e.ok("allocate", "--owner", "job-4", "--flavor", "small=1", "-o", "dotenv", "--env-file", dot, "--metadata", "job_url=https://ci/4")
+	logged := e.ok("allocate", "--owner", "job-4", "--flavor", "small=1", "-o", "dotenv", "--env-file", dot, "--metadata", "job_url=https://ci/4")
+	if strings.Contains(logged, "s3cret-bmc") {
+		t.Errorf("-o dotenv --env-file printed the password to stdout:\n%s", logged)
+	}
 	b, _ = os.ReadFile(dot)
 	for _, want := range []string{"IRONPOOL_NODE_0_BMC_PASSWORD=s3cret-bmc\n", "IRONPOOL_META_JOB_URL=https://ci/4\n", "IRONPOOL_NODE_COUNT=1\n"} {
 		if !strings.Contains(string(b), want) {
