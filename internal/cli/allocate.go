@@ -269,6 +269,9 @@ func (a *app) renderAllocation(w io.Writer, al *ironpool.Allocation) error {
 
 // renderAs is renderAllocation in the given format.
 func (a *app) renderAs(w io.Writer, format string, al *ironpool.Allocation) error {
+	if format == "value" || format == "csv" || (format == "table" && len(a.columns) > 0) {
+		return a.render(w, al, allocationRecord(al))
+	}
 	switch format {
 	case "table", "":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -357,20 +360,26 @@ queued request is cancelled. Connection errors are retried for --retry-for
 				}
 				out = append(out, al)
 			}
-			return a.print(map[string]any{"allocations": out}, func(w *tabwriter.Writer) {
-				if len(out) == 0 {
-					fmt.Fprintf(w, "%s holds no allocations\n", strings.Join(owners, ", "))
-				}
-				for _, al := range out {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", al.ID, al.Owner, al.State)
-				}
-			})
+			if len(out) == 0 && a.output == "table" {
+				fmt.Fprintf(a.env.Stderr, "%s holds no allocations\n", strings.Join(owners, ", "))
+			}
+			t := Table{Columns: releaseColumns}
+			for _, al := range out {
+				t.Rows = append(t.Rows, []string{al.ID, al.Owner, string(al.State)})
+			}
+			return a.render(a.env.Stdout, map[string]any{"allocations": out}, t)
 		},
 	}
 	c.Flags().StringArrayVar(&owners, "owner", nil, "release every allocation of this owner (repeatable)")
 	c.Flags().DurationVar(&retryFor, "retry-for", releaseBound, "keep retrying connection errors this long")
-	return c
+	return withColumns(c, releaseColumns)
 }
+
+var (
+	releaseColumns   = []string{"id", "owner", "state"}
+	allocListColumns = []string{"id", "owner", "state", "nodes", "expires"}
+	allocColumns     = []string{"id", "owner", "state", "mode", "expires", "nodes", "last_error", "queue_position", "waiting_because", "estimate"}
+)
 
 // releaseOwnerRetry is releaseRetry for every allocation of an owner.
 func releaseOwnerRetry(ctx context.Context, cl *client.Client, owner string) ([]*ironpool.Allocation, error) {
@@ -416,25 +425,25 @@ func (a *app) allocationCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/allocations?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tOWNER\tSTATE\tNODES\tEXPIRES")
-				for _, al := range out.Allocations {
-					n := 0
-					for _, it := range al.Items {
-						n += len(it.Nodes)
-					}
-					exp := ""
-					if !al.ExpiresAt.IsZero() {
-						exp = al.ExpiresAt.Local().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", al.ID, al.Owner, al.State, n, exp)
+			t := Table{Columns: allocListColumns}
+			for _, al := range out.Allocations {
+				n := 0
+				for _, it := range al.Items {
+					n += len(it.Nodes)
 				}
-			})
+				exp := ""
+				if !al.ExpiresAt.IsZero() {
+					exp = al.ExpiresAt.Local().Format(time.RFC3339)
+				}
+				t.Rows = append(t.Rows, []string{al.ID, al.Owner, string(al.State), itoa(n), exp})
+			}
+			return a.render(a.env.Stdout, out, t)
 		},
 	}
 	list.Flags().StringVar(&owner, "owner", "", "only this owner's")
 	list.Flags().StringVar(&state, "state", "", "only in this state")
 	list.Flags().BoolVar(&all, "all", false, "include ended allocations")
+	withColumns(list, allocListColumns)
 	show := withFormats(&cobra.Command{
 		Use:     "show ID",
 		Aliases: []string{"export"},
@@ -453,6 +462,7 @@ func (a *app) allocationCmd() *cobra.Command {
 		},
 	}, allocationFormats...)
 	show.Flags().BoolVar(&a.showSecrets, "show-secrets", false, "show BMC passwords in table output")
+	withColumns(show, allocColumns)
 	var ttl string
 	extend := withFormats(&cobra.Command{
 		Use:   "extend ID --ttl DURATION",
@@ -479,4 +489,30 @@ func (a *app) allocationCmd() *cobra.Command {
 	extend.Flags().StringVar(&ttl, "ttl", "", "new lease length from now, e.g. 2h")
 	c.AddCommand(list, show, extend)
 	return c
+}
+
+// allocationRecord is an allocation as one record of allocColumns, for
+// -c, -o value and -o csv.
+func allocationRecord(al *ironpool.Allocation) Table {
+	var nodes []string
+	for _, n := range al.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	if len(nodes) == 0 {
+		for _, it := range al.Items {
+			nodes = append(nodes, it.Nodes...)
+		}
+	}
+	exp, pos, why, est := "", "", "", ""
+	if !al.ExpiresAt.IsZero() {
+		exp = al.ExpiresAt.Local().Format(time.RFC3339)
+	}
+	if q := al.Queue; q != nil {
+		pos, why = fmt.Sprintf("%d of %d", q.Position, q.Length), q.Reason
+		if !q.EstimatedAt.IsZero() {
+			est = q.EstimatedAt.Local().Format(time.RFC3339)
+		}
+	}
+	return Table{Record: true, Columns: allocColumns,
+		Rows: [][]string{{al.ID, al.Owner, string(al.State), string(al.Mode), exp, strings.Join(nodes, " "), al.LastError, pos, why, est}}}
 }

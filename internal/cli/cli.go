@@ -42,6 +42,9 @@ type app struct {
 	tokenFrom string
 	insecure  bool
 	output    string
+	// columns and noHeaders are -c and --no-headers (render.go).
+	columns   []string
+	noHeaders bool
 	// lastQueueLine is the queue position line printed last while waiting.
 	lastQueueLine string
 	// showSecrets un-masks BMC passwords in table output (--show-secrets).
@@ -128,7 +131,12 @@ func (a *app) root() *cobra.Command {
 		SilenceErrors: true,
 		// Flags every command shares are checked here, before a command
 		// can send anything: see formats.go.
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.checkOutput(cmd) },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.checkOutput(cmd); err != nil {
+				return err
+			}
+			return a.checkColumns(cmd)
+		},
 		Version:           buildInfo(),
 	}
 	root.SetVersionTemplate("ironpool {{.Version}}\n")
@@ -138,7 +146,9 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.caFile, "ca-file", "", "CA certificate to verify the server's TLS certificate")
 	pf.StringVar(&a.dataDir, "data-dir", "", "the server's data directory: serve keeps its database, key and admin.token there; clients read admin.token from it (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	pf.BoolVar(&a.insecure, "insecure", false, "do not verify the server's TLS certificate (testing only)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml; lists and shows also value and csv; allocations also the handoff formats")
+	pf.StringArrayVarP(&a.columns, "column", "c", nil, "print only this column of a list or show (repeatable)")
+	pf.BoolVar(&a.noHeaders, "no-headers", false, "leave out the header line of table and csv output")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
 		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd())
 	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
