@@ -137,7 +137,7 @@ func (a *app) root() *cobra.Command {
 			}
 			return a.checkColumns(cmd)
 		},
-		Version:           buildInfo(),
+		Version: buildInfo(),
 	}
 	root.SetVersionTemplate("ironpool {{.Version}}\n")
 	pf := root.PersistentFlags()
