@@ -37,6 +37,8 @@ type app struct {
 	token   string
 	caFile  string
 	dataDir string
+	// profile is --profile; profileDataDir the selected profile's data_dir.
+	profile, profileDataDir string
 	// tokenFrom says where the token came from, so that a refusal can name
 	// the file: a server on another data dir refuses the local admin.token.
 	tokenFrom string
@@ -144,6 +146,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.url, "url", "", "server URL (env IRONPOOL_URL, default http://127.0.0.1:8650)")
 	pf.StringVar(&a.token, "token", "", "API token (env IRONPOOL_TOKEN; default: admin.token in the data dir for a local server)")
 	pf.StringVar(&a.caFile, "ca-file", "", "CA certificate to verify the server's TLS certificate")
+	pf.StringVar(&a.profile, "profile", "", "client profile from ~/.config/ironpool/config.yaml (env IRONPOOL_PROFILE; default: the file's default)")
 	pf.StringVar(&a.dataDir, "data-dir", "", "the server's data directory: serve keeps its database, key and admin.token there; clients read admin.token from it (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	pf.BoolVar(&a.insecure, "insecure", false, "do not verify the server's TLS certificate (testing only)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml; lists and shows also value and csv; allocations also the handoff formats")
@@ -157,17 +160,33 @@ func (a *app) root() *cobra.Command {
 
 // client builds the API client from flags and environment.
 func (a *app) client() (*client.Client, error) {
+	prof, pname, err := a.activeProfile()
+	if err != nil {
+		return nil, err
+	}
 	u := a.url
 	if u == "" {
 		u = a.env.Getenv("IRONPOOL_URL")
 	}
 	if u == "" {
+		u = prof.URL
+	}
+	if u == "" {
 		u = "http://127.0.0.1:8650"
 	}
+	a.profileDataDir = prof.DataDir
 	var tok string
 	tok, a.tokenFrom = a.token, "--token"
 	if tok == "" {
 		tok, a.tokenFrom = a.env.Getenv("IRONPOOL_TOKEN"), "IRONPOOL_TOKEN"
+	}
+	if tok == "" && prof.TokenFile != "" {
+		a.tokenFrom = prof.TokenFile + " (token_file of profile " + pname + ")"
+		b, err := os.ReadFile(prof.TokenFile)
+		if err != nil {
+			return nil, ironpool.FieldErrorf("token_file", "profile %s: cannot read %s: %v", pname, prof.TokenFile, err)
+		}
+		tok = strings.TrimSpace(string(b))
 	}
 	if tok == "" && isLoopback(u) {
 		file := filepath.Join(a.dataDirectory(), "admin.token")
@@ -180,10 +199,13 @@ func (a *app) client() (*client.Client, error) {
 	} else if tok == "" {
 		a.tokenFrom = "none"
 	}
-	insecure := a.insecure || a.env.Getenv("IRONPOOL_INSECURE") == "true"
+	insecure := a.insecure || a.env.Getenv("IRONPOOL_INSECURE") == "true" || prof.Insecure
 	ca := a.caFile
 	if ca == "" {
 		ca = a.env.Getenv("IRONPOOL_CA_FILE")
+	}
+	if ca == "" {
+		ca = prof.CAFile
 	}
 	return client.New(u, tok, client.Options{CAFile: ca, Insecure: insecure})
 }
@@ -195,6 +217,9 @@ func (a *app) dataDirectory() string {
 	}
 	if d := a.env.Getenv("IRONPOOL_DATA_DIR"); d != "" {
 		return d
+	}
+	if a.profileDataDir != "" {
+		return a.profileDataDir
 	}
 	return server.DefaultDataDir()
 }
