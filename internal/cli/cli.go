@@ -155,6 +155,7 @@ func (a *app) root() *cobra.Command {
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
 		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd())
 	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
+	a.addCompletion(root)
 	return root
 }
 
