@@ -156,6 +156,7 @@ func (a *app) root() *cobra.Command {
 		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd())
 	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
 	a.addCompletion(root)
+	addExamples(root)
 	return root
 }
 

@@ -75,7 +75,7 @@ func argKind(c *cobra.Command) string {
 		return "flavor"
 	case arg == "ID" && parent == "token":
 		return "token"
-	case arg == "ALLOCATION_ID" || (arg == "ID" && (parent == "allocation" || c.Name() == "deploy" || c.Name() == "undeploy")):
+	case arg == "ALLOCATION_ID" || arg == "ALLOCATION" || (arg == "ID" && (parent == "allocation" || c.Name() == "deploy" || c.Name() == "undeploy")):
 		return "allocation"
 	}
 	return ""
