@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench fuzz man
 run:
 	go run ./cmd/ironpool serve
 
@@ -16,3 +16,7 @@ bench:
 
 fuzz:
 	bash hack/fuzz.sh
+
+# One man page per command, generated from the command tree.
+man:
+	go run ./cmd/ironpool man --dir man/man1

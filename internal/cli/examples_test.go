@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,5 +92,30 @@ func TestHelpExamples(t *testing.T) {
 	}
 	if checked < 60 {
 		t.Errorf("checked only %d example lines", checked)
+	}
+}
+
+// TestManPages: `ironpool man` writes a page per command from the command
+// tree, with its flags and examples.
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb strings.Builder
+	code := cli.Run(t.Context(), []string{"man", "--dir", dir}, cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv: func(string) string { return "" }})
+	if code != 0 {
+		t.Fatalf("man: exit %d %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "ironpool-allocate.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".TH \"IRONPOOL\" \"1\"", "--env-file", ".SH EXAMPLE", "(set -e)"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("ironpool-allocate.1 lacks %q", want)
+		}
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, "*.1"))
+	if n := len(allCommands(cli.Root(cli.Env{}))); len(pages) < n/2 {
+		t.Errorf("%d pages for %d commands", len(pages), n)
 	}
 }
