@@ -9,16 +9,18 @@ import (
 // AllocationState is where a lease is in its life.
 type AllocationState string
 
-// Allocation states. queued → active → releasing → released is the common
-// path; expired is released by the reaper; failed is a queued request whose
-// deadline passed (or a backend checkout that could not be done).
+// Allocation states. queued → active → released is the common path;
+// expired is released by the reaper; failed is a queued request whose
+// deadline passed. There is no "releasing": a release is one transaction
+// that ends the allocation at once and hands its nodes to cleaning, so the
+// work still under way after it is the nodes' (state cleaning, pending
+// clean), shown per node, and the allocation never lingers half-ended.
 const (
-	AllocQueued    AllocationState = "queued"
-	AllocActive    AllocationState = "active"
-	AllocReleasing AllocationState = "releasing"
-	AllocReleased  AllocationState = "released"
-	AllocExpired   AllocationState = "expired"
-	AllocFailed    AllocationState = "failed"
+	AllocQueued   AllocationState = "queued"
+	AllocActive   AllocationState = "active"
+	AllocReleased AllocationState = "released"
+	AllocExpired  AllocationState = "expired"
+	AllocFailed   AllocationState = "failed"
 )
 
 // Live reports whether an allocation in this state still holds or waits for nodes.
@@ -152,6 +154,10 @@ type Allocation struct {
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// TTL is the lease asked for. The store sets CreatedAt from its own
+	// clock, read once in the transaction that writes, and ExpiresAt to
+	// CreatedAt+TTL when the allocation becomes active.
+	TTL time.Duration `json:"-"`
 	// WaitUntil is the deadline of a queued request.
 	WaitUntil  time.Time `json:"wait_until,omitzero"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`

@@ -13,6 +13,11 @@ func ParseDuration(field, s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
+	// "-0s" parses as zero, which callers read as "not given": a sign
+	// is refused before it can mean the default.
+	if strings.HasPrefix(s, "-") {
+		return 0, FieldErrorf(field, "must not be negative")
+	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || n < 0 || n > 3650 {

@@ -48,11 +48,20 @@ func (c *Constraints) Validate(prefix string) error {
 	if c.CPUs < 0 {
 		return FieldErrorf(prefix+"cpus", "must not be negative (got %d)", c.CPUs)
 	}
+	if c.CPUs > MaxCPUs {
+		return FieldErrorf(prefix+"cpus", "is %d; no node has more than %d", c.CPUs, MaxCPUs)
+	}
 	if c.MemoryMB < 0 {
 		return FieldErrorf(prefix+"memory_mb", "must not be negative (got %d)", c.MemoryMB)
 	}
+	if c.MemoryMB > MaxSize {
+		return FieldErrorf(prefix+"memory_mb", "is %d; no node has more than %d", c.MemoryMB, int64(MaxSize))
+	}
 	if c.LocalGB < 0 {
 		return FieldErrorf(prefix+"local_gb", "must not be negative (got %d)", c.LocalGB)
+	}
+	if c.LocalGB > MaxSize {
+		return FieldErrorf(prefix+"local_gb", "is %d; no node has more than %d", c.LocalGB, int64(MaxSize))
 	}
 	if c.CPUArch != "" && (len(c.CPUArch) > 32 || !archPattern.MatchString(c.CPUArch)) {
 		return FieldErrorf(prefix+"cpu_arch", "%q must be lower-case letters, digits or '_'", truncate(c.CPUArch, 40))
@@ -179,6 +188,9 @@ func (f *Flavor) Validate() error {
 	}
 	if len(f.Description) > MaxReasonLen {
 		return FieldErrorf("description", "is too long (limit %d)", MaxReasonLen)
+	}
+	if err := ValidateText("description", f.Description); err != nil {
+		return err
 	}
 	return f.Constraints.Validate("")
 }

@@ -73,8 +73,8 @@ type Node struct {
 	ProvisionState string `json:"provision_state,omitempty"`
 	PowerState     string `json:"power_state,omitempty"`
 	// Pending names the backend side effect the reconciler still owes this
-	// node ("checkout", "clean", "register"...); empty when in sync.
-	Pending string `json:"pending,omitempty"`
+	// node; empty when in sync.
+	Pending Pending `json:"pending,omitempty"`
 
 	LastAllocatedAt time.Time `json:"last_allocated_at,omitzero"`
 	CreatedAt       time.Time `json:"created_at"`
@@ -87,6 +87,11 @@ type BMC struct {
 	Address  string `json:"address"`
 	Username string `json:"username"`
 	Password string `json:"password,omitempty"`
+	// PasswordError says why a stored password could not be opened (sealed
+	// under a key this server does not hold, or damaged). Such a node stays
+	// readable, allocatable and deletable, with an empty Password, so the
+	// operator can set the password again; see docs/SECURITY.md.
+	PasswordError string `json:"password_error,omitempty"`
 }
 
 // Limits on strings, so hostile input cannot bloat the database or logs.
@@ -202,8 +207,8 @@ func (n *Node) Validate(prefix string) error {
 	if n.CPUs < 0 {
 		return FieldErrorf(prefix+"cpus", "must not be negative (got %d)", n.CPUs)
 	}
-	if n.CPUs > 1<<20 {
-		return FieldErrorf(prefix+"cpus", "is implausibly large (%d)", n.CPUs)
+	if n.CPUs > MaxCPUs {
+		return FieldErrorf(prefix+"cpus", "is implausibly large (%d); the limit is %d", n.CPUs, MaxCPUs)
 	}
 	if n.MemoryMB < 0 {
 		return FieldErrorf(prefix+"memory_mb", "must not be negative (got %d)", n.MemoryMB)
@@ -211,8 +216,11 @@ func (n *Node) Validate(prefix string) error {
 	if n.LocalGB < 0 {
 		return FieldErrorf(prefix+"local_gb", "must not be negative (got %d)", n.LocalGB)
 	}
-	if n.MemoryMB > 1<<40 || n.LocalGB > 1<<40 {
-		return FieldErrorf(prefix+"memory_mb", "is implausibly large")
+	if n.MemoryMB > MaxSize {
+		return FieldErrorf(prefix+"memory_mb", "is implausibly large; the limit is %d", int64(MaxSize))
+	}
+	if n.LocalGB > MaxSize {
+		return FieldErrorf(prefix+"local_gb", "is implausibly large; the limit is %d", int64(MaxSize))
 	}
 	if n.CPUArch != "" && (len(n.CPUArch) > 32 || !archPattern.MatchString(n.CPUArch)) {
 		return FieldErrorf(prefix+"cpu_arch", "%q must be lower-case letters, digits or '_' (e.g. x86_64, aarch64)", truncate(n.CPUArch, 40))
@@ -250,6 +258,9 @@ func (n *Node) Validate(prefix string) error {
 	}
 	if len(n.BMC.Username) > MaxNameLen*4 {
 		return FieldErrorf(prefix+"bmc.username", "is too long (limit %d)", MaxNameLen*4)
+	}
+	if err := ValidateText(prefix+"bmc.username", n.BMC.Username); err != nil {
+		return err
 	}
 	if len(n.BMC.Password) > MaxValueLen {
 		return FieldErrorf(prefix+"bmc.password", "is too long (limit %d)", MaxValueLen)

@@ -6,7 +6,7 @@ import (
 )
 
 // AllocationStates lists every allocation state, for validating filters.
-var AllocationStates = []AllocationState{AllocQueued, AllocActive, AllocReleasing, AllocReleased, AllocExpired, AllocFailed}
+var AllocationStates = []AllocationState{AllocQueued, AllocActive, AllocReleased, AllocExpired, AllocFailed}
 
 // Check returns EINVALID naming field unless s is a node state. A filter on
 // a misspelt state would otherwise list nothing and look like an empty pool.

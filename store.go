@@ -27,6 +27,11 @@ type Store interface {
 	// Returns ENOTFOUND for an unknown id and ECONFLICT when a node is held,
 	// cleaning or in another allocation.
 	AllocateNodes(ctx context.Context, a *Allocation, nodeIDs []int64, state NodeState) error
+	// AdoptNode adds n (as CreateNodes would) and an active allocation of
+	// a.Owner holding it in state, with a node.adopted event carrying
+	// summary, all in one transaction: a crash never leaves an adopted node
+	// without its allocation. ECONFLICT for a taken name, MAC or link.
+	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
 	// Plan is Allocate without writing anything.
 	Plan(ctx context.Context, a *Allocation) (*Plan, error)
 	// DispatchQueue fulfils queued allocations first-come first-served,
@@ -38,17 +43,23 @@ type Store interface {
 	FindAllocations(ctx context.Context, f AllocationFilter) ([]*Allocation, error)
 	// FindAllocation returns the allocation with its nodes (secrets opened).
 	FindAllocation(ctx context.Context, id string) (*Allocation, error)
-	// ExtendAllocation sets a live allocation's expiry. ECONFLICT if not live.
-	ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*Allocation, error)
+	// ExtendAllocation sets an active allocation's expiry to the store's
+	// now + ttl, deciding on the row as it is inside the writing
+	// transaction: an allocation the reaper ended first gets ECONFLICT, and
+	// one extended first is not expired. ENOTFOUND for an unknown id.
+	ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*Allocation, error)
 	// ReleaseAllocations ends the live allocations selected by id or owner
 	// (state final: released or expired) and returns them; already-ended ones
 	// selected by id are returned unchanged. Nodes go to cleaning with
 	// Pending "clean", or straight to available when cleanInline is set (a
 	// local pool with no cleaning hook: cleaning is a no-op).
 	ReleaseAllocations(ctx context.Context, sel ReleaseSelector, final AllocationState, cleanInline bool) ([]*Allocation, error)
-	// ExpiredAllocations lists ids of active allocations whose expiry is at
-	// or before now.
-	ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error)
+	// ExpireAllocations ends (state expired) every active allocation whose
+	// expiry is at or before the store's now, and returns them. The expiry
+	// is read in the same transaction that releases, on the locked row, so a
+	// renewal that committed first is always honoured. Nodes go to cleaning
+	// as with ReleaseAllocations.
+	ExpireAllocations(ctx context.Context, cleanInline bool) ([]*Allocation, error)
 	// QueueInfo says where queued allocation id stands: position, reason
 	// and estimate (nil, nil when it is not queued).
 	QueueInfo(ctx context.Context, id string) (*QueueInfo, error)
@@ -82,14 +93,35 @@ type Store interface {
 	CreateFirstToken(ctx context.Context, t *Token) (bool, error)
 
 	// Reseal re-encrypts every stored secret with the sealer's current key;
-	// it returns how many secrets it rewrote.
-	Reseal(ctx context.Context) (int, error)
+	// it reports how many secrets it rewrote and under which key. A secret
+	// that does not open (its key is gone) is skipped and named in the
+	// result, never a reason to stop: the rest still get resealed.
+	Reseal(ctx context.Context) (ResealResult, error)
+	// CheckKey verifies that the sealer holds the key the stored secrets
+	// are sealed with, by opening the key check kept with the data (or, in
+	// a database without one, any stored password). With record set and no
+	// key check stored yet, it stores one sealed under the current key.
+	// Returns EINVALID (field secret-key-file) naming the key id the data
+	// needs when the sealer cannot open it; the server then refuses to start.
+	CheckKey(ctx context.Context, record bool) error
 
 	// TryLease takes or renews the named lease for holder for ttl, and
 	// reports whether holder has it. Background loops run only on the holder.
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 
 	Close() error
+}
+
+// ResealResult is what a re-encryption pass did.
+type ResealResult struct {
+	// Resealed counts the secrets rewritten under KeyID.
+	Resealed int `json:"resealed"`
+	// KeyID names the key every secret that opens is now sealed under.
+	KeyID string `json:"key_id"`
+	// Skipped names the nodes whose password did not open and so stayed
+	// as it was; set each again (`node set NAME bmc.password=…`) or
+	// configure the key it needs and reseal again.
+	Skipped []string `json:"skipped"`
 }
 
 // ReleaseSelector picks what to release: one allocation or every live

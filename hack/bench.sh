@@ -10,7 +10,8 @@ go build -o bin/ironpool ./cmd/ironpool
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { echo "-- $*"; bin/ironpool bench "$@" 2>/dev/null; }
-run --nodes 10000 --clients 16 --duration "$dur"
+run --nodes 10000 --clients 16 --duration "$dur" --sqlite-synchronous full
+run --nodes 10000 --clients 16 --duration "$dur" --sqlite-synchronous normal
 if pg_isready -q -h 127.0.0.1 -p 5432; then
   for r in 1 3; do
     db="ironpool_bench_$$_$r"
@@ -23,4 +24,6 @@ else
 fi
 echo "-- store level (allocate+release pair), 1k vs 100k nodes, and the raw SQLite write transaction"
 go test -run XXX -bench 'StoreAllocate|SQLiteWriteTx' -benchtime 2000x ./internal/bench/ | grep -E '^Benchmark'
+echo "-- store level: synchronous=FULL (default) against NORMAL, 1 and 16 callers"
+go test -run XXX -bench 'StoreSynchronous' -benchtime 2000x ./internal/bench/ | grep -E '^Benchmark'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

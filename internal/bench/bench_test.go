@@ -49,13 +49,47 @@ func BenchmarkStoreAllocateParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkStoreSynchronous is the cost of synchronous=FULL (the
+// default: every commit synced) against NORMAL (synced at checkpoints), for
+// one caller and for 16, where group commit shares each sync among the
+// writes of a group. Both settings run in one invocation, so the figures
+// compare:
+//
+//	go test -run XXX -bench StoreSynchronous -benchtime 2000x ./internal/bench/
+func BenchmarkStoreSynchronous(b *testing.B) {
+	for _, sync := range []string{"full", "normal"} {
+		b.Run("sync="+sync+"/serial", func(b *testing.B) {
+			ctx, st := seededStoreWith(b, 1000, sync)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				allocateRelease(b, ctx, st)
+			}
+		})
+		b.Run("sync="+sync+"/parallel", func(b *testing.B) {
+			ctx, st := seededStoreWith(b, 1000, sync)
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					allocateRelease(b, ctx, st)
+				}
+			})
+		})
+	}
+}
+
 // seededStore opens a SQLite store in a temp dir holding size nodes of
 // three shapes.
 func seededStore(b *testing.B, size int) (context.Context, *sqlstore.Store) {
+	return seededStoreWith(b, size, "")
+}
+
+// seededStoreWith is seededStore with a synchronous setting.
+func seededStoreWith(b *testing.B, size int, sync string) (context.Context, *sqlstore.Store) {
 	ctx := ironpool.NewContextWithActor(context.Background(), ironpool.System)
 	key, _ := secret.GenerateKey()
 	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
+	st, err := sqlite.OpenWith(ctx, b.TempDir()+"/bench.db", ring, sqlite.Options{Synchronous: sync})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +108,7 @@ func seededStore(b *testing.B, size int) (context.Context, *sqlstore.Store) {
 }
 
 func allocateRelease(b *testing.B, ctx context.Context, st *sqlstore.Store) {
-	a := &ironpool.Allocation{Owner: "bench", Mode: ironpool.ModeNone, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+	a := &ironpool.Allocation{Owner: "bench", Mode: ironpool.ModeNone, TTL: time.Hour,
 		Items: []ironpool.AllocationItem{{Constraints: ironpool.Constraints{CPUs: 8}, Count: 2}, {Constraints: ironpool.Constraints{CPUs: 32}, Count: 1}}}
 	if err := st.Allocate(ctx, a, false); err != nil {
 		b.Error(err)

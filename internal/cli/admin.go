@@ -273,13 +273,20 @@ func (a *app) adminCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Resealed int    `json:"resealed"`
-				KeyID    string `json:"key_id"`
+				Resealed int      `json:"resealed"`
+				Skipped  []string `json:"skipped"`
+				KeyID    string   `json:"key_id"`
 			}
 			if err := a.call(cmd.Context(), "POST", "/v1/admin/reseal", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) { fmt.Fprintf(w, "re-encrypted %d secrets\n", out.Resealed) })
+			return a.print(out, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "re-encrypted %d secrets under key %s\n", out.Resealed, out.KeyID)
+				if len(out.Skipped) > 0 {
+					fmt.Fprintf(w, "skipped %d whose key is unknown (set each again with `ironpool node set NAME bmc.password=…`): %s\n",
+						len(out.Skipped), strings.Join(out.Skipped, ", "))
+				}
+			})
 		},
 	})
 	c.AddCommand(a.rotateKeyCmd())

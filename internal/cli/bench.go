@@ -18,7 +18,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var nodes, clients, replicas int
-	var dur, db, cpuprofile string
+	var dur, db, cpuprofile, synchronous string
 	var target bool
 	c := &cobra.Command{
 		Use:   "bench [--nodes N] [--clients C] [--duration D] [--db PATH|postgres://…] [--target]",
@@ -54,7 +54,7 @@ request and release it, for --duration. With --target it measures the server at
 				}
 				token := ""
 				for i := 0; i < max(1, replicas); i++ {
-					m := &server.Main{Listen: "127.0.0.1:0", DataDir: dir, DB: db,
+					m := &server.Main{Listen: "127.0.0.1:0", DataDir: dir, DB: db, SQLiteSynchronous: synchronous,
 						Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 					if err := m.Run(ctx); err != nil {
 						return err
@@ -110,6 +110,7 @@ request and release it, for --duration. With --target it measures the server at
 	f.StringVar(&db, "db", "", "database for the built-in server (default: SQLite in a temp dir)")
 	f.BoolVar(&target, "target", false, "measure the server at --url instead of starting one")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the measured part (clients and built-in server) to this file")
+	f.StringVar(&synchronous, "sqlite-synchronous", "full", "SQLite durability of the built-in server: full or normal (see serve --help)")
 	f.IntVar(&replicas, "replicas", 1, "start this many servers on the --db PostgreSQL and spread the clients over them")
 	return c
 }

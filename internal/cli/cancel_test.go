@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
 )
@@ -21,7 +21,7 @@ import (
 // within grace.
 func startGrace(t *testing.T, grace time.Duration) *env {
 	t.Helper()
-	return &env{t: t, m: servertest.Start(t, &server.Main{Pool: pool.Config{WaiterGrace: grace}})}
+	return &env{t: t, m: servertest.Start(t, &server.Main{Pool: service.Config{WaiterGrace: grace}})}
 }
 
 // queueWaiter starts the real binary waiting for a large node (all held)

@@ -191,12 +191,17 @@ func (a *app) client() (*client.Client, error) {
 		tok = strings.TrimSpace(string(b))
 	}
 	if tok == "" && isLoopback(u) {
-		file := filepath.Join(a.dataDirectory(), "admin.token")
-		a.tokenFrom = file
-		if b, err := os.ReadFile(file); err == nil {
-			tok = strings.TrimSpace(string(b))
-		} else {
+		dir := a.dataDirectory()
+		file := filepath.Join(dir, "admin.token")
+		// Only to the URL the server on this data dir recorded: not to
+		// another program, or another ironpool, on a loopback port.
+		switch b, err := os.ReadFile(file); {
+		case err != nil:
 			a.tokenFrom = "none (" + file + " is not readable)"
+		case !server.IsLocalURL(dir, u):
+			a.tokenFrom = "none (the server on " + dir + " did not record " + u + " as its address, so its admin.token was not sent)"
+		default:
+			tok, a.tokenFrom = strings.TrimSpace(string(b)), file
 		}
 	} else if tok == "" {
 		a.tokenFrom = "none"
@@ -232,7 +237,7 @@ func (a *app) tokenHint() string {
 	case a.tokenFrom == "":
 		return ""
 	case strings.HasPrefix(a.tokenFrom, "none"):
-		return "no token was sent: " + strings.TrimPrefix(strings.TrimPrefix(a.tokenFrom, "none"), " ") +
+		return "no token was sent: " + strings.Trim(strings.TrimPrefix(a.tokenFrom, "none"), " ()") +
 			"; set IRONPOOL_TOKEN, or --data-dir to the server's data directory"
 	case a.tokenFrom == "--token" || a.tokenFrom == "IRONPOOL_TOKEN":
 		return "the token given by " + a.tokenFrom + " was refused: it is unknown to this server or revoked"

@@ -16,6 +16,7 @@ import (
 	"ironpool"
 	"ironpool/internal/cli"
 	"ironpool/internal/client"
+	"ironpool/internal/server"
 )
 
 // TestReleaseRepeatedOwner: --owner a --owner b releases both; the old CLI
@@ -199,6 +200,9 @@ func TestTokenFileNamed(t *testing.T) {
 	e := start(t)
 	other := t.TempDir()
 	os.WriteFile(filepath.Join(other, "admin.token"), []byte("not-this-servers-token\n"), 0o600)
+	// As if a server on that dir had recorded this URL: the CLI sends the
+	// token, and the server refuses it.
+	os.WriteFile(filepath.Join(other, server.LocalURLFile), []byte(e.m.URL()+"\n"), 0o600)
 	_, stderr, code := runWith(map[string]string{"IRONPOOL_URL": e.m.URL(), "IRONPOOL_DATA_DIR": other}, "node", "list")
 	if code != 4 || !strings.Contains(stderr, filepath.Join(other, "admin.token")) || !strings.Contains(stderr, "--data-dir") {
 		t.Errorf("refused token file: exit %d %s", code, stderr)

@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/cli"
 )
 
 // readmeExitCodes returns the exit codes README's table documents.
@@ -43,14 +40,6 @@ func readmeExitCodes(t *testing.T) []int {
 		}
 	}
 	return codes
-}
-
-// runWith runs the CLI in-process with exactly the given environment.
-func runWith(vars map[string]string, args ...string) (string, string, int) {
-	var out, errb bytes.Buffer
-	code := cli.Run(context.Background(), args, cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
-		Getenv: func(k string) string { return vars[k] }})
-	return out.String(), errb.String(), code
 }
 
 // TestExitCodes checks README's exit code table row by row against a real

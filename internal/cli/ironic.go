@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"ironpool"
-	"ironpool/internal/pool"
 )
 
 // ironicCmd is `ironpool ironic …`: operations on the Ironic behind the pool.
@@ -25,7 +24,7 @@ func (a *app) ironicCmd() *cobra.Command {
 		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var r pool.SyncResult
+			var r ironpool.SyncResult
 			if err := a.call(cmd.Context(), "POST", "/v1/ironic/sync", nil, &r); err != nil {
 				return err
 			}
@@ -71,7 +70,7 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 			if !slices.Contains([]string{"on", "off", "reboot", "status"}, args[1]) {
 				return usagef("power action %q: want on, off, reboot or status", args[1])
 			}
-			var r pool.PowerResult
+			var r ironpool.PowerResult
 			if err := a.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(args[0])+"/power", map[string]string{"action": args[1]}, &r); err != nil {
 				return err
 			}

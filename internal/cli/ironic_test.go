@@ -12,7 +12,6 @@ import (
 	"ironpool"
 	"ironpool/internal/ironic"
 	"ironpool/internal/ironictest"
-	"ironpool/internal/pool"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
 )
@@ -117,7 +116,7 @@ func TestIronicBackend(t *testing.T) {
 
 	t.Run("Sync", func(t *testing.T) {
 		e := &env{t: t, m: top.m}
-		var r pool.SyncResult
+		var r ironpool.SyncResult
 		e.jsonOf(&r, "ironic", "sync")
 		// 22 available + the manageable one (kept out as maintenance);
 		// the two active ones are someone else's.
@@ -282,8 +281,10 @@ func TestIronicBackend(t *testing.T) {
 		e.ok("undeploy", a.ID)
 		for name, n := range e.fullNodes("--allocation", a.ID) {
 			in, _ := c.GetNode(ctx, name)
-			if n.State != "allocated" || in.ProvisionState != "available" || in.InstanceUUID != "" {
-				t.Errorf("%s after undeploy: pool %s, Ironic %s", name, n.State, in.ProvisionState)
+			// Still in a lessee allocation: still reserved in Ironic
+			// (instance_uuid is ironpool's allocation, not the deploy's).
+			if n.State != "allocated" || in.ProvisionState != "available" || in.InstanceUUID == "" {
+				t.Errorf("%s after undeploy: pool %s, Ironic %s, instance_uuid %q (want ironpool's reservation)", name, n.State, in.ProvisionState, in.InstanceUUID)
 			}
 		}
 		// Handoff nodes are the owner's to drive: refused.

@@ -181,7 +181,11 @@ func (a *app) printNode(n *ironpool.Node) error {
 		row("macs", strings.Join(n.MACs, ","))
 		row("bmc.address", n.BMC.Address)
 		row("bmc.username", n.BMC.Username)
-		row("bmc.password", n.BMC.Password)
+		if n.BMC.PasswordError != "" {
+			row("bmc.password", "unavailable: "+n.BMC.PasswordError)
+		} else {
+			row("bmc.password", n.BMC.Password)
+		}
 		if n.Owner != "" {
 			row("owner", n.Owner)
 			row("allocation_id", n.AllocationID)

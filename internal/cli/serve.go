@@ -17,6 +17,7 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
 	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
+	var ironics []string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ironpool server (embedded SQLite by default)",
@@ -40,8 +41,18 @@ func (a *app) serveCmd() *cobra.Command {
 				return ironpool.FieldErrorf("default-ttl", "%s is over --max-ttl %s", m.Pool.DefaultTTL, m.Pool.MaxTTL)
 			}
 			m.Pool.DefaultMode = ironpool.Mode(mode)
+			if m.Background.CleanWorkers < 1 || m.Background.CleanWorkers > 1024 {
+				return ironpool.FieldErrorf("clean-workers", "%d is out of range (1 to 1024)", m.Background.CleanWorkers)
+			}
 			if cleanCmd != "" {
-				m.Pool.CleanCommand = strings.Fields(cleanCmd)
+				m.Background.CleanCommand = strings.Fields(cleanCmd)
+			}
+			for _, s := range ironics {
+				ep, err := server.ParseIronicEndpoint(s)
+				if err != nil {
+					return err
+				}
+				m.Ironic.Endpoints = append(m.Ironic.Endpoints, ep)
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -62,6 +73,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address (env IRONPOOL_LISTEN)")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
+	f.StringVar(&m.SQLiteSynchronous, "sqlite-synchronous", "full", "SQLite durability: full syncs every commit; normal may lose the last commits on power loss (never on a crash of the process)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
 	f.StringVar(&m.TLSCert, "tls-cert", "", "TLS certificate (PEM); serve HTTPS")
@@ -71,19 +83,23 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
+	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
 	f.DurationVar(&m.Pool.WaiterGrace, "waiter-grace", 30*time.Second, "cancel a queued request when no client has waited on it for this long (negative: never)")
-	f.StringVar(&m.Pool.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
+	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
 	f.StringVar(&m.MoltenIronListen, "molteniron-listen", "", "also serve Molten Iron's protocol on this address (e.g. 127.0.0.1:5656); off unless given")
 	f.StringVar(&m.MoltenIronRole, "molteniron-role", "user", "role the Molten Iron listener acts with: user, operator or admin")
-	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; default any owner)")
+	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; required with role user; '*' for every owner)")
+	f.BoolVar(&m.MoltenIronAllowRemote, "molteniron-allow-remote", false, "let --molteniron-listen bind a non-loopback address (the protocol has no authentication)")
 	f.BoolVar(&m.MoltenIronAllowDeleteDB, "molteniron-allow-delete-db", false, "let Molten Iron's delete_db delete every unallocated node")
+	f.StringArrayVar(&ironics, "ironic", nil, "a further Ironic behind the pool: NAME=URL (noauth) or NAME=cloud:CLOUD (repeatable; every replica running the reconciler must reach all of them)")
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
-	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic through Keystone (instead of --ironic-url)")
+	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic by (Keystone, or auth_type none/http_basic with baremetal_endpoint_override), instead of --ironic-url")
+	f.StringVar(&m.Ironic.CloudsFile, "ironic-clouds-file", "", "clouds.yaml to read for --ironic-cloud (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)")
 	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only on demand, by running: ironpool ironic sync)")
 	return c
 }

@@ -62,7 +62,26 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Minute
 	}
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token,
+		HTTP: &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: sameOrigin}}, nil
+}
+
+// sameOrigin follows a redirect only to the same scheme and host. net/http
+// re-sends the Authorization header to the same host even from https to
+// http, which would put the bearer token on the wire in clear; ironpool
+// itself never redirects its API, so anything else is refused.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return ironpool.Errorf(ironpool.EUNAVAILABLE,
+			"refusing to follow a redirect from %s://%s to %s://%s: the API token would go to another origin",
+			first.Scheme, first.Host, req.URL.Scheme, req.URL.Host).
+			WithHint("set IRONPOOL_URL to the server's own address")
+	}
+	if len(via) >= 10 {
+		return ironpool.Errorf(ironpool.EUNAVAILABLE, "stopped after 10 redirects")
+	}
+	return nil
 }
 
 // problem mirrors the server's problem document.
@@ -99,6 +118,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
+	var refused *ironpool.Error
+	if errors.As(err, &refused) { // a redirect sameOrigin refused
+		return 0, refused
+	}
 	if err != nil {
 		return 0, &ironpool.Error{Code: ironpool.EUNAVAILABLE, Message: fmt.Sprintf("cannot reach ironpool at %s: %v", c.BaseURL, unwrapURLError(err)),
 			Hint: connectHint(err)}

@@ -168,10 +168,11 @@ var matrix = []matrixRow{
 		n, _ := s.node()
 		return request{"POST", "/v1/nodes/" + n + "/inspect", nil}
 	}, staffOnly(400)},
-	{"power-node", func(s *testServer, _ string) request {
-		n, _ := s.node()
-		return request{"POST", "/v1/nodes/" + n + "/power", map[string]any{"action": "status"}}
-	}, staffOnly(400)},
+	// A user may power the nodes its owners hold (then: 400, no Ironic
+	// here), never another owner's.
+	{"power-node", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/nodes/" + s.heldNode(owner) + "/power", map[string]any{"action": "status"}}
+	}, [5]int{401, 400, 400, 400, 403}},
 	{"deploy-allocation", func(s *testServer, owner string) request {
 		return request{"POST", "/v1/allocations/" + s.allocation(owner) + "/deploy", map[string]any{"image": "http://images/x.qcow2"}}
 	}, ownersNoBackend},

@@ -133,6 +133,14 @@ func (s *testServer) allocation(owner string) string {
 	return a.ID
 }
 
+// heldNode allocates a fresh node to owner and returns its name.
+func (s *testServer) heldNode(owner string) string {
+	s.t.Helper()
+	name, pool := s.node()
+	s.mustDo(s.admin, "POST", "/v1/allocations", allocBody(owner, pool), 201, nil)
+	return name
+}
+
 func mustRequest(t *testing.T, method, url string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)

@@ -15,8 +15,8 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"ironpool/internal/httpapi"
-	"ironpool/internal/pool"
 	"ironpool/internal/secret"
+	"ironpool/internal/service"
 	"ironpool/internal/sqlite"
 )
 
@@ -166,7 +166,7 @@ func TestPanicRecovered(t *testing.T) {
 	defer store.Close()
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	api := httpapi.New(pool.New(store, pool.Config{}, log), log)
+	api := httpapi.New(service.New(store, service.Config{}, log), log)
 	huma.Register(api.API, huma.Operation{OperationID: "test-panic", Method: "GET", Path: "/v1/test/panic"},
 		func(ctx context.Context, in *struct{}) (*struct{}, error) {
 			panic("db password is hunter2 at /srv/secret")

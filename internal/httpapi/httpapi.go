@@ -17,7 +17,7 @@ import (
 
 	"ironpool"
 	"ironpool/internal/dashboard"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // Version is the API version shown in the OpenAPI document.
@@ -25,7 +25,7 @@ const Version = "1.0.0"
 
 // Server is the HTTP front of one pool service.
 type Server struct {
-	Service *pool.Service
+	Service *service.Service
 	Log     *slog.Logger
 	API     huma.API
 	Mux     *http.ServeMux
@@ -33,7 +33,7 @@ type Server struct {
 }
 
 // New builds the API over svc.
-func New(svc *pool.Service, log *slog.Logger) *Server {
+func New(svc *service.Service, log *slog.Logger) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("ironpool", Version)
 	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
@@ -46,7 +46,7 @@ func New(svc *pool.Service, log *slog.Logger) *Server {
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	api := humago.New(mux, cfg)
 	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
-	api.UseMiddleware(s.authenticate)
+	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
@@ -97,6 +97,29 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	next(huma.WithValue(ctx, actorKey{}, actor))
 }
 
+// checkParams refuses a path or query parameter holding a NUL byte or
+// invalid UTF-8 with 400 naming it, before any handler runs: PostgreSQL
+// fails such a value with an error (SQLSTATE 22021) where SQLite just finds
+// nothing, and both engines must answer alike.
+func (s *Server) checkParams(ctx huma.Context, next func(huma.Context)) {
+	for _, p := range ctx.Operation().Parameters {
+		var v string
+		switch p.In {
+		case "path":
+			v = ctx.Param(p.Name)
+		case "query":
+			v = ctx.Query(p.Name)
+		default:
+			continue
+		}
+		if err := ironpool.ValidateText(p.Name, v); err != nil {
+			writeProblem(ctx, problem(s.Log, err))
+			return
+		}
+	}
+	next(ctx)
+}
+
 // actx returns the request context carrying the actor for the service.
 func actx(ctx context.Context) context.Context {
 	if a, ok := ctx.Value(actorKey{}).(*ironpool.Actor); ok {
@@ -108,7 +131,7 @@ func actx(ctx context.Context) context.Context {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2e9)
 	defer cancel()
-	if _, err := s.Service.Store.NextExpiry(ctx); err != nil {
+	if err := s.Service.Health(ctx); err != nil {
 		s.Log.Warn("healthz", "err", err)
 		http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
 		return

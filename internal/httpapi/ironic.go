@@ -5,11 +5,10 @@ import (
 	"net/http"
 
 	"ironpool"
-	"ironpool/internal/pool"
 )
 
-type syncReply struct{ Body *pool.SyncResult }
-type powerReply struct{ Body *pool.PowerResult }
+type syncReply struct{ Body *ironpool.SyncResult }
+type powerReply struct{ Body *ironpool.PowerResult }
 
 // ironicRoutes are the Ironic backend's operations: sync, register and
 // unregister, inspect, power, the adoption pair, and deploy/undeploy of an
@@ -42,7 +41,7 @@ func (s *Server) ironicRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			a, err := svc.AdoptNode(ctx, pool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name, TTL: ttl})
+			a, err := svc.AdoptNode(ctx, ironpool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name, TTL: ttl})
 			return &allocReply{Status: 201, Body: a}, err
 		})
 	register(s, http.MethodPost, "/v1/nodes/{name}/register", "register-node", "Enroll a pool node into Ironic", 200,
@@ -94,7 +93,7 @@ func (s *Server) ironicRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			a, err := svc.DeployAllocation(ctx, in.ID, pool.DeployRequest{Image: in.Body.Image, Checksum: in.Body.Checksum,
+			a, err := svc.DeployAllocation(ctx, in.ID, ironpool.DeployRequest{Image: in.Body.Image, Checksum: in.Body.Checksum,
 				ConfigDrive: in.Body.ConfigDrive, Timeout: to})
 			return &allocReply{Status: 202, Body: a}, err
 		})

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // Metrics counts requests by route and status and their latency, and serves
@@ -19,7 +20,17 @@ type Metrics struct {
 	mu       sync.Mutex
 	requests map[[2]string]uint64 // {pattern, status} → count
 	seconds  map[string]float64   // pattern → total seconds
+
+	// The pool gauges come from one status query, shared for gaugesTTL by
+	// every scrape: /metrics needs no token, so a flood of it must not
+	// turn into a flood of database reads.
+	gaugesMu sync.Mutex
+	gaugesAt time.Time
+	gauges   *service.Gauges
 }
+
+// gaugesTTL is how long one status query serves /metrics.
+const gaugesTTL = time.Second
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
@@ -48,7 +59,35 @@ func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.Ser
 	m.mu.Unlock()
 }
 
-func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
+// poolGauges returns gauges at most gaugesTTL old; concurrent scrapes wait
+// for one query rather than each running their own.
+func (m *Metrics) poolGauges(r *http.Request, svc *service.Service) (*service.Gauges, error) {
+	m.gaugesMu.Lock()
+	defer m.gaugesMu.Unlock()
+	if m.gauges != nil && time.Since(m.gaugesAt) < gaugesTTL {
+		return m.gauges, nil
+	}
+	g, err := svc.Gauges(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	m.gauges, m.gaugesAt = g, time.Now()
+	return g, nil
+}
+
+// showsOwners reports whether the scrape may see owner names: only with an
+// admin or operator token (Prometheus' authorization.credentials_file),
+// since anyone who reaches the port may read /metrics.
+func showsOwners(r *http.Request, svc *service.Service) bool {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	a, err := svc.Authenticate(r.Context(), secret)
+	return err == nil && (a.Role == ironpool.RoleAdmin || a.Role == ironpool.RoleOperator)
+}
+
+func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.mu.Lock()
@@ -73,10 +112,11 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
 		}
 		m.mu.Unlock()
-		st, err := svc.Store.Status(r.Context(), svc.Now())
+		g, err := m.poolGauges(r, svc)
 		if err != nil {
 			return
 		}
+		st := g.Status
 		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state.")
 		fmt.Fprintln(w, "# TYPE ironpool_nodes gauge")
 		for _, c := range st.Nodes {
@@ -85,10 +125,12 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
 		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
 		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
-		fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner.")
-		fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
-		for _, o := range st.Owners {
-			fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+		if showsOwners(r, svc) {
+			fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner (shown to admin and operator tokens only).")
+			fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
+			for _, o := range st.Owners {
+				fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
+			}
 		}
 		leader := 0
 		if svc.Leader() {
@@ -97,12 +139,9 @@ func (m *Metrics) serve(svc *pool.Service) http.HandlerFunc {
 		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
 		// Group commit (SQLite): writes per commit shows how much batching
 		// the load gives.
-		if ws, ok := svc.Store.(interface{ WriteStats() (int64, int64) }); ok {
-			if writes, commits := ws.WriteStats(); commits > 0 {
-				fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", writes)
-				fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", commits)
-			}
+		if g.Commit > 0 {
+			fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", g.Writes)
+			fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", g.Commit)
 		}
-		_ = ironpool.AllocActive
 	}
 }

@@ -15,10 +15,20 @@ func TestMetrics(t *testing.T) {
 	id := s.allocation("lab1") // one node in its own pool, allocated
 	s.mustDo(s.admin, "DELETE", "/v1/allocations/"+id, nil, 200, nil)
 	s.allocation("lab2")
+	// Without a token (anyone on the network): no owner names.
 	st, hdr, body := s.do("", "GET", "/metrics", nil)
 	if st != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %s", st, hdr.Get("Content-Type"))
 	}
+	if strings.Contains(string(body), "lab2") || strings.Contains(string(body), "ironpool_owner_nodes") {
+		t.Errorf("/metrics without a token names owners:\n%s", body)
+	}
+	// A user token is not enough either.
+	if _, _, body := s.do(s.user, "GET", "/metrics", nil); strings.Contains(string(body), "lab2") {
+		t.Errorf("/metrics with a user token names other owners:\n%s", body)
+	}
+	// An operator token (a configured scraper) sees them.
+	st, _, body = s.do(s.operator, "GET", "/metrics", nil)
 	page := string(body)
 	metric := func(pattern string) float64 {
 		t.Helper()

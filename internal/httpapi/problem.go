@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -107,4 +108,16 @@ func problem(log *slog.Logger, err error) error {
 	status := ironpool.ErrorStatus(e.Code)
 	return &Problem{Status: status, Title: http.StatusText(status), Detail: e.Error(), Code: e.Code,
 		Field: e.Field, Hint: e.Hint, Shortfall: e.Shortfall}
+}
+
+// writeProblem answers a middleware's refusal with the problem document a
+// handler's error would have produced.
+func writeProblem(ctx huma.Context, err error) {
+	p, ok := err.(*Problem)
+	if !ok {
+		p = &Problem{Status: 500, Title: "Internal Server Error", Detail: "internal error", Code: ironpool.EINTERNAL}
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	json.NewEncoder(ctx.BodyWriter()).Encode(p)
 }

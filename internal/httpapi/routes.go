@@ -81,7 +81,10 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 	op := huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, DefaultStatus: status,
 		Tags: []string{tagOf(path)}}
 	if path == "/v1/nodes/import" {
-		op.MaxBodyBytes = 64 << 20
+		op.MaxBodyBytes = MaxImportBytes
+		// The body is streamed against its limit by streamImport, which
+		// answers the request itself; the handler below documents it.
+		op.Middlewares = huma.Middlewares{s.streamImport}
 	} else {
 		op.MaxBodyBytes = 1 << 20
 	}
@@ -436,24 +439,9 @@ func (s *Server) routes() {
 			return nil, svc.RevokeToken(ctx, in.ID)
 		})
 	register(s, http.MethodPost, "/v1/admin/reseal", "reseal-secrets", "Re-encrypt every secret under the current key", 200,
-		func(ctx context.Context, in *struct{}) (*struct {
-			Body struct {
-				Resealed int    `json:"resealed"`
-				KeyID    string `json:"key_id"`
-			}
-		}, error) {
-			n, err := svc.RotateKey(ctx)
-			out := &struct {
-				Body struct {
-					Resealed int    `json:"resealed"`
-					KeyID    string `json:"key_id"`
-				}
-			}{}
-			out.Body.Resealed = n
-			if sealer, ok := svc.Store.(interface{ KeyID() string }); ok {
-				out.Body.KeyID = sealer.KeyID()
-			}
-			return out, err
+		func(ctx context.Context, in *struct{}) (*struct{ Body ironpool.ResealResult }, error) {
+			res, err := svc.RotateKey(ctx)
+			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
 	s.ironicRoutes()
 }

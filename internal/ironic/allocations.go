@@ -26,13 +26,23 @@ func (c *Client) CreateAllocation(ctx context.Context, resourceClass, name strin
 	if resourceClass == "" {
 		return "", "", ironpool.FieldErrorf("resource_class", "is required")
 	}
-	a, err := allocations.Create(ctx, c.sc, allocations.CreateOpts{ResourceClass: resourceClass, Name: name}).Extract()
+	a, err := c.allocate(ctx, allocations.CreateOpts{ResourceClass: resourceClass, Name: name})
+	if err != nil {
+		return "", "", err
+	}
+	return a.UUID, a.NodeUUID, nil
+}
+
+// allocate creates an Ironic allocation and waits until it is active; a
+// failed or stuck one is deleted before the error is returned.
+func (c *Client) allocate(ctx context.Context, opts allocations.CreateOpts) (*allocations.Allocation, error) {
+	a, err := allocations.Create(ctx, c.sc, opts).Extract()
 	if err != nil {
 		mapped := mapError(ctx, err, "create allocation")
-		if status, _, ok := responseError(err); ok && status == 503 && name != "" {
-			_ = c.DeleteAllocation(context.WithoutCancel(ctx), name)
+		if status, _, ok := responseError(err); ok && status == 503 && opts.Name != "" {
+			_ = c.DeleteAllocation(context.WithoutCancel(ctx), opts.Name)
 		}
-		return "", "", mapped
+		return nil, mapped
 	}
 	wctx, cancel := context.WithTimeout(ctx, allocationTimeout)
 	defer cancel()
@@ -48,9 +58,9 @@ func (c *Client) CreateAllocation(ctx context.Context, resourceClass, name strin
 		// Do not leave an allocation behind that may still grab a node.
 		_ = c.DeleteAllocation(context.WithoutCancel(ctx), a.UUID)
 		if wctx.Err() != nil && ctx.Err() == nil {
-			return "", "", ironpool.Errorf(ironpool.ETIMEOUT, "ironic: allocation %s still %q after %s", a.UUID, a.State, allocationTimeout)
+			return nil, ironpool.Errorf(ironpool.ETIMEOUT, "ironic: allocation %s still %q after %s", a.UUID, a.State, allocationTimeout)
 		}
-		return "", "", err
+		return nil, err
 	}
 	if a.State == "error" {
 		_ = c.DeleteAllocation(context.WithoutCancel(ctx), a.UUID)
@@ -58,9 +68,49 @@ func (c *Client) CreateAllocation(ctx context.Context, resourceClass, name strin
 		if strings.Contains(a.LastError, "no available nodes") || strings.Contains(a.LastError, "no suitable nodes") {
 			code = ironpool.ECAPACITY
 		}
-		return "", "", ironpool.Errorf(code, "ironic: allocation for resource class %q failed: %s", resourceClass, a.LastError)
+		return nil, ironpool.Errorf(code, "ironic: allocation for resource class %q failed: %s", opts.ResourceClass, a.LastError)
 	}
-	return a.UUID, a.NodeUUID, nil
+	return a, nil
+}
+
+// Reserve records in Ironic that ironpool has handed node id out: an
+// Ironic allocation named name for exactly that node, which sets the
+// node's instance_uuid, so Nova, Metal3, ESI-Leap and any other consumer of
+// the same Ironic see the node as taken and their allocations skip it. It
+// is idempotent: an active allocation of that name on that node is kept. A
+// node another consumer holds already (an instance_uuid of its own) is
+// ECONFLICT.
+func (c *Client) Reserve(ctx context.Context, id, name string, extra map[string]string) error {
+	if a, err := allocations.Get(ctx, c.sc, name).Extract(); err == nil {
+		if a.NodeUUID == id && a.State == "active" {
+			return nil
+		}
+		if err := c.DeleteAllocation(ctx, a.UUID); err != nil { // stale: ours, but failed or elsewhere
+			return err
+		}
+	} else if code := ironpool.ErrorCode(mapError(ctx, err, "get allocation "+name)); code != ironpool.ENOTFOUND {
+		return mapError(ctx, err, "get allocation "+name)
+	}
+	n, err := c.GetNode(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n.InstanceUUID != "" {
+		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s is taken by another consumer (instance_uuid %s)", id, n.InstanceUUID)
+	}
+	rc := n.ResourceClass
+	if rc == "" {
+		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s has no resource class, so it cannot be reserved with an allocation", id)
+	}
+	_, err = c.allocate(ctx, allocations.CreateOpts{ResourceClass: rc, CandidateNodes: []string{id}, Name: name, Extra: extra})
+	return err
+}
+
+// Unreserve deletes the allocation Reserve created under name, and nothing
+// else; one already gone (Ironic removes it when the node is undeployed)
+// is not an error.
+func (c *Client) Unreserve(ctx context.Context, name string) error {
+	return c.DeleteAllocation(ctx, name)
 }
 
 // DeleteAllocation releases an Ironic allocation (by UUID or name), which

@@ -45,8 +45,13 @@ type Config struct {
 	Password string
 	// Cloud names an entry of clouds.yaml (found the usual way: $OS_CLIENT_CONFIG_FILE,
 	// ./clouds.yaml, ~/.config/openstack, /etc/openstack) to authenticate with
-	// Keystone and find Ironic in the service catalog. URL is then ignored.
+	// Keystone and find Ironic in the service catalog — or, for entries with
+	// auth_type none or http_basic and baremetal_endpoint_override, to reach
+	// a standalone Ironic directly. URL is then ignored.
 	Cloud string
+	// CloudsFile, when set, is the clouds.yaml to read instead of the
+	// usual search path.
+	CloudsFile string
 	// Timeout bounds each HTTP request, so a hung Ironic surfaces as
 	// EUNAVAILABLE instead of blocking a reconciler. Default DefaultTimeout.
 	Timeout time.Duration
@@ -90,7 +95,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Cloud != "" {
 		sc, err = cloudClient(ctx, cfg)
 	} else {
-		sc, err = directClient(cfg)
+		sc, err = directClient(cfg, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -112,7 +117,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 // directClient builds a noauth or HTTP-basic client for cfg.URL. gophercloud's
 // noauth and httpbasic constructors do the same; building it here lets both
 // share one ProviderClient set-up (timeout, retries, user agent).
-func directClient(cfg Config) (*gophercloud.ServiceClient, error) {
+func directClient(cfg Config, tlsConfig *tls.Config) (*gophercloud.ServiceClient, error) {
 	if cfg.URL == "" {
 		return nil, ironpool.FieldErrorf("ironic.url", "is required unless a clouds.yaml cloud is named")
 	}
@@ -127,7 +132,7 @@ func directClient(cfg Config) (*gophercloud.ServiceClient, error) {
 	if !strings.HasSuffix(base, "/v1") {
 		base += "/v1"
 	}
-	pc := newProvider(cfg, nil)
+	pc := newProvider(cfg, tlsConfig)
 	sc := &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base + "/", Type: "baremetal"}
 	if cfg.Username != "" {
 		token := base64.StdEncoding.EncodeToString([]byte(cfg.Username + ":" + cfg.Password))
@@ -136,12 +141,59 @@ func directClient(cfg Config) (*gophercloud.ServiceClient, error) {
 	return sc, nil
 }
 
-// cloudClient authenticates with Keystone as clouds.yaml says and finds
-// Ironic in the catalog.
+// cloudClient reaches the Ironic a clouds.yaml entry names: directly for
+// entries without Keystone (auth_type none or http_basic with
+// baremetal_endpoint_override, as a standalone Ironic is configured), else
+// by authenticating with Keystone and finding Ironic in the catalog.
 func cloudClient(ctx context.Context, cfg Config) (*gophercloud.ServiceClient, error) {
-	ao, eo, tlsConfig, err := clouds.Parse(clouds.WithCloudName(cfg.Cloud))
+	c, file, err := findCloud(cfg.Cloud, cfg.CloudsFile)
+	if err != nil {
+		return nil, err
+	}
+	direct, endpoint, err := c.keystoneFree()
+	if err != nil {
+		return nil, ironpool.FieldErrorf("ironic.cloud", "%s: cloud %q: %v", file, cfg.Cloud, err)
+	}
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		return nil, ironpool.FieldErrorf("ironic.cloud", "%s: cloud %q: %v", file, cfg.Cloud, err)
+	}
+	if direct {
+		d := cfg
+		d.URL, d.Username, d.Password = endpoint, "", ""
+		if strings.EqualFold(c.AuthType, "http_basic") {
+			d.Username, d.Password = c.Auth.Username, c.Auth.Password
+		}
+		sc, err := directClient(d, tlsConfig)
+		if err != nil {
+			return nil, ironpool.FieldErrorf("ironic.cloud", "%s: cloud %q: %s", file, cfg.Cloud, ironpool.ErrorMessage(err))
+		}
+		return sc, nil
+	}
+	return keystoneClient(ctx, cfg)
+}
+
+// keystoneClient authenticates with Keystone as clouds.yaml says and finds
+// Ironic in the catalog. gophercloud's parser is trusted with Keystone
+// entries only; a panic in it is a refused configuration, not a crash.
+func keystoneClient(ctx context.Context, cfg Config) (sc *gophercloud.ServiceClient, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sc, err = nil, ironpool.FieldErrorf("ironic.cloud", "cannot use clouds.yaml cloud %q: %v", cfg.Cloud, r)
+		}
+	}()
+	opts := []clouds.ParseOption{clouds.WithCloudName(cfg.Cloud)}
+	if cfg.CloudsFile != "" {
+		opts = append(opts, clouds.WithLocations(cfg.CloudsFile))
+	}
+	ao, eo, tlsConfig, err := clouds.Parse(opts...)
 	if err != nil {
 		return nil, ironpool.FieldErrorf("ironic.cloud", "cannot use clouds.yaml cloud %q: %v", cfg.Cloud, err)
+	}
+	if ao.IdentityEndpoint == "" {
+		return nil, (&ironpool.Error{Code: ironpool.EINVALID, Field: "ironic.cloud",
+			Message: fmt.Sprintf("cloud %q has no auth.auth_url", cfg.Cloud)}).
+			WithHint("for an Ironic without Keystone use auth_type: none (or http_basic) with baremetal_endpoint_override")
 	}
 	pc, err := openstack.NewClient(ao.IdentityEndpoint)
 	if err != nil {
@@ -149,13 +201,24 @@ func cloudClient(ctx context.Context, cfg Config) (*gophercloud.ServiceClient, e
 	}
 	configureProvider(pc, cfg, tlsConfig)
 	if err := openstack.Authenticate(ctx, pc, ao); err != nil {
-		return nil, mapError(ctx, err, "authenticate with Keystone for cloud "+cfg.Cloud)
+		return nil, keystoneHint(mapError(ctx, err, "authenticate with Keystone for cloud "+cfg.Cloud))
 	}
-	sc, err := openstack.NewBareMetalV1(pc, eo)
+	sc, err = openstack.NewBareMetalV1(pc, eo)
 	if err != nil {
 		return nil, ironpool.Errorf(ironpool.EUNAVAILABLE, "ironic: cloud %q: no baremetal endpoint in the service catalog: %v", cfg.Cloud, err)
 	}
 	return sc, nil
+}
+
+// keystoneHint says that Keystone, not Ironic, refused or was unreachable.
+func keystoneHint(err error) error {
+	var e *ironpool.Error
+	if errors.As(err, &e) && e.Hint == "" {
+		c := *e
+		c.Hint = "Keystone is the problem, not Ironic: check auth_url and the credentials in clouds.yaml"
+		return &c
+	}
+	return err
 }
 
 func newProvider(cfg Config, tlsConfig *tls.Config) *gophercloud.ProviderClient {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -16,30 +15,9 @@ import (
 	"ironpool"
 )
 
-// StateError reports that a node ended in a state other than the one a
-// caller waited for — usually one of Ironic's failure states — together with
-// Ironic's last_error, which is the only explanation Ironic keeps. It
-// unwraps to an ECONFLICT *ironpool.Error, so ironpool.ErrorCode works on it.
-type StateError struct {
-	Node      string // Ironic UUID
-	State     string // provision_state the node landed in
-	Want      string // the provision_state that was waited for
-	LastError string // Ironic's last_error, may be empty
-}
-
-// Error implements error.
-func (e *StateError) Error() string {
-	msg := fmt.Sprintf("ironic: node %s is %q, not %q", e.Node, e.State, e.Want)
-	if e.LastError != "" {
-		msg += ": " + e.LastError
-	}
-	return msg
-}
-
-// Unwrap returns the coded error, so errors.As finds an *ironpool.Error.
-func (e *StateError) Unwrap() error {
-	return &ironpool.Error{Code: ironpool.ECONFLICT, Message: e.Error()}
-}
+// StateError is the root package's BackendStateError: a node landed in a
+// provision state other than the one waited for.
+type StateError = ironpool.BackendStateError
 
 // failureStates are provision states Ironic parks a node in when an operation
 // fails; waiting on in them is pointless.

@@ -145,8 +145,8 @@ func newClient(t *testing.T) *Client {
 	c, err := Connect(t.Context(), Config{
 		URL:            url,
 		DriverOverride: FakeDriver,
-		Timeout:        10 * time.Second,
-		WaitTimeout:    60 * time.Second,
+		Timeout:        30 * time.Second,
+		WaitTimeout:    2 * time.Minute,
 		PageSize:       7, // small, so 20+ nodes take several pages
 	})
 	if err != nil {

@@ -175,20 +175,8 @@ func poll(ctx context.Context, fn func() (bool, error)) error {
 	}
 }
 
-// DeploySpec says what Deploy writes to a node.
-type DeploySpec struct {
-	// ImageSource is the image URL (http(s)://, file://) or a Glance UUID.
-	ImageSource string
-	// ImageChecksum is the image's checksum: plain hex (Ironic's
-	// image_checksum, MD5 or detected by length) or "sha256:<hex>" /
-	// "sha512:<hex>", which become image_os_hash_algo/value.
-	ImageChecksum string
-	// ConfigDrive is optional: a base64 gzipped ISO image, or a JSON object
-	// with meta_data/user_data/network_data that Ironic builds the drive from.
-	ConfigDrive string
-	// Timeout bounds the wait for active; 0 means Config.WaitTimeout.
-	Timeout time.Duration
-}
+// DeploySpec is the root package's DeploySpec: what to write to a node.
+type DeploySpec = ironpool.DeploySpec
 
 // Deploy writes the image to instance_info and moves an available node to
 // active, waiting for it. The node also gets an instance_uuid (a new one if
@@ -284,6 +272,13 @@ func (c *Client) Inspect(ctx context.Context, uuid string) (NodeInfo, error) {
 		return n, ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s is %q; only manageable or available nodes can be inspected", n.UUID, n.ProvisionState)
 	}
 	if err := c.changeState(ctx, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetInspect}); err != nil {
+		// Refused (a driver with no-inspect): put the node back where it
+		// was rather than leave it manageable.
+		if wasAvailable {
+			if perr := c.Provide(context.WithoutCancel(ctx), n.UUID); perr != nil {
+				return n, fmt.Errorf("%w (and returning it to available failed: %v)", err, perr)
+			}
+		}
 		return n, err
 	}
 	n, err = c.WaitForProvisionState(ctx, n.UUID, "manageable", 0)

@@ -15,7 +15,7 @@ import (
 
 // ManagedBy is the extra.managed_by value Register writes, so ironpool can
 // tell its own enrolments from nodes an operator made by hand.
-const ManagedBy = "ironpool"
+const ManagedBy = ironpool.ManagedBy
 
 // DriverInfo derives Ironic's driver and driver_info from a BMC: ipmi://host:port
 // → driver ipmi with ipmi_address/ipmi_port/ipmi_username/ipmi_password;
@@ -209,8 +209,9 @@ func (c *Client) driveToAvailable(ctx context.Context, uuid string) error {
 }
 
 // Unregister deletes a node from Ironic; its ports go with it. It refuses
-// with ECONFLICT while the node is deployed or has an instance, and does
-// nothing if the node is already gone.
+// with ECONFLICT while the node is deployed or has an instance, puts a node
+// in a failed state into maintenance first (Ironic's condition for deleting
+// it), and does nothing if the node is already gone.
 func (c *Client) Unregister(ctx context.Context, uuid string) error {
 	n, err := c.getNode(ctx, uuid)
 	if ironpool.ErrorCode(err) == ironpool.ENOTFOUND {
@@ -223,6 +224,17 @@ func (c *Client) Unregister(ctx context.Context, uuid string) error {
 		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s has instance %s; undeploy it before unregistering", n.UUID, n.InstanceUUID)
 	case n.ProvisionState == "active" || n.TargetProvisionState == "active":
 		return ironpool.Errorf(ironpool.ECONFLICT, "ironic: node %s is %q; undeploy it before unregistering", n.UUID, n.ProvisionState)
+	}
+	switch n.ProvisionState {
+	case "enroll", "manageable", "available":
+	default:
+		// Ironic deletes a node in any other state (clean failed, inspect
+		// failed, error…) only once it is in maintenance.
+		if !n.Maintenance {
+			if err := c.SetMaintenance(ctx, n.UUID, "ironpool: unregistering"); err != nil {
+				return err
+			}
+		}
 	}
 	err = nodes.Delete(ctx, c.sc, n.UUID).ExtractErr()
 	if ironpool.ErrorCode(mapError(ctx, err, "")) == ironpool.ENOTFOUND {

@@ -136,7 +136,7 @@ func (in *Instance) Restart(tb testing.TB) {
 func (in *Instance) Connect(tb testing.TB) *ironic.Client {
 	tb.Helper()
 	c, err := ironic.Connect(context.Background(), ironic.Config{URL: in.URL, DriverOverride: ironic.FakeDriver,
-		Timeout: 10 * time.Second, WaitTimeout: time.Minute, PageSize: 7})
+		Timeout: 30 * time.Second, WaitTimeout: 2 * time.Minute, PageSize: 7})
 	if err != nil {
 		tb.Fatal(err)
 	}

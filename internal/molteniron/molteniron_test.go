@@ -528,8 +528,22 @@ func TestStatus(t *testing.T) {
 }
 
 func TestRoles(t *testing.T) {
-	t.Run("DefaultUser", func(t *testing.T) {
-		m := MustMain(t, func(m *server.Main) { m.MoltenIronRole = "" })
+	t.Run("ErrUserWithoutOwners", func(t *testing.T) {
+		// Acting for every owner must be asked for: role user (the
+		// default) with no --molteniron-owner refuses to start.
+		m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: "127.0.0.1:0",
+			DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		err := m.Run(context.Background())
+		if err == nil {
+			m.Close()
+			t.Fatal("a user listener with no --molteniron-owner started")
+		}
+		if e, ok := err.(*ironpool.Error); !ok || e.Field != "molteniron-owner" || !strings.Contains(e.Hint, "'*'") {
+			t.Errorf("refusal = %v; want field molteniron-owner with a hint naming '*'", err)
+		}
+	})
+	t.Run("AnyOwnerExplicit", func(t *testing.T) {
+		m := MustMain(t, func(m *server.Main) { m.MoltenIronRole, m.MoltenIronOwners = "", []string{"*"} })
 		st, _, raw := Call(t, m, baremetal(1, "default"))
 		if st != 403 {
 			t.Errorf("a user listener added a node: %d %s", st, raw)
@@ -553,6 +567,24 @@ func TestRoles(t *testing.T) {
 		wantErr(t, m, req("allocate", "owner_name", "other", "number_of_nodes", 1, "node_pool", "default"), 403,
 			"owner_name: this token may not act for owner other")
 		mustOK(t, m, req("allocate", "owner_name", "ci", "number_of_nodes", 1, "node_pool", "default"))
+		// Another owner's allocation, made over REST: its password is not
+		// handed out and it cannot be released from here.
+		addNative2(t, m, "n2")
+		a, err := m.Service.Allocate(adminCtx(), &ironpool.AllocationRequest{Owner: "rest-owner", TTL: time.Hour,
+			Items: []ironpool.ItemRequest{{Count: 1, Constraints: &ironpool.Constraints{}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, raw := Call(t, m, req("get_field", "owner_name", "rest-owner", "field_name", "ipmi_password"))
+		if st != 403 || strings.Contains(raw, "secret") {
+			t.Errorf("get_field of another owner's password: %d %s; want 403 without it", st, raw)
+		}
+		if st, _, raw := Call(t, m, req("release", "owner_name", "rest-owner")); st != 403 {
+			t.Errorf("release of another owner's allocation: %d %s; want 403", st, raw)
+		}
+		if got, err := m.Service.FindAllocation(adminCtx(), a.ID); err != nil || got.State != ironpool.AllocActive {
+			t.Errorf("the REST allocation after the refused release: %v %v", got, err)
+		}
 	})
 	t.Run("ErrRole", func(t *testing.T) {
 		m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "root",
@@ -562,6 +594,16 @@ func TestRoles(t *testing.T) {
 			t.Fatal("role root accepted")
 		}
 	})
+}
+
+// addNative2 adds a second node with its own MAC.
+func addNative2(tb testing.TB, m *server.Main, name string) {
+	tb.Helper()
+	err := m.Service.CreateNodes(adminCtx(), []*ironpool.Node{{Name: name, CPUs: 4, MemoryMB: 4096, LocalGB: 40, CPUArch: "x86_64",
+		MACs: []string{"52:54:00:12:00:02"}, BMC: ironpool.BMC{Address: "ipmi://127.0.0.1:6230", Username: "root", Password: "secret"}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // addNative adds a node through ironpool's own service, as an admin would

@@ -55,7 +55,7 @@ func (o *Object) Set(key string, v any) {
 func Decode(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := decodeValue(dec)
+	v, err := decodeValue(dec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -74,13 +74,24 @@ type extraData struct{ off int }
 
 func (e *extraData) Error() string { return "extra data after the JSON value" }
 
-func decodeValue(dec *json.Decoder) (any, error) {
+// MaxDepth bounds how deeply arrays and objects may nest: encoding/json's
+// own limit, which the REST API's decoder applies. Without it, a 1 MiB body
+// of "[[[[…" recursed a million levels and cost hundreds of megabytes.
+const MaxDepth = 10000
+
+// errTooDeep is the refusal of a body nested deeper than MaxDepth.
+var errTooDeep = fmt.Errorf("the JSON value nests deeper than %d levels", MaxDepth)
+
+func decodeValue(dec *json.Decoder, depth int) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
 	}
 	switch t := tok.(type) {
 	case json.Delim:
+		if depth >= MaxDepth {
+			return nil, errTooDeep
+		}
 		switch t {
 		case '{':
 			o := Object{}
@@ -90,7 +101,7 @@ func decodeValue(dec *json.Decoder) (any, error) {
 					return nil, err
 				}
 				k, _ := kt.(string)
-				v, err := decodeValue(dec)
+				v, err := decodeValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -101,7 +112,7 @@ func decodeValue(dec *json.Decoder) (any, error) {
 		case '[':
 			l := []any{}
 			for dec.More() {
-				v, err := decodeValue(dec)
+				v, err := decodeValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -126,6 +137,8 @@ func pythonJSONError(data []byte, err error) string {
 	var ed *extraData
 	var se *json.SyntaxError
 	switch {
+	case errors.Is(err, errTooDeep):
+		return err.Error()
 	case !startsValue(data[start:]):
 	case errors.As(err, &ed):
 		what, off = "Extra data", ed.off

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/service"
 )
 
 // Methods are the protocol's methods, in the order the docs list them.
@@ -38,7 +38,7 @@ const MaxBody = 1 << 20
 // service's policy table and owner scoping apply and every change is
 // recorded as an audit event under that actor.
 type Server struct {
-	Service *pool.Service
+	Service *service.Service
 	Actor   *ironpool.Actor
 	// AllowDeleteDB enables delete_db, which deletes every node that no
 	// allocation holds. It is off by default: one stray call would empty
@@ -79,8 +79,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(st)
 		w.Write(EncodeJSON(rep))
+		// ERROR is for the server's own failures; a GET answered 501 is
+		// the client's mistake and must not page anyone.
 		level := slog.LevelInfo
-		if st >= 500 {
+		if st >= 500 && st != http.StatusNotImplemented {
 			level = slog.LevelError
 		}
 		s.log().Log(r.Context(), level, "molteniron", "method", method, "status", st,
@@ -709,7 +711,7 @@ func (s *Server) deleteDB(ctx context.Context) reply {
 	if !s.AllowDeleteDB {
 		return fail(403, "delete_db is disabled on this server: it would delete every node in the pool (start `ironpool serve` with --molteniron-allow-delete-db to enable it)")
 	}
-	if _, err := pool.Authorize(ctx, pool.OpMoltenIronWipe); err != nil {
+	if _, err := service.Authorize(ctx, service.OpMoltenIronWipe); err != nil {
 		return errorReply(err)
 	}
 	nodes, err := s.Service.FindNodes(ctx, ironpool.NodeFilter{})

@@ -107,12 +107,12 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := s.DB().QueryRow(`SELECT COUNT(*) FROM goose_db_version WHERE version_id > 0`).Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	files, err := fs.ReadDir(migrations.Postgres(), ".")
+	files, err := fs.Glob(migrations.Postgres(), "*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if applied != len(files) {
-		t.Errorf("goose recorded %d applied migrations, want %d (one per file, each applied once)", applied, len(files))
+		t.Errorf("goose recorded %d applied migrations, want %d (each once)", applied, len(files))
 	}
 }
 

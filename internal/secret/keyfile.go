@@ -120,13 +120,26 @@ func CreateKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := WriteKeyFile(path, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// WriteKeyFile writes key to a new file at path as CreateKeyFile does: hex,
+// mode 0600, never over an existing file, synced. The server uses it to
+// write a key it generated only after checking the database needs no other.
+func WriteKeyFile(path string, key []byte) error {
+	if len(key) != KeySize {
+		return ironpool.Errorf(ironpool.EINVALID, "secret key is %d bytes; want %d", len(key), KeySize)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil, ironpool.Errorf(ironpool.ECONFLICT,
+			return ironpool.Errorf(ironpool.ECONFLICT,
 				"secret key file %s already exists; refusing to overwrite it", path)
 		}
-		return nil, ironpool.Errorf(ironpool.EINTERNAL, "cannot create secret key file: %v", err)
+		return ironpool.Errorf(ironpool.EINTERNAL, "cannot create secret key file: %v", err)
 	}
 	data := []byte(hex.EncodeToString(key) + "\n")
 	_, err = f.Write(data)
@@ -140,10 +153,10 @@ func CreateKeyFile(path string) ([]byte, error) {
 		// The file is ours (O_EXCL) and incomplete; leaving it would make
 		// the next start fail on a truncated key instead of retrying.
 		_ = os.Remove(path)
-		return nil, ironpool.Errorf(ironpool.EINTERNAL, "cannot write secret key file: %v", err)
+		return ironpool.Errorf(ironpool.EINTERNAL, "cannot write secret key file: %v", err)
 	}
 	syncDir(filepath.Dir(path))
-	return key, nil
+	return nil
 }
 
 // syncDir makes a newly created directory entry durable. It is best effort:
@@ -156,24 +169,4 @@ func syncDir(dir string) {
 	}
 	_ = d.Sync()
 	_ = d.Close()
-}
-
-// LoadOrCreate loads the key at path, creating it with CreateKeyFile if the
-// file does not exist yet, so a first start needs no setup step. created
-// tells the caller to log that a new key was made and must be backed up. If
-// another process creates the file at the same moment, its key is loaded.
-func LoadOrCreate(path string) (key []byte, created bool, err error) {
-	key, err = LoadKeyFile(path)
-	if ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
-		return key, false, err
-	}
-	key, err = CreateKeyFile(path)
-	if ironpool.ErrorCode(err) == ironpool.ECONFLICT {
-		key, err = LoadKeyFile(path)
-		return key, false, err
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return key, true, nil
 }

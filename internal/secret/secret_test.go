@@ -483,31 +483,6 @@ func TestLoadKeyFile(t *testing.T) {
 	wantCode(t, err, ironpool.EINVALID)
 }
 
-func TestLoadOrCreate(t *testing.T) {
-	skipWindows(t)
-	path := filepath.Join(t.TempDir(), "secret.key")
-	first, created, err := LoadOrCreate(path)
-	if err != nil || !created {
-		t.Fatalf("first LoadOrCreate: created=%v err=%v", created, err)
-	}
-	second, created, err := LoadOrCreate(path)
-	if err != nil || created {
-		t.Fatalf("second LoadOrCreate: created=%v err=%v", created, err)
-	}
-	if !bytes.Equal(first, second) {
-		t.Fatal("second LoadOrCreate returned a different key")
-	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadOrCreate(path); err == nil {
-		t.Fatal("LoadOrCreate accepted a world-readable key file")
-	}
-	if after, err := LoadKeyFile(path); err == nil {
-		t.Fatalf("key file was replaced: %x", after)
-	}
-}
-
 func TestGenerateKey(t *testing.T) {
 	a, err := GenerateKey()
 	if err != nil {

@@ -3,19 +3,26 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	"ironpool"
 	"ironpool/internal/ironic"
 )
 
-// IronicOptions say which Ironic backs the pool. With neither URL nor Cloud
-// the pool is local: ironpool alone tracks its nodes.
+// IronicOptions say which Ironics back the pool. With no URL, Cloud or
+// Endpoints the pool is local: ironpool alone tracks its nodes.
 type IronicOptions struct {
+	// Endpoints are further Ironics behind the same pool (serve --ironic
+	// NAME=URL or NAME=cloud:CLOUD); each node's link names its endpoint.
+	Endpoints []IronicEndpoint
 	// URL is Ironic's API endpoint (noauth, or HTTP basic with User and
 	// Password).
 	URL, User, Password string
-	// Cloud names a clouds.yaml entry (Keystone); it wins over URL.
-	Cloud string
+	// Cloud names a clouds.yaml entry (Keystone, or auth_type none /
+	// http_basic with baremetal_endpoint_override); it wins over URL.
+	// CloudsFile names the clouds.yaml to read (default: the usual search).
+	Cloud, CloudsFile string
 	// SyncInterval is how often Ironic's nodes are imported and refreshed
 	// (0: 30s; negative: only on demand).
 	SyncInterval time.Duration
@@ -26,23 +33,76 @@ type IronicOptions struct {
 	RetryMax time.Duration
 }
 
-// startIronic connects to the configured Ironic and hands it to the
-// service before the background loops start, so the reconciler never sees
-// a half-set backend. A server told to use Ironic refuses to start without
-// it: running as a local pool instead would silently skip every checkout.
+// IronicEndpoint is one more Ironic behind the pool.
+type IronicEndpoint struct {
+	// Name is what logs and errors call it.
+	Name string
+	// URL (noauth) or Cloud (a clouds.yaml entry, read from CloudsFile).
+	URL, Cloud string
+}
+
+// ParseIronicEndpoint reads serve's --ironic NAME=URL or NAME=cloud:CLOUD.
+func ParseIronicEndpoint(s string) (IronicEndpoint, error) {
+	name, target, ok := strings.Cut(s, "=")
+	if !ok || name == "" || target == "" {
+		return IronicEndpoint{}, ironpool.FieldErrorf("ironic", "%q is not NAME=URL or NAME=cloud:CLOUD", s)
+	}
+	if err := ironpool.ValidateName("ironic", name); err != nil {
+		return IronicEndpoint{}, err
+	}
+	if c, ok := strings.CutPrefix(target, "cloud:"); ok {
+		return IronicEndpoint{Name: name, Cloud: c}, nil
+	}
+	if !strings.HasPrefix(target, "http://") && !strings.HasPrefix(target, "https://") {
+		return IronicEndpoint{}, ironpool.FieldErrorf("ironic", "%s: %q is not an http(s) URL or cloud:NAME", name, target)
+	}
+	return IronicEndpoint{Name: name, URL: target}, nil
+}
+
+// startIronic connects to the configured Ironics and hands them to the
+// reconciler before the background loops start, so the reconciler never
+// sees a half-set backend. A server told to use Ironic refuses to start
+// without each of them: running without one would silently skip the
+// checkouts of its nodes. The store is told which endpoints this server
+// reaches, so it never hands out a node whose Ironic nobody here can drive.
 func (m *Main) startIronic(ctx context.Context) error {
 	o := m.Ironic
-	if o.URL == "" && o.Cloud == "" {
+	var eps []IronicEndpoint
+	if o.URL != "" || o.Cloud != "" {
+		eps = append(eps, IronicEndpoint{Name: "default", URL: o.URL, Cloud: o.Cloud})
+	}
+	eps = append(eps, o.Endpoints...)
+	var reach []string
+	for i, ep := range eps {
+		cfg := ironic.Config{URL: ep.URL, Cloud: ep.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride}
+		if i == 0 && ep.Name == "default" {
+			cfg.Username, cfg.Password = o.User, o.Password
+		}
+		c, err := ironic.Connect(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("connect to Ironic %s: %w", ep.Name, err)
+		}
+		for _, b := range m.Reconciler.Backends {
+			if b.Endpoint() == c.Endpoint() {
+				return fmt.Errorf("Ironic %s: endpoint %s is given twice", ep.Name, c.Endpoint())
+			}
+		}
+		m.Reconciler.Backends = append(m.Reconciler.Backends, ironic.NewBackend(c))
+		reach = append(reach, c.Endpoint())
+		m.Log.Info("ironic backend", "name", ep.Name, "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
+	}
+	if r, ok := m.Store.(interface{ SetReachable([]string) }); ok {
+		r.SetReachable(reach)
+	}
+	if len(eps) == 0 {
 		return nil
 	}
-	c, err := ironic.Connect(ctx, ironic.Config{URL: o.URL, Username: o.User, Password: o.Password,
-		Cloud: o.Cloud, DriverOverride: o.DriverOverride})
-	if err != nil {
-		return fmt.Errorf("connect to Ironic: %w", err)
+	m.Reconciler.Config.Backend.SyncInterval = o.SyncInterval
+	if o.SyncInterval == 0 {
+		m.Reconciler.Config.Backend.SyncInterval = 30 * time.Second
 	}
-	m.Service.Backend = c
-	m.Service.Ironic.SyncInterval = o.SyncInterval
-	m.Service.Ironic.RetryMax = o.RetryMax
-	m.Log.Info("ironic backend", "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
+	if o.RetryMax > 0 {
+		m.Reconciler.Config.Backend.RetryMax = o.RetryMax
+	}
 	return nil
 }

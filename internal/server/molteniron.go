@@ -21,14 +21,19 @@ const MoltenIronTokenID = "molteniron"
 // serveMoltenIron starts the Molten Iron listener when MoltenIronListen is
 // set. The protocol has no authentication, so every request acts as one
 // configured actor: role MoltenIronRole (default user) for the owners in
-// MoltenIronOwners (default any owner). On success MoltenIronListen holds
-// the bound address, so tests that ask for port 0 can find it.
+// MoltenIronOwners, which role user must name ('*' for every owner). For
+// the same reason it binds loopback only, unless MoltenIronAllowRemote.
+// On success MoltenIronListen holds the bound address, so tests that ask
+// for port 0 can find it.
 func (m *Main) serveMoltenIron() error {
 	if m.MoltenIronListen == "" {
 		return nil
 	}
 	actor, err := moltenIronActor(m.MoltenIronRole, m.MoltenIronOwners)
 	if err != nil {
+		return err
+	}
+	if err := checkLoopback(m.MoltenIronListen, m.MoltenIronAllowRemote); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", m.MoltenIronListen)
@@ -58,6 +63,32 @@ func (m *Main) serveMoltenIron() error {
 	return nil
 }
 
+// checkLoopback refuses to bind the unauthenticated listener to anything
+// but a loopback address unless allowRemote: ":5656" means every interface.
+func checkLoopback(addr string, allowRemote bool) error {
+	if allowRemote {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ironpool.FieldErrorf("molteniron-listen", "%q is not host:port: %v", addr, err)
+	}
+	loopback := host == "localhost"
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback()
+	}
+	if !loopback {
+		what := host
+		if host == "" {
+			what = "every interface"
+		}
+		return ironpool.FieldErrorf("molteniron-listen",
+			"%s binds %s; the Molten Iron protocol has no authentication, so it listens on loopback only", addr, what).
+			WithHint("use 127.0.0.1:PORT, or add --molteniron-allow-remote if this network is trusted (see docs/SECURITY.md)")
+	}
+	return nil
+}
+
 // moltenIronActor checks the operator's --molteniron-role and
 // --molteniron-owner values and builds the listener's actor.
 func moltenIronActor(role string, owners []string) (*ironpool.Actor, error) {
@@ -70,7 +101,11 @@ func moltenIronActor(role string, owners []string) (*ironpool.Actor, error) {
 	}
 	owners = slices.Clone(owners)
 	if len(owners) == 0 && r == ironpool.RoleUser {
-		owners = []string{ironpool.AnyOwner}
+		// Acting for every owner by default handed any caller on the
+		// port every owner's BMC passwords and releases.
+		return nil, ironpool.FieldErrorf("molteniron-owner",
+			"is required with --molteniron-role user: the protocol has no credentials, so the listener acts for the owners named here").
+			WithHint("name the owners the Molten Iron clients use (repeat --molteniron-owner), or give --molteniron-owner '*' to let anyone reaching the port act for every owner")
 	}
 	for _, o := range owners {
 		if o == ironpool.AnyOwner {

@@ -51,7 +51,10 @@ func (m *Main) startReplicaNotify() {
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		postgres.Listen(ctx, m.DB, postgres.DefaultChannel, m.Service.Wake)
+		postgres.Listen(ctx, m.DB, postgres.DefaultChannel, func() {
+			m.Service.Signal()
+			m.Reconciler.Wake()
+		})
 	}()
 	m.closers = append(m.closers, func() error {
 		cancel()

@@ -36,8 +36,8 @@ func replicas(t *testing.T, n int) ([]*server.Main, []*client.Client) {
 	for i := 0; i < n; i++ {
 		m := &server.Main{Listen: "127.0.0.1:0", DB: dsn, DataDir: t.TempDir(), SecretKeyFile: keyFile,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		m.Pool.ReplicaID = fmt.Sprintf("replica-%d", i)
-		m.Pool.LoopInterval = 300 * time.Millisecond
+		m.Background.ReplicaID = fmt.Sprintf("replica-%d", i)
+		m.Background.LoopInterval = 300 * time.Millisecond
 		if err := m.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}

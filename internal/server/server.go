@@ -19,8 +19,9 @@ import (
 
 	"ironpool"
 	"ironpool/internal/httpapi"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
 	"ironpool/internal/secret"
+	"ironpool/internal/service"
 	"ironpool/internal/sqlite"
 )
 
@@ -33,30 +34,40 @@ type Main struct {
 	DB string
 	// DataDir holds the key file and admin.token (and the default SQLite file).
 	DataDir string
+	// SQLiteSynchronous is "full" (default: an acknowledged commit survives
+	// power loss) or "normal" (may lose the last commits on power loss).
+	SQLiteSynchronous string
 	// SecretKeyFile overrides DataDir/secret.key; OldSecretKeyFiles are still
 	// accepted for reading during a key rotation.
 	SecretKeyFile     string
 	OldSecretKeyFiles []string
 	TLSCert, TLSKey   string
-	Pool              pool.Config
-	Log               *slog.Logger
+	// Pool configures the request path (TTLs, waits, default mode);
+	// Background the reconciler (replica id, loop interval, cleaning).
+	// Pool.CleanInline is derived from Background.CleanCommand.
+	Pool       service.Config
+	Background reconcile.Config
+	Log        *slog.Logger
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
 	// MoltenIronListen, when set, serves Molten Iron's protocol there
-	// (Run replaces it with the bound address). The listener acts with
-	// MoltenIronRole (default user) for MoltenIronOwners (default any);
-	// delete_db works only with MoltenIronAllowDeleteDB.
+	// (Run replaces it with the bound address); a non-loopback address
+	// needs MoltenIronAllowRemote. The listener acts with MoltenIronRole
+	// (default user) for MoltenIronOwners, which role user must name ("*"
+	// for every owner); delete_db works only with MoltenIronAllowDeleteDB.
 	MoltenIronListen        string
 	MoltenIronRole          string
 	MoltenIronOwners        []string
 	MoltenIronAllowDeleteDB bool
+	MoltenIronAllowRemote   bool
 
 	// Set by Run.
 	Store      ironpool.Store
-	Service    *pool.Service
+	Service    *service.Service
+	Reconciler *reconcile.Reconciler
 	API        *httpapi.Server
 	Addr       string
 	AdminToken string // the bootstrap token, when this run created it
@@ -95,13 +106,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.DataDir == "" {
 		m.DataDir = DefaultDataDir()
 	}
+	// Flags are checked before anything is created.
+	if err := (sqlite.Options{Synchronous: m.SQLiteSynchronous}).Validate(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if fi, err := os.Stat(m.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		m.Log.Warn("data dir is readable by group or others; it holds the database, the key and admin.token",
+			"dir", m.DataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()), "fix", "chmod 700 "+m.DataDir)
 	}
 	if m.DB == "" {
 		m.DB = filepath.Join(m.DataDir, "ironpool.db")
 	}
-	ring, err := m.keyring()
+	ring, newKey, err := m.keyring()
 	if err != nil {
 		return err
 	}
@@ -109,7 +128,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Store.Close)
-	m.Service = pool.New(m.Store, m.Pool, m.Log)
+	if err := m.checkKey(ctx, newKey); err != nil {
+		return err
+	}
+	m.Pool.CleanInline = m.Background.CleanInline()
+	if m.Background.WaiterGrace == 0 {
+		m.Background.WaiterGrace = m.Pool.WaiterGrace // one flag, --waiter-grace, for both halves
+	}
+	m.Service = service.New(m.Store, m.Pool, m.Log)
+	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	m.Service.Work = m.Reconciler
+	m.Reconciler.Changed = m.Service.Signal
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -120,8 +149,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startReplicaNotify()
-	m.Service.Start()
-	m.closers = append(m.closers, func() error { m.Service.Close(); return nil })
+	m.Reconciler.Broadcast = m.Service.Broadcast
+	m.Reconciler.Start()
+	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
 	if err := m.serve(); err != nil {
 		return err
@@ -129,45 +159,87 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return m.serveMoltenIron()
 }
 
-// keyring loads the secret key: $IRONPOOL_SECRET_KEY, else the key file,
-// created (mode 0600) on first start. Replicas sharing a database must be
+// keyring loads the secret key: $IRONPOOL_SECRET_KEY, else the key file.
+// When the key file does not exist, it generates a key but does not write
+// it yet: newKey names the file to write once checkKey has made sure the
+// database holds no secrets sealed under some other key, so that a lost
+// key file is never silently replaced. Replicas sharing a database must be
 // given the same key (the file copied, or the variable set).
-func (m *Main) keyring() (*secret.Keyring, error) {
+func (m *Main) keyring() (ring *secret.Keyring, newKey *pendingKey, err error) {
 	var key []byte
-	var err error
 	if v := os.Getenv(secret.EnvKey); v != "" && m.SecretKeyFile == "" {
 		if key, err = secret.ParseKey(v); err != nil {
-			return nil, fmt.Errorf("%s: %w", secret.EnvKey, err)
+			return nil, nil, fmt.Errorf("%s: %w", secret.EnvKey, err)
 		}
 	} else {
 		path := m.SecretKeyFile
 		if path == "" {
 			path = filepath.Join(m.DataDir, "secret.key")
 		}
-		var created bool
-		if key, created, err = secret.LoadOrCreate(path); err != nil {
-			return nil, fmt.Errorf("secret key %s: %w", path, err)
-		}
-		if created {
-			m.Log.Info("created secret key file", "path", path)
+		key, err = secret.LoadKeyFile(path)
+		if ironpool.ErrorCode(err) == ironpool.ENOTFOUND {
+			if key, err = secret.GenerateKey(); err != nil {
+				return nil, nil, err
+			}
+			newKey = &pendingKey{path: path, key: key}
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("secret key %s: %w", path, err)
 		}
 	}
 	var old [][]byte
 	for _, p := range m.OldSecretKeyFiles {
 		k, err := secret.LoadKeyFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("old secret key %s: %w", p, err)
+			return nil, nil, fmt.Errorf("old secret key %s: %w", p, err)
 		}
 		old = append(old, k)
 	}
-	return secret.New(key, old...)
+	ring, err = secret.New(key, old...)
+	return ring, newKey, err
+}
+
+// pendingKey is a key generated on first start, written only once the
+// database is known to hold nothing it cannot open.
+type pendingKey struct {
+	path string
+	key  []byte
+}
+
+// checkKey refuses to start with a key that does not open the database's
+// key check (or, in a database from before key checks, any of its stored
+// passwords), then records a key check if there is none. A first start
+// writes its generated key file between the two steps: a crash before the
+// file exists leaves no key check behind that nothing could open.
+func (m *Main) checkKey(ctx context.Context, newKey *pendingKey) error {
+	if err := m.Store.CheckKey(ctx, false); err != nil {
+		if newKey != nil {
+			return fmt.Errorf("secret key file %s is missing and this database holds secrets sealed under another key; "+
+				"restore the key file from your backup (a new key would open none of them): %w", newKey.path, err)
+		}
+		return err
+	}
+	if newKey != nil {
+		if err := secret.WriteKeyFile(newKey.path, newKey.key); err != nil {
+			return fmt.Errorf("secret key %s: %w", newKey.path, err)
+		}
+		m.Log.Info("created secret key file; back it up apart from the database", "path", newKey.path)
+	}
+	if err := m.Store.CheckKey(ctx, true); err != nil {
+		if newKey != nil {
+			// Another replica recorded its own key first; the file just
+			// written sealed nothing and would only mislead the next start.
+			_ = os.Remove(newKey.path)
+		}
+		return err
+	}
+	return nil
 }
 
 func (m *Main) openStore(ctx context.Context, ring *secret.Keyring) (ironpool.Store, error) {
 	if IsPostgres(m.DB) {
 		return openPostgres(ctx, m, ring)
 	}
-	return sqlite.Open(ctx, m.DB, ring)
+	return sqlite.OpenWith(ctx, m.DB, ring, sqlite.Options{Synchronous: m.SQLiteSynchronous})
 }
 
 // bootstrap creates the first admin token on an empty database and writes
@@ -212,6 +284,15 @@ func (m *Main) serve() error {
 			m.Log.Error("serve", "err", err)
 		}
 	}()
+	scheme := "http"
+	if m.TLSCert != "" {
+		scheme = "https"
+	}
+	unrecord, err := m.writeLocalURLs(scheme)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", LocalURLFile, err)
+	}
+	m.closers = append(m.closers, unrecord)
 	m.Log.Info("ironpool serving", "url", m.URL(), "db", redactDSN(m.DB))
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 
@@ -53,11 +54,38 @@ func uniqueColumn(err error) (string, bool) {
 	return col, true
 }
 
-func dsn(path string, write bool) string {
+// Options tune the embedded store. The zero value is the safe default.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "full" (the default)
+	// syncs the WAL at every commit, so a commit acknowledged to a client
+	// survives a power loss; "normal" syncs only at checkpoints and may
+	// lose the last commits on power loss (never on a process crash).
+	// Group commit keeps the cost of "full" to one sync per group.
+	Synchronous string
+}
+
+// Validate checks the options before anything is opened or created.
+func (o Options) Validate() error {
+	_, err := o.synchronous()
+	return err
+}
+
+// synchronous checks o.Synchronous and returns the pragma value.
+func (o Options) synchronous() (string, error) {
+	switch strings.ToLower(o.Synchronous) {
+	case "", "full":
+		return "FULL", nil
+	case "normal":
+		return "NORMAL", nil
+	}
+	return "", ironpool.FieldErrorf("sqlite-synchronous", "%q is not a setting (want full or normal)", o.Synchronous)
+}
+
+func dsn(path string, write bool, sync string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "cache_size(-32000)")
 	// Savepoint journals (group commit runs each write under one) are
@@ -72,13 +100,25 @@ func dsn(path string, write bool) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the SQLite database at path, applies the
-// embedded migrations and returns the store.
+// Open opens (creating if needed) the SQLite database at path with the
+// default Options, applies the embedded migrations and returns the store.
 func Open(ctx context.Context, path string, sealer ironpool.Sealer) (*sqlstore.Store, error) {
+	return OpenWith(ctx, path, sealer, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, sealer ironpool.Sealer, opt Options) (*sqlstore.Store, error) {
 	if path == "" {
 		return nil, ironpool.FieldErrorf("db", "a SQLite file path is required")
 	}
-	w := sql.OpenDB(cachingConnector{dsn(path, true)})
+	sync, err := opt.synchronous()
+	if err != nil {
+		return nil, err
+	}
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
+	w := sql.OpenDB(cachingConnector{dsn(path, true, sync)})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -86,10 +126,33 @@ func Open(ctx context.Context, path string, sealer ironpool.Sealer) (*sqlstore.S
 		w.Close()
 		return nil, err
 	}
-	r := sql.OpenDB(cachingConnector{dsn(path, false)})
+	r := sql.OpenDB(cachingConnector{dsn(path, false, sync)})
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	r.SetMaxIdleConns(max(4, runtime.NumCPU()*2))
 	return sqlstore.New(w, r, Dialect, sealer), nil
+}
+
+// ownerOnly creates the database file readable by its owner only, before
+// SQLite opens it: SQLite gives the -wal and -shm files the database
+// file's mode, and all three hold the pool (sealed passwords included). A
+// file an older version left 0644 is tightened.
+func ownerOnly(path string) error {
+	if strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil // a URI names options SQLite handles; leave it be
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("chmod %s: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -35,6 +35,7 @@ func (a candidate) less(b candidate) int {
 // matching rows however large the pool is.
 func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...exclusion) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
+	where, args = s.reachableSQL(where, args, 1)
 	for _, e := range ex {
 		if cond, a := e.render(1 + len(args)); cond != "" {
 			where, args = append(where, cond), append(args, a...)
@@ -166,11 +167,30 @@ func (s *Store) waitSerial(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
+// reachableSQL adds the condition that a node's backend is one this server
+// drives (Store.Reachable), numbering its arguments after n+len(args).
+func (s *Store) reachableSQL(where []string, args []any, n int) ([]string, []any) {
+	if s.Reachable == nil {
+		return where, args
+	}
+	var ph []string
+	for _, e := range s.Reachable {
+		args = append(args, e)
+		ph = append(ph, fmt.Sprintf("$%d", n+len(args)))
+	}
+	cond := "ironic_uuid IS NULL"
+	if len(ph) > 0 {
+		cond = "(ironic_uuid IS NULL OR ironic_endpoint IN (" + strings.Join(ph, ", ") + "))"
+	}
+	return append(where, cond), args
+}
+
 // shortfall counts, per item, the nodes that match at all and that are free.
 func (s *Store) shortfall(ctx context.Context, q querier, a *ironpool.Allocation) ([]ironpool.Shortfall, error) {
 	out := make([]ironpool.Shortfall, len(a.Items))
 	for i, it := range a.Items {
 		where, args := constraintSQL(&it.Constraints, 1)
+		where, args = s.reachableSQL(where, args, 1)
 		cond := "1 = 1"
 		if len(where) > 0 {
 			cond = strings.Join(where, " AND ")
@@ -207,7 +227,7 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 
 // Allocate claims nodes for a, all or none; see ironpool.Store.
 func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
-	ttl := a.ExpiresAt.Sub(a.CreatedAt)
+	ttl := a.TTL
 	var claimed [][]candidate
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil
@@ -300,7 +320,7 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
 	pending := ""
 	if a.Mode != ironpool.ModeNone && a.Mode != "" {
-		pending = "checkout"
+		pending = string(ironpool.PendingCheckout)
 	}
 	var vals []string
 	var args []any
@@ -442,8 +462,8 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 					return err
 				}
 				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
-				if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, last_error = $2, released_at = $3 WHERE id = $4`,
-					string(a.State), a.LastError, ms(now), a.ID); err != nil {
+				if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
+					string(a.State), a.LastError, ms(now)); err != nil {
 					return err
 				}
 				if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {
@@ -462,8 +482,8 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			a.State, a.ExpiresAt = ironpool.AllocActive, now.Add(q.ttl)
 			setPicks(a, picks)
 			items, _ := json.Marshal(a.Items)
-			if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, expires_at = $2, items = $3 WHERE id = $4`,
-				string(a.State), ms(a.ExpiresAt), string(items), a.ID); err != nil {
+			if err := updateQueued(ctx, tx, a.ID, `state = $1, expires_at = $2, items = $3`,
+				string(a.State), ms(a.ExpiresAt), string(items)); err != nil {
 				return err
 			}
 			rctx, err := s.requesterContext(ctx, tx, a.ID)
@@ -491,6 +511,22 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		}
 	}
 	return changed, nil
+}
+
+// updateQueued sets the columns of a queued allocation (set numbers its
+// arguments from $1). The state condition keeps the decision on the row as
+// it is now: one that a release ended meanwhile is never revived.
+func updateQueued(ctx context.Context, tx *sql.Tx, id, set string, args ...any) error {
+	n := len(args)
+	res, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE allocations SET %s WHERE id = $%d AND state = $%d`, set, n+1, n+2),
+		append(args, id, string(ironpool.AllocQueued))...)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("queued allocation %s: it is no longer queued", id)
+	}
+	return nil
 }
 
 const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at`
@@ -603,8 +639,8 @@ func (s *Store) findAllocation(ctx context.Context, q querier, id, lock string) 
 	return a, err
 }
 
-// ExtendAllocation moves a live allocation's expiry.
-func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.Time) (*ironpool.Allocation, error) {
+// ExtendAllocation moves an active allocation's expiry to now+ttl.
+func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*ironpool.Allocation, error) {
 	var a *ironpool.Allocation
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
@@ -615,9 +651,17 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, expiresAt time.
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id",
 				Message: fmt.Sprintf("allocation %s is %s; only active allocations can be extended", id, a.State)}
 		}
-		a.ExpiresAt = expiresAt.UTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2`, ms(a.ExpiresAt), id); err != nil {
+		a.ExpiresAt = s.Now().UTC().Add(ttl)
+		// The state condition repeats the check above in the statement that
+		// writes, so the decision never rests on a read alone.
+		res, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2 AND state = $3`,
+			ms(a.ExpiresAt), id, string(ironpool.AllocActive))
+		if err != nil {
 			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id",
+				Message: fmt.Sprintf("allocation %s ended while it was being extended", id)}
 		}
 		return s.insertEvent(ctx, tx, "allocation.extended", "allocation/"+id, "expires "+a.ExpiresAt.Format(time.RFC3339))
 	})
@@ -662,42 +706,78 @@ func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSele
 func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, final ironpool.AllocationState, cleanInline bool, now time.Time) error {
 	// Ironic-linked nodes always go through cleaning: the reconciler must
 	// undo the checkout and let Ironic clean before they are free again.
-	if _, err := tx.ExecContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+	rows, err := tx.QueryContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
 		state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
 		pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-		WHERE allocation_id = $3`, ms(now), cleanInline, a.ID); err != nil {
+		WHERE allocation_id = $3 RETURNING ironic_uuid`, ms(now), cleanInline, a.ID)
+	if err != nil {
+		return fmt.Errorf("release nodes: %w", err)
+	}
+	linked := 0 // nodes that clean in Ironic, for the event's summary
+	for rows.Next() {
+		var u sql.NullString
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return fmt.Errorf("release nodes: %w", err)
+		}
+		if u.Valid {
+			linked++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("release nodes: %w", err)
 	}
 	was := a.State
 	a.State, a.ReleasedAt = final, now
-	if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3`,
-		string(final), ms(now), a.ID); err != nil {
+	res, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3 AND state = $4`,
+		string(final), ms(now), a.ID, string(was))
+	if err != nil {
 		return err
 	}
+	// Callers read a under a row lock in this transaction, so the state
+	// cannot have moved; if it did, abort rather than end it twice.
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("release allocation %s: it is no longer %s", a.ID, was)
+	}
 	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
-	if cleanInline {
+	switch {
+	case cleanInline && linked == 0:
 		summary += "; nodes cleaned (local pool: no cleaning step configured)"
+	case cleanInline:
+		summary += fmt.Sprintf("; %d Ironic nodes cleaning in Ironic", linked)
+	default:
+		summary += "; nodes cleaning"
 	}
 	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
 }
 
-// ExpiredAllocations lists active allocations past their expiry.
-func (s *Store) ExpiredAllocations(ctx context.Context, now time.Time) ([]string, error) {
-	rows, err := s.R.QueryContext(ctx, `SELECT id FROM allocations WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 1000`,
-		string(ironpool.AllocActive), ms(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+// ExpireAllocations ends the active allocations past their expiry; see
+// ironpool.Store. The expired rows are selected and locked by the
+// transaction that releases them: on PostgreSQL, FOR UPDATE re-evaluates
+// "expires_at <= now" on a row an extend has just committed, and on SQLite
+// the single writer orders the two. So a renewal that was acknowledged is
+// never undone by a reaper that read the old expiry.
+func (s *Store) ExpireAllocations(ctx context.Context, cleanInline bool) ([]*ironpool.Allocation, error) {
+	var out []*ironpool.Allocation
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		out = out[:0]
+		now := s.Now().UTC()
+		rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations
+			WHERE state = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT 1000 `+s.Dialect.LockWait,
+			string(ironpool.AllocActive), ms(now))
+		if err != nil {
+			return err
 		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		for _, r := range rows {
+			if err := s.release(ctx, tx, r.alloc, ironpool.AllocExpired, cleanInline, now); err != nil {
+				return err
+			}
+			out = append(out, r.alloc)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // NextExpiry returns the earliest expiry of an active allocation.

@@ -17,6 +17,10 @@ func (s *Store) SetNow(now func() time.Time) { s.Now = now }
 // Reseal; like SetNow it must be called before the store is shared.
 func (s *Store) SetSealer(sealer ironpool.Sealer) { s.Sealer = sealer }
 
+// SetReachable says which backend endpoints this server drives (see
+// Store.Reachable); the server calls it once, before serving.
+func (s *Store) SetReachable(endpoints []string) { s.Reachable = append([]string{}, endpoints...) }
+
 // DB returns the write pool, so that tests can read the stored bytes
 // directly (a sealed password must not be readable in the table).
 func (s *Store) DB() *sql.DB { return s.W }

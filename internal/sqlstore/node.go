@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -57,9 +58,14 @@ func scanNode(s *Store, sc interface{ Scan(...any) error }) (*ironpool.Node, err
 	if err := json.Unmarshal([]byte(fields), &n.Fields); err != nil {
 		return nil, fmt.Errorf("node %s fields: %w", n.Name, err)
 	}
+	// A password that does not open (its key is gone, or the value was
+	// damaged) must not make the node unreadable: listing, allocating,
+	// deleting it and setting a new password all have to keep working, or
+	// the operator could not repair it. The sealed value stays untouched in
+	// the row (saveNode keeps it) until a new password replaces it.
 	pw, err := s.Sealer.Open(sealed, passwordAAD(n.UUID))
 	if err != nil {
-		return nil, fmt.Errorf("node %s password: %w", n.Name, err)
+		n.BMC.PasswordError = ironpool.ErrorMessage(err)
 	}
 	n.BMC.Password = pw
 	n.AllocationID, n.IronicUUID = allocID.String, ironicUUID.String
@@ -103,23 +109,28 @@ func (s *Store) CreateNodes(ctx context.Context, nodes []*ironpool.Node) error {
 			if len(nodes) > 1 {
 				prefix = fmt.Sprintf("nodes[%d].", i)
 			}
-			if n.UUID == "" {
-				n.UUID = uuid.NewString()
-			}
-			if n.State == "" {
-				n.State = ironpool.NodeAvailable
-			}
-			n.CreatedAt, n.UpdatedAt = now, now
-			if err := s.insertNode(ctx, tx, n, prefix); err != nil {
-				return err
-			}
-			if err := s.insertEvent(ctx, tx, "node.created", "node/"+n.Name,
-				fmt.Sprintf("added %s in pool %s (%d cpus, %d MB, %d GB, %s)", n.Name, n.Pool, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch)); err != nil {
+			if err := s.createNode(ctx, tx, n, prefix, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// createNode inserts n with its node.created event.
+func (s *Store) createNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, prefix string, now time.Time) error {
+	if n.UUID == "" {
+		n.UUID = uuid.NewString()
+	}
+	if n.State == "" {
+		n.State = ironpool.NodeAvailable
+	}
+	n.CreatedAt, n.UpdatedAt = now, now
+	if err := s.insertNode(ctx, tx, n, prefix); err != nil {
+		return err
+	}
+	return s.insertEvent(ctx, tx, "node.created", "node/"+n.Name,
+		fmt.Sprintf("added %s in pool %s (%d cpus, %d MB, %d GB, %s)", n.Name, n.Pool, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch))
 }
 
 func (s *Store) insertNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, prefix string) error {
@@ -138,7 +149,7 @@ func (s *Store) insertNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, pr
 		n.UUID, n.Name, n.Pool, string(n.State), n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.ResourceClass,
 		joinTraits(n.Traits), string(macs), n.BMC.Address, n.BMC.Username, sealed, string(fields),
 		n.MaintenanceReason, n.LastError, nullable(n.AllocationID), n.Owner, nullable(n.IronicUUID),
-		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, n.Pending,
+		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, string(n.Pending),
 		ms(n.LastAllocatedAt), ms(n.CreatedAt), ms(n.UpdatedAt)).Scan(&n.ID)
 	if err != nil {
 		return s.conflict(err, prefix, n)
@@ -252,10 +263,16 @@ func constraintSQL(c *ironpool.Constraints, n int) ([]string, []any) {
 		add("pool = $%d", c.Pool)
 	}
 	for _, t := range c.Traits {
-		add("traits LIKE $%d", "%,"+t+",%")
+		add(`traits LIKE $%d ESCAPE '\'`, "%,"+likeEscaper.Replace(t)+",%")
 	}
 	return where, args
 }
+
+// likeEscaper quotes LIKE's wildcards in a trait, so that `_` in CUSTOM_GPU
+// matches only `_` and not any one character (CUSTOMXGPU). The traits
+// column is ",A,B," and a trait holds no comma, so the escaped pattern
+// "%,T,%" matches exactly the nodes that carry T.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // UpdateNode is a read-modify-write of one node inside one transaction.
 func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.Node) error) (*ironpool.Node, error) {
@@ -304,6 +321,10 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.N
 
 // saveNode writes every column of n; ports are rewritten when MACs changed.
 func (s *Store) saveNode(ctx context.Context, tx *sql.Tx, n, old *ironpool.Node) error {
+	// A password that did not open and was not set again keeps its sealed
+	// value: rewriting it would destroy a secret that restoring the old
+	// key could still recover. $28 says whether to write column 13.
+	keepSealed := old.BMC.PasswordError != "" && n.BMC.PasswordError != "" && n.BMC.Password == ""
 	sealed, err := s.Sealer.Seal(n.BMC.Password, passwordAAD(n.UUID))
 	if err != nil {
 		return err
@@ -312,15 +333,15 @@ func (s *Store) saveNode(ctx context.Context, tx *sql.Tx, n, old *ironpool.Node)
 	fields, _ := json.Marshal(n.Fields)
 	_, err = tx.ExecContext(ctx, `UPDATE nodes SET name=$1, pool=$2, state=$3, cpus=$4, memory_mb=$5,
 		local_gb=$6, cpu_arch=$7, resource_class=$8, traits=$9, macs=$10, bmc_address=$11,
-		bmc_username=$12, bmc_password=$13, fields=$14, maintenance_reason=$15, last_error=$16,
+		bmc_username=$12, bmc_password=CASE WHEN $28 = 1 THEN bmc_password ELSE $13 END, fields=$14, maintenance_reason=$15, last_error=$16,
 		allocation_id=$17, owner=$18, ironic_uuid=$19, ironic_endpoint=$20, managed_by=$21,
 		provision_state=$22, power_state=$23, pending=$24, last_allocated_at=$25, updated_at=$26
 		WHERE id=$27`,
 		n.Name, n.Pool, string(n.State), n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.ResourceClass,
 		joinTraits(n.Traits), string(macs), n.BMC.Address, n.BMC.Username, sealed, string(fields),
 		n.MaintenanceReason, n.LastError, nullable(n.AllocationID), n.Owner, nullable(n.IronicUUID),
-		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, n.Pending,
-		ms(n.LastAllocatedAt), ms(n.UpdatedAt), n.ID)
+		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, string(n.Pending),
+		ms(n.LastAllocatedAt), ms(n.UpdatedAt), n.ID, boolInt(keepSealed))
 	if err != nil {
 		return s.conflict(err, "", n)
 	}
@@ -331,6 +352,14 @@ func (s *Store) saveNode(ctx context.Context, tx *sql.Tx, n, old *ironpool.Node)
 		return s.insertPorts(ctx, tx, n, "")
 	}
 	return nil
+}
+
+// boolInt spells a flag as an integer, which both engines compare alike.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // nodeDiff names the fields that differ, never their secret values.
@@ -353,7 +382,7 @@ func nodeDiff(a, b *ironpool.Node) []string {
 	cmp("macs", slices.Equal(a.MACs, b.MACs))
 	cmp("bmc.address", a.BMC.Address == b.BMC.Address)
 	cmp("bmc.username", a.BMC.Username == b.BMC.Username)
-	cmp("bmc.password", a.BMC.Password == b.BMC.Password)
+	cmp("bmc.password", a.BMC.Password == b.BMC.Password && a.BMC.PasswordError == b.BMC.PasswordError)
 	cmp("maintenance_reason", a.MaintenanceReason == b.MaintenanceReason)
 	cmp("last_error", a.LastError == b.LastError)
 	cmp("ironic_uuid", a.IronicUUID == b.IronicUUID)

@@ -54,6 +54,10 @@ type Store struct {
 	Now func() time.Time
 	// OnClose runs after the pools are closed (e.g. to stop a listener).
 	OnClose func() error
+	// Reachable, when not nil, lists the backend endpoints this server
+	// drives: nodes linked to any other are never picked, since nobody here
+	// could check them out or clean them. Set by SetReachable.
+	Reachable []string
 
 	group *groupCommit
 }

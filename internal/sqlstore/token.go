@@ -117,40 +117,73 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 // Reseal re-encrypts every BMC password not yet under the sealer's current
 // key, in batches of one transaction each: an interrupted run leaves some
 // rows under the old key, which stays readable, and the next run finishes
-// them without rewriting what is done.
-func (s *Store) Reseal(ctx context.Context) (int, error) {
-	total := 0
+// them without rewriting what is done. A password that does not open is
+// skipped and reported: one row under a lost key must not block the others.
+func (s *Store) Reseal(ctx context.Context) (ironpool.ResealResult, error) {
+	res := ironpool.ResealResult{KeyID: s.Sealer.KeyID(), Skipped: []string{}}
 	var after int64
 	for {
-		n, last, err := s.resealBatch(ctx, after)
-		total += n
+		n, skipped, last, err := s.resealBatch(ctx, after)
+		res.Resealed += n
+		res.Skipped = append(res.Skipped, skipped...)
 		if err != nil || last == 0 {
 			if err == nil {
-				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + s.Sealer.KeyID(),
-					Summary: fmt.Sprintf("re-encrypted %d secrets under key %s", total, s.Sealer.KeyID())})
+				err = s.resealKeyCheck(ctx)
 			}
-			return total, err
+			if err == nil {
+				summary := fmt.Sprintf("re-encrypted %d secrets under key %s", res.Resealed, res.KeyID)
+				if len(res.Skipped) > 0 {
+					summary += fmt.Sprintf("; %d did not open and were skipped", len(res.Skipped))
+				}
+				err = s.AddEvent(ctx, &ironpool.Event{Action: "key.rotated", Subject: "key/" + res.KeyID, Summary: summary})
+			}
+			return res, err
 		}
 		after = last
 	}
 }
 
-func (s *Store) resealBatch(ctx context.Context, after int64) (int, int64, error) {
+// resealKeyCheck moves the key check to the current key once every row is
+// done, so the old key can be dropped then, and not before: a server
+// started without the old key while rows still need it refuses to start.
+func (s *Store) resealKeyCheck(ctx context.Context) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		check, err := s.keyCheck(ctx, tx)
+		if err != nil || (check != "" && !s.Sealer.NeedsReseal(check)) {
+			return err
+		}
+		if check != "" {
+			if err := s.openKeyCheck(check); err != nil {
+				return err
+			}
+		}
+		sealed, err := s.Sealer.Seal(keyCheckPlain, keyCheckAAD)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, keyCheckName, sealed)
+		return err
+	})
+}
+
+func (s *Store) resealBatch(ctx context.Context, after int64) (int, []string, int64, error) {
 	n, last := 0, int64(0)
+	var skipped []string
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		n, last = 0, 0
-		rows, err := tx.QueryContext(ctx, `SELECT id, uuid, bmc_password FROM nodes WHERE id > $1 ORDER BY id LIMIT 500`, after)
+		n, last, skipped = 0, 0, nil
+		rows, err := tx.QueryContext(ctx, `SELECT id, uuid, name, bmc_password FROM nodes WHERE id > $1 ORDER BY id LIMIT 500`, after)
 		if err != nil {
 			return err
 		}
 		type row struct {
-			id           int64
-			uuid, sealed string
+			id                 int64
+			uuid, name, sealed string
 		}
 		var batch []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.id, &r.uuid, &r.sealed); err != nil {
+			if err := rows.Scan(&r.id, &r.uuid, &r.name, &r.sealed); err != nil {
 				rows.Close()
 				return err
 			}
@@ -164,18 +197,25 @@ func (s *Store) resealBatch(ctx context.Context, after int64) (int, int64, error
 			}
 			pw, err := s.Sealer.Open(r.sealed, passwordAAD(r.uuid))
 			if err != nil {
-				return err
+				skipped = append(skipped, r.name)
+				continue
 			}
 			sealed, err := s.Sealer.Seal(pw, passwordAAD(r.uuid))
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2`, sealed, r.id); err != nil {
+			// Compare-and-set: the batch was read without row locks, so a
+			// password changed since then (sealed under the current key
+			// already) must not be overwritten with the value read before.
+			res, err := tx.ExecContext(ctx, `UPDATE nodes SET bmc_password = $1 WHERE id = $2 AND bmc_password = $3`, sealed, r.id, r.sealed)
+			if err != nil {
 				return err
 			}
-			n++
+			if k, _ := res.RowsAffected(); k == 1 {
+				n++
+			}
 		}
 		return nil
 	})
-	return n, last, err
+	return n, skipped, last, err
 }

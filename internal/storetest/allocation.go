@@ -18,7 +18,7 @@ func testAllocate(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			item("small", 2, ironpool.Constraints{CPUs: 8}),
 			item("medium", 1, ironpool.Constraints{CPUs: 16}),
 			item("gpu", 2, ironpool.Constraints{Traits: []string{"CUSTOM_GPU"}}))
-		ttl := a.ExpiresAt.Sub(a.CreatedAt)
+		ttl := a.TTL
 		if err := s.Allocate(ctx, a, false); err != nil {
 			t.Fatal(err)
 		}

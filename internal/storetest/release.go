@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +16,9 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		ctx := ctxFor(t)
 		mustCreate(t, s, newNode(t, "n1", 8))
 		a := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
-		until := time.Now().Add(5 * time.Hour).Truncate(time.Millisecond)
-		got, err := s.ExtendAllocation(ctx, a.ID, until)
+		c := withClock(t, s)
+		until := c.Now().Add(5 * time.Hour)
+		got, err := s.ExtendAllocation(ctx, a.ID, 5*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,10 +45,10 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		mustRelease(t, s, a.ID, true)
 		before := takeSnapshot(t, s)
 		for _, id := range []string{a.ID, q.ID} {
-			_, err := s.ExtendAllocation(ctx, id, time.Now().Add(time.Hour))
+			_, err := s.ExtendAllocation(ctx, id, time.Hour)
 			wantCode(t, err, ironpool.ECONFLICT)
 		}
-		_, err := s.ExtendAllocation(ctx, "no-such-allocation", time.Now().Add(time.Hour))
+		_, err := s.ExtendAllocation(ctx, "no-such-allocation", time.Hour)
 		wantCode(t, err, ironpool.ENOTFOUND)
 		sameSnapshot(t, s, before, "refused extends")
 	})
@@ -61,7 +64,7 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
 		lease := func(ttl time.Duration) *ironpool.Allocation {
 			a := request("lab1", item("", 1, anyNode()))
-			a.CreatedAt, a.ExpiresAt = t0, t0.Add(ttl)
+			a.TTL = ttl
 			return mustAllocate(t, s, a)
 		}
 		long, short := lease(2*time.Hour), lease(time.Hour)
@@ -78,23 +81,25 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			{30 * time.Minute, nil},
 			{time.Hour - time.Millisecond, nil},
 			{time.Hour, []string{short.ID}}, // at or before now
-			{5 * time.Hour, []string{short.ID, long.ID}},
 		} {
-			ids, err := s.ExpiredAllocations(ctx, t0.Add(tc.at))
+			c.Set(t0.Add(tc.at))
+			out, err := s.ExpireAllocations(ctx, true)
 			if err != nil {
 				t.Fatal(err)
 			}
+			var ids []string
+			for _, a := range out {
+				ids = append(ids, a.ID)
+				if a.State != ironpool.AllocExpired || !a.ReleasedAt.Equal(c.Now()) {
+					t.Errorf("expired %s: state %s released_at %v, want expired at %v", a.ID, a.State, a.ReleasedAt, c.Now())
+				}
+			}
 			if !slices.Equal(ids, tc.want) {
-				t.Errorf("ExpiredAllocations(t0+%s) = %v, want %v", tc.at, ids, tc.want)
+				t.Errorf("ExpireAllocations(t0+%s) = %v, want %v", tc.at, ids, tc.want)
 			}
 		}
-		if exp, err := s.NextExpiry(ctx); err != nil || !exp.Equal(t0.Add(time.Hour)) {
-			t.Errorf("NextExpiry = %v, %v; want %v", exp, err, t0.Add(time.Hour))
-		}
-		c.Add(90 * time.Minute)
-		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: short.ID}, ironpool.AllocExpired, true)
-		if err != nil || len(out) != 1 || out[0].State != ironpool.AllocExpired || !out[0].ReleasedAt.Equal(c.Now()) {
-			t.Fatalf("expire = %+v, %v", out, err)
+		if got, _ := s.FindAllocation(ctx, short.ID); got.State != ironpool.AllocExpired || len(got.Nodes) != 0 {
+			t.Errorf("expired lease: state %s with %d nodes, want expired with none", got.State, len(got.Nodes))
 		}
 		if n := countEvents(t, s, "allocation.expired"); n != 1 {
 			t.Errorf("allocation.expired events = %d, want 1", n)
@@ -102,17 +107,76 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		if exp, err := s.NextExpiry(ctx); err != nil || !exp.Equal(t0.Add(2*time.Hour)) {
 			t.Errorf("NextExpiry after expiring the first = %v, %v; want %v", exp, err, t0.Add(2*time.Hour))
 		}
-		if _, err := s.ExtendAllocation(ctx, long.ID, t0.Add(10*time.Hour)); err != nil {
+		if _, err := s.ExtendAllocation(ctx, long.ID, 10*time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if ids, _ := s.ExpiredAllocations(ctx, t0.Add(5*time.Hour)); len(ids) != 0 {
-			t.Errorf("extended lease still expired: %v", ids)
+		c.Set(t0.Add(5 * time.Hour))
+		if out, _ := s.ExpireAllocations(ctx, true); len(out) != 0 {
+			t.Errorf("extended lease expired anyway: %v", out)
+		}
+		if exp, err := s.NextExpiry(ctx); err != nil || !exp.Equal(t0.Add(11*time.Hour)) {
+			t.Errorf("NextExpiry after the extend = %v, %v; want %v", exp, err, t0.Add(11*time.Hour))
 		}
 		ev := events(t, s, "allocation.created")
 		if len(ev) == 0 || !ev[0].Time.Equal(t0) {
 			t.Errorf("event time = %v, want the store clock %v", ev, t0)
 		}
 	})
+}
+
+// testExtendRacesExpiry runs an extend and the reaper against the same
+// lease at its very expiry, many times: exactly one of them wins, and the
+// loser says so. An extend that returned a new expiry must leave the
+// allocation active with that expiry; an allocation the reaper ended must
+// never have been reported extended.
+func testExtendRacesExpiry(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	s := open(t)
+	c := withClock(t, s)
+	ctx := ctxFor(t)
+	mustCreate(t, s, newNode(t, "n1", 8))
+	const rounds = 60
+	extended, expired := 0, 0
+	for i := range rounds {
+		a := request("lab1", item("", 1, anyNode()))
+		a.TTL = 0 // expires now
+		mustAllocate(t, s, a)
+		var wg sync.WaitGroup
+		var ext *ironpool.Allocation
+		var extErr, expErr error
+		var out []*ironpool.Allocation
+		wg.Add(2)
+		go func() { defer wg.Done(); ext, extErr = s.ExtendAllocation(ctx, a.ID, time.Hour) }()
+		go func() { defer wg.Done(); out, expErr = s.ExpireAllocations(ctx, true) }()
+		wg.Wait()
+		if expErr != nil {
+			t.Fatalf("round %d: ExpireAllocations: %v", i, expErr)
+		}
+		reaped := slices.ContainsFunc(out, func(x *ironpool.Allocation) bool { return x.ID == a.ID })
+		got, err := s.FindAllocation(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case extErr == nil && reaped:
+			t.Fatalf("round %d: extend acknowledged (expires %v) and the reaper expired it too: state %s", i, ext.ExpiresAt, got.State)
+		case extErr == nil:
+			extended++
+			if got.State != ironpool.AllocActive || !got.ExpiresAt.Equal(ext.ExpiresAt) {
+				t.Fatalf("round %d: acknowledged renewal lost: state %s expires %v, acknowledged %v", i, got.State, got.ExpiresAt, ext.ExpiresAt)
+			}
+			mustRelease(t, s, a.ID, true)
+		case reaped:
+			expired++
+			wantCode(t, extErr, ironpool.ECONFLICT)
+			if got.State != ironpool.AllocExpired {
+				t.Fatalf("round %d: reaped allocation is %s", i, got.State)
+			}
+		default:
+			t.Fatalf("round %d: neither the extend (%v) nor the reaper took the lease", i, extErr)
+		}
+		c.Add(time.Second)
+	}
+	t.Logf("%d rounds: %d extended first, %d expired first", rounds, extended, expired)
 }
 
 func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
@@ -292,6 +356,11 @@ func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		mustRelease(t, s, a.ID, true)
 		if got := mustFind(t, s, "n1"); got.State != ironpool.NodeCleaning || got.Pending != "clean" {
 			t.Errorf("released Ironic node = %s pending=%q, want cleaning/clean", got.State, got.Pending)
+		}
+		// The audit log says where the node went, not "local pool".
+		ev := events(t, s, "allocation.released")
+		if len(ev) != 1 || strings.Contains(ev[0].Summary, "local pool") || !strings.Contains(ev[0].Summary, "1 Ironic nodes cleaning in Ironic") {
+			t.Errorf("release event = %+v, want it to say the Ironic node cleans in Ironic", ev)
 		}
 	})
 }

@@ -54,11 +54,15 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Allocate", func(t *testing.T) { testAllocate(t, open) })
 	t.Run("Queue", func(t *testing.T) { testQueue(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
+	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
+	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
+	t.Run("ResealRacesPasswordChanges", func(t *testing.T) { testResealRacesPasswordChanges(t, open) })
 	t.Run("Release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("TryLease", func(t *testing.T) { testTryLease(t, open) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open) })
+	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Status", func(t *testing.T) { testStatus(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("AllocateNodes", func(t *testing.T) { testAllocateNodes(t, open) })
@@ -148,7 +152,7 @@ func item(flavor string, count int, c ironpool.Constraints) ironpool.AllocationI
 func request(owner string, items ...ironpool.AllocationItem) *ironpool.Allocation {
 	now := time.Now().UTC()
 	return &ironpool.Allocation{Owner: owner, Mode: ironpool.ModeNone, Items: items,
-		Metadata: map[string]string{"job": "https://ci.example/1"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		Metadata: map[string]string{"job": "https://ci.example/1"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour), TTL: time.Hour}
 }
 
 // queued returns a request that may wait in the queue for wait.
@@ -203,7 +207,7 @@ type nodeState struct {
 	State        ironpool.NodeState
 	AllocationID string
 	Owner        string
-	Pending      string
+	Pending      ironpool.Pending
 	LastAlloc    time.Time
 }
 

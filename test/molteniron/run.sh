@@ -177,8 +177,9 @@ check "delete_db" 0 "$OK" -- delete_db
 check "delete_db keeps allocated nodes" 0 "r['result'].count('\n') == 1 and ',node5,' in r['result']" -- status -t csv
 check "release after delete_db" 0 "$OK" -- release job3
 
-# The default listener acts as role user: it allocates but cannot add or wipe.
-start user || { FAILED=$((FAILED + 1)); finish; }
+# The default listener acts as role user, for the owners named (required):
+# it allocates but cannot add or wipe.
+start user --molteniron-owner job || { FAILED=$((FAILED + 1)); finish; }
 CONF=$WORK/user/conf
 check "user listener refuses add" 147 'r["status"] == 403' -- \
 	add_baremetal n1 10.0.0.1 admin pw 10.1.0.1 52:54:00:00:00:01 x86_64 8 16384 100

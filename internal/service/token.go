@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -41,6 +41,9 @@ func NewToken(role ironpool.Role, owners []string, description string) (*ironpoo
 	}
 	if len(description) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("description", "is too long (limit %d)", ironpool.MaxReasonLen)
+	}
+	if err := ironpool.ValidateText("description", description); err != nil {
+		return nil, err
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -103,10 +106,11 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	return s.Store.RevokeToken(ctx, id)
 }
 
-// RotateKey re-encrypts every secret under the store's current key.
-func (s *Service) RotateKey(ctx context.Context) (int, error) {
+// RotateKey re-encrypts every secret under the store's current key and
+// names the nodes whose password did not open.
+func (s *Service) RotateKey(ctx context.Context) (ironpool.ResealResult, error) {
 	if _, err := Authorize(ctx, OpKeyRotate); err != nil {
-		return 0, err
+		return ironpool.ResealResult{}, err
 	}
 	return s.Store.Reseal(ctx)
 }

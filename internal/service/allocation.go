@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	}
 	now := s.Now().UTC()
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}
@@ -150,33 +150,6 @@ func (s *Service) FindAllocation(ctx context.Context, id string) (*ironpool.Allo
 	return s.present(actor, a), nil
 }
 
-// WaitAllocation blocks until the allocation leaves the queue, the timeout
-// passes or ctx ends, and returns it as it is then.
-func (s *Service) WaitAllocation(ctx context.Context, id string, timeout time.Duration) (*ironpool.Allocation, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		changed := s.Changed()
-		a, err := s.FindAllocation(ctx, id)
-		if err != nil || a.State != ironpool.AllocQueued {
-			return a, err
-		}
-		// The poll covers changes made on other replicas.
-		poll := time.NewTimer(250 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			poll.Stop()
-			return a, nil
-		case <-deadline.C:
-			poll.Stop()
-			return a, nil
-		case <-changed:
-		case <-poll.C:
-		}
-		poll.Stop()
-	}
-}
-
 // ExtendAllocation renews a lease to now+ttl.
 func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*ironpool.Allocation, error) {
 	if _, err := Authorize(ctx, OpAllocExtend); err != nil {
@@ -196,7 +169,7 @@ func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Dura
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.ExtendAllocation(ctx, id, s.Now().Add(ttl))
+	a, err := s.Store.ExtendAllocation(ctx, id, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -12,19 +12,15 @@ import (
 // a cancel's grace, a lost runner, an OOM), and a request queued by a job
 // that is gone would otherwise be served later with a full lease to
 // nobody. So every wait on a queued request — the long-poll the CLI keeps
-// open, or a plain read of it — records "a client waits" in the store, and
-// the leader cancels a queued request nobody has waited on for
-// Config.WaiterGrace. The record is in the database, so a waiter that
-// reconnects to another replica keeps its request alive.
+// open, or a plain read of it — records "a client waits" in the store
+// (here), and the reconciler cancels a queued request nobody has waited on
+// for its WaiterGrace (internal/reconcile/waiters.go). The record is in the
+// database, so a waiter that reconnects to another replica keeps its
+// request alive.
 
-// waiterState is the leader's bookkeeping for cancelAbandoned.
+// waiterState is the request path's part: shutting long-polls down.
 type waiterState struct {
 	mu sync.Mutex
-	// since is when this replica began enforcing: right after a restart no
-	// waiter could renew while the server was down, so the grace counts
-	// from here rather than from their last renewal.
-	since   time.Time
-	lastRun time.Time
 	// stopping is closed by StopWaits.
 	stopping chan struct{}
 }
@@ -137,35 +133,4 @@ func (s *Service) touchWaiter(ctx context.Context, id string) {
 	if err := s.Store.TouchWaiter(ctx, id, s.Now()); err != nil && ctx.Err() == nil {
 		s.Log.Warn("queue: record waiter", "allocation", id, "err", err)
 	}
-}
-
-// cancelAbandoned fails the queued requests whose waiter is gone longer
-// than the grace period, and returns how many.
-func (s *Service) cancelAbandoned(ctx context.Context, now time.Time) int {
-	g := s.Config.WaiterGrace
-	if g <= 0 {
-		return 0
-	}
-	w := &s.waiters
-	w.mu.Lock()
-	if w.since.IsZero() {
-		w.since = now
-	}
-	due := now.Sub(w.since) >= g && now.Sub(w.lastRun) >= min(g/4, time.Second)
-	if due {
-		w.lastRun = now
-	}
-	w.mu.Unlock()
-	if !due {
-		return 0
-	}
-	out, err := s.Store.CancelAbandoned(ctx, now.Add(-g), now)
-	if err != nil {
-		s.Log.Warn("queue: cancel abandoned requests", "err", err)
-		return 0
-	}
-	for _, a := range out {
-		s.Log.Info("queued request cancelled: no waiter", "allocation", a.ID, "owner", a.Owner, "grace", g)
-	}
-	return len(out)
 }

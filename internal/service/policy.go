@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -55,7 +55,7 @@ var Policy = map[string][]ironpool.Role{
 	OpNodeUpdate:      staff,
 	OpNodeDelete:      admin,
 	OpNodeMaintenance: staff,
-	OpNodePower:       staff,
+	OpNodePower:       everyone, // a user: only nodes its owners hold (PowerNode)
 	OpNodeInspect:     staff,
 	OpNodeRegister:    admin,
 	OpNodeAdopt:       admin,

@@ -1,4 +1,4 @@
-package pool_test
+package reconcile_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/pool"
+	"ironpool/internal/reconcile"
+	"ironpool/internal/service"
+	"ironpool/internal/sqlite/sqlitetest"
 	"ironpool/internal/sqlstore"
 )
 
@@ -26,22 +28,45 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func open(t *testing.T, now func() time.Time) (*sqlstore.Store, *pool.Service, context.Context) {
+// harness is a request service and a reconciler over one real SQLite
+// store, wired as the server wires them.
+type harness struct {
+	st  *sqlstore.Store
+	svc *service.Service
+	rec *reconcile.Reconciler
+}
+
+func newHarness(t *testing.T, now func() time.Time, cfg reconcile.Config) (*harness, context.Context) {
 	t.Helper()
-	st, ctx := pool.OpenTestStore(t)
+	st, ctx := sqlitetest.MustOpen(t)
 	st.Now = now
-	svc := pool.New(st, pool.Config{LoopInterval: 200 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.LoopInterval == 0 {
+		cfg.LoopInterval = 200 * time.Millisecond
+	}
+	rec := reconcile.New(st, cfg, log)
+	rec.Now = now
+	svc := service.New(st, service.Config{CleanInline: rec.Config.CleanInline()}, log)
 	svc.Now = now
-	if err := svc.CreateNodes(ctx, []*ironpool.Node{
+	svc.Work = rec
+	rec.Changed = svc.Signal
+	t.Cleanup(rec.Close)
+	return &harness{st, svc, rec}, ctx
+}
+
+func open(t *testing.T, now func() time.Time) (*harness, *service.Service, context.Context) {
+	t.Helper()
+	h, ctx := newHarness(t, now, reconcile.Config{})
+	if err := h.svc.CreateNodes(ctx, []*ironpool.Node{
 		{Name: "a", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1"}},
 		{Name: "b", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.2"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return st, svc, ctx
+	return h, h.svc, ctx
 }
 
-func waitState(t *testing.T, svc *pool.Service, ctx context.Context, id string, want ironpool.AllocationState, within time.Duration) time.Duration {
+func waitState(t *testing.T, svc *service.Service, ctx context.Context, id string, want ironpool.AllocationState, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < within {
@@ -62,16 +87,15 @@ func waitState(t *testing.T, svc *pool.Service, ctx context.Context, id string, 
 // passes its expiry, then released (state expired, nodes free) at once.
 func TestReaperControlledClock(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	_, svc, ctx := open(t, clk.Now)
-	svc.Start()
-	defer svc.Close()
+	h, svc, ctx := open(t, clk.Now)
+	h.rec.Start()
 	a, err := svc.Allocate(ctx, &ironpool.AllocationRequest{Owner: "ci", TTL: time.Second,
 		Items: []ironpool.ItemRequest{{Constraints: &ironpool.Constraints{CPUs: 1}, Count: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(900 * time.Millisecond)
-	svc.Wake()
+	h.rec.Wake()
 	time.Sleep(400 * time.Millisecond) // two loop intervals of real time
 	if got, _ := svc.FindAllocation(ctx, a.ID); got.State != ironpool.AllocActive {
 		t.Fatalf("released before expiry: %s", got.State)
@@ -94,10 +118,9 @@ func TestReaperControlledClock(t *testing.T) {
 // TestReaperRealClock: with real time, a 1 s lease is released within about
 // a second of its expiry (the loop sleeps until the next expiry).
 func TestReaperRealClock(t *testing.T) {
-	_, svc, ctx := open(t, time.Now)
-	svc.Config.LoopInterval = time.Second
-	svc.Start()
-	defer svc.Close()
+	h, svc, ctx := open(t, time.Now)
+	h.rec.Config.LoopInterval = time.Second
+	h.rec.Start()
 	a, err := svc.Allocate(ctx, &ironpool.AllocationRequest{Owner: "ci", TTL: time.Second,
 		Items: []ironpool.ItemRequest{{Constraints: &ironpool.Constraints{}, Count: 1}}})
 	if err != nil {
@@ -113,9 +136,8 @@ func TestReaperRealClock(t *testing.T) {
 // TestQueueFIFO: a queued request is served when nodes free up, and a later
 // smaller request does not overtake it.
 func TestQueueFIFO(t *testing.T) {
-	_, svc, ctx := open(t, time.Now)
-	svc.Start()
-	defer svc.Close()
+	h, svc, ctx := open(t, time.Now)
+	h.rec.Start()
 	one := []ironpool.ItemRequest{{Constraints: &ironpool.Constraints{}, Count: 1}}
 	first, err := svc.Allocate(ctx, &ironpool.AllocationRequest{Owner: "a", Items: one})
 	if err != nil {

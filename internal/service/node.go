@@ -1,4 +1,4 @@
-package pool
+package service
 
 import (
 	"context"
@@ -93,6 +93,9 @@ func (s *Service) DeleteNode(ctx context.Context, name string) error {
 
 // SetMaintenance takes a node out of service with a reason, or back in.
 // A held node cannot enter maintenance: its owner would lose it silently.
+// Taking a node out of maintenance (or out of error) puts a local node back
+// at once, and an Ironic node through cleaning, so that Ironic's own state
+// decides whether it is fit.
 func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reason string) (*ironpool.Node, error) {
 	if _, err := Authorize(ctx, OpNodeMaintenance); err != nil {
 		return nil, err
@@ -103,6 +106,9 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 	}
 	if len(reason) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("reason", "is %d characters; the limit is %d", len(reason), ironpool.MaxReasonLen)
+	}
+	if err := ironpool.ValidateText("reason", reason); err != nil {
+		return nil, err
 	}
 	n, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
 		if on {
@@ -115,6 +121,13 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 		}
 		if n.State != ironpool.NodeMaintenance && n.State != ironpool.NodeError {
 			return nil // already in service: idempotent
+		}
+		if n.IronicUUID != "" {
+			// An Ironic node comes back through Ironic's own state: it is
+			// cleaned (manage → provide) and is available only when Ironic
+			// says so; a node Ironic failed stays out (error again).
+			n.State, n.Pending, n.MaintenanceReason, n.LastError = ironpool.NodeCleaning, ironpool.PendingClean, "", ""
+			return nil
 		}
 		n.State, n.MaintenanceReason, n.LastError = ironpool.NodeAvailable, "", ""
 		return nil
@@ -223,10 +236,19 @@ func (s *Service) SetFields(ctx context.Context, name string, assign map[string]
 	}
 	slices.Sort(keys)
 	n, err := s.Store.UpdateNode(ctx, name, func(n *ironpool.Node) error {
+		held := n.State.Held() || n.AllocationID != ""
+		before := n.BMC.Address
 		for _, k := range keys {
 			if err := setField(n, k, assign[k]); err != nil {
 				return err
 			}
+		}
+		// The owner holds this BMC through the handoff: re-pointing it
+		// would silently hand them another machine's controller.
+		if held && n.BMC.Address != before {
+			return (&ironpool.Error{Code: ironpool.ECONFLICT, Field: "bmc.address",
+				Message: fmt.Sprintf("node %s is allocated (allocation %s); its BMC address cannot change while it is held", n.Name, n.AllocationID)}).
+				WithHint("release the allocation first: ironpool release " + n.AllocationID)
 		}
 		return n.Validate("")
 	})
@@ -305,7 +327,9 @@ func setField(n *ironpool.Node, field, v string) error {
 	case "bmc.username":
 		n.BMC.Username = v
 	case "bmc.password":
-		n.BMC.Password = v
+		// Setting the password replaces one that did not open, even
+		// with "": that is how an operator repairs a node whose key is gone.
+		n.BMC.Password, n.BMC.PasswordError = v, ""
 	case "managed_by":
 		n.ManagedBy = v
 	default:

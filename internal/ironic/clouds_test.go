@@ -1,0 +1,98 @@
+package ironic
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ironpool"
+)
+
+// writeClouds writes a clouds.yaml into a temporary directory.
+func writeClouds(t *testing.T, doc string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "clouds.yaml")
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestCloudsYAMLNoauth reaches a real standalone Ironic through clouds.yaml
+// entries that name no Keystone, in both forms openstacksdk accepts.
+func TestCloudsYAMLNoauth(t *testing.T) {
+	url := requireIronic(t)
+	f := writeClouds(t, fmt.Sprintf(`clouds:
+  standalone:
+    auth_type: none
+    baremetal_endpoint_override: %s
+  endpoint-form:
+    auth_type: none
+    auth:
+      endpoint: %s
+`, url, url))
+	for _, name := range []string{"standalone", "endpoint-form"} {
+		c, err := Connect(t.Context(), Config{Cloud: name, CloudsFile: f})
+		if err != nil {
+			t.Fatalf("cloud %s: %v", name, err)
+		}
+		if _, err := c.ListNodes(t.Context()); err != nil {
+			t.Errorf("cloud %s: list nodes: %v", name, err)
+		}
+	}
+}
+
+// TestCloudsYAMLRefusals: an entry that cannot work is a clear EINVALID
+// naming the problem — never a panic (gophercloud's parser dereferences a
+// nil auth section for auth_type none) and never a silent fallback.
+func TestCloudsYAMLRefusals(t *testing.T) {
+	f := writeClouds(t, `clouds:
+  no-endpoint:
+    auth_type: none
+  basic-no-password:
+    auth_type: http_basic
+    auth: {username: op}
+    baremetal_endpoint_override: http://127.0.0.1:1
+  keystone-no-url:
+    auth_type: password
+    auth: {username: admin, password: pw}
+  bad-cacert:
+    auth_type: none
+    baremetal_endpoint_override: https://127.0.0.1:1
+    cacert: /nonexistent/ca.pem
+`)
+	for _, tc := range []struct{ cloud, want string }{
+		{"no-endpoint", "baremetal_endpoint_override"},
+		{"basic-no-password", "auth.password"},
+		{"keystone-no-url", "auth_url"},
+		{"bad-cacert", "cacert"},
+		{"absent", `no cloud named "absent"`},
+	} {
+		_, err := Connect(t.Context(), Config{Cloud: tc.cloud, CloudsFile: f})
+		if ironpool.ErrorCode(err) != ironpool.EINVALID || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("cloud %s: %v, want EINVALID mentioning %q", tc.cloud, err, tc.want)
+		}
+	}
+	if _, err := Connect(t.Context(), Config{Cloud: "x", CloudsFile: filepath.Join(t.TempDir(), "none.yaml")}); ironpool.ErrorCode(err) != ironpool.EINVALID {
+		t.Errorf("missing clouds.yaml: %v, want EINVALID", err)
+	}
+}
+
+// FuzzParseCloud: no clouds.yaml, however malformed, panics the loader.
+func FuzzParseCloud(f *testing.F) {
+	f.Add([]byte("clouds:\n  a:\n    auth_type: none\n    baremetal_endpoint_override: http://127.0.0.1:6385\n"), "a")
+	f.Add([]byte("clouds:\n  a:\n    auth_type: http_basic\n    auth: {username: u, password: p}\n"), "a")
+	f.Add([]byte("clouds: [1, 2]"), "a")
+	f.Add([]byte("clouds:\n  a: ~\n"), "a")
+	f.Add([]byte("clouds:\n  a:\n    verify: maybe\n"), "a")
+	f.Fuzz(func(t *testing.T, data []byte, name string) {
+		c, err := parseCloud(data, name)
+		if err != nil {
+			return
+		}
+		_, _, _ = c.keystoneFree()
+		_, _ = c.tlsConfig()
+	})
+}

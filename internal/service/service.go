@@ -1,0 +1,171 @@
+// Package service is ironpool's request path: what the HTTP API, the CLI
+// (via the API) and the Molten Iron listener call. It validates input,
+// authorizes the actor in the context, resolves flavors and calls the
+// store, whose transactions make each change atomic. It starts no
+// background work of its own: what a change owes later (an expiry, a
+// clean, a backend side effect) is recorded in the store and carried out
+// by the reconciler (internal/reconcile), which the service reaches only
+// through the Workflows interface it declares.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"ironpool"
+)
+
+// Config holds the request path's tunables.
+type Config struct {
+	// DefaultTTL is the lease of an allocation that names none.
+	DefaultTTL time.Duration
+	// MaxTTL bounds --ttl and extend.
+	MaxTTL time.Duration
+	// MaxWait bounds --wait.
+	MaxWait time.Duration
+	// DefaultMode is the checkout mode when a request names none.
+	DefaultMode ironpool.Mode
+	// CleanInline says released local nodes need no cleaning step (no
+	// clean command is configured), so they are available again at once.
+	CleanInline bool
+	// WaiterGrace is how long a queued request may go without a waiter
+	// before the reconciler cancels it; long-polls renew their request
+	// three times within it (waiters.go). Default 30s; negative: never.
+	WaiterGrace time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = 4 * time.Hour
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = 7 * 24 * time.Hour
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 24 * time.Hour
+	}
+	if c.DefaultMode == "" {
+		c.DefaultMode = ironpool.ModeNone
+	}
+	if c.WaiterGrace == 0 {
+		c.WaiterGrace = 30 * time.Second
+	}
+}
+
+// Workflows is the background work a request may start or wait on: the
+// reconciler implements it. The service declares it, so that it depends on
+// no backend and no loop, only on what it asks of them.
+type Workflows interface {
+	// Wake asks the background loop to look at the store now.
+	Wake()
+	// HasBackend reports whether a backend (Ironic) is connected.
+	HasBackend() bool
+	// Leader reports whether this replica runs the background loop.
+	Leader() bool
+	Sync(ctx context.Context) (*ironpool.SyncResult, error)
+	Unregister(ctx context.Context, name string) (*ironpool.Node, error)
+	Inspect(ctx context.Context, name string) (*ironpool.Node, error)
+	Power(ctx context.Context, name, action string) (*ironpool.PowerResult, error)
+	Manageable(ctx context.Context) ([]*ironpool.Node, error)
+	Adopt(ctx context.Context, req ironpool.AdoptRequest) (*ironpool.Allocation, error)
+	Deploy(ctx context.Context, a *ironpool.Allocation, spec ironpool.DeploySpec) error
+	Undeploy(ctx context.Context, a *ironpool.Allocation) error
+}
+
+// Service is the request service.
+type Service struct {
+	Store  ironpool.Store
+	Config Config
+	Log    *slog.Logger
+	// Now returns the time; tests replace it together with the store's.
+	Now func() time.Time
+	// Work is the reconciler; nil only in tests that run no background work.
+	Work Workflows
+	// OnEvent runs after changes commit (the webhook sender); it must not
+	// block.
+	OnEvent func()
+	// Broadcast tells other replicas that something changed (PostgreSQL
+	// NOTIFY); nil for a single server. It must not block.
+	Broadcast func()
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever allocations change
+	hub     waitHub       // long-poll waiters (waithub.go)
+	waiters waiterState   // shutting long-polls down (waiters.go)
+}
+
+// New returns a service over store.
+func New(store ironpool.Store, cfg Config, log *slog.Logger) *Service {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{Store: store, Config: cfg, Log: log, Now: time.Now, changed: make(chan struct{})}
+}
+
+// notify tells everyone who waits for a change made here: local waiters,
+// the background loop, webhooks and the other replicas.
+func (s *Service) notify() {
+	s.Signal()
+	if s.Work != nil {
+		s.Work.Wake()
+	}
+	if s.Broadcast != nil {
+		s.Broadcast()
+	}
+}
+
+// Signal wakes local waiters and webhooks after a change, wherever it was
+// made (here, by the reconciler, or on another replica). Unlike notify it
+// broadcasts nothing, so replicas do not echo each other's wake-ups.
+func (s *Service) Signal() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if s.OnEvent != nil {
+		s.OnEvent()
+	}
+}
+
+// Changed returns a channel closed at the next change; waiters select on it.
+func (s *Service) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// Leader reports whether this replica runs the background loop.
+func (s *Service) Leader() bool { return s.Work != nil && s.Work.Leader() }
+
+// Health checks that the store answers; /healthz calls it.
+func (s *Service) Health(ctx context.Context) error {
+	_, err := s.Store.NextExpiry(ctx)
+	return err
+}
+
+// Gauges is what /metrics shows of the pool: its status, and the store's
+// write batching where the store reports it (SQLite's group commit).
+type Gauges struct {
+	Status         *ironpool.Status
+	Writes, Commit int64
+}
+
+// Gauges reads the pool's metrics. It is not authorized per actor: the
+// metrics endpoint decides who may read it.
+func (s *Service) Gauges(ctx context.Context) (*Gauges, error) {
+	st, err := s.Store.Status(ctx, s.Now())
+	if err != nil {
+		return nil, err
+	}
+	g := &Gauges{Status: st}
+	if ws, ok := s.Store.(interface{ WriteStats() (int64, int64) }); ok {
+		g.Writes, g.Commit = ws.WriteStats()
+	}
+	return g, nil
+}
+
+// cleanInline reports whether released local nodes skip the cleaning step.
+func (s *Service) cleanInline() bool { return s.Config.CleanInline }
