@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/service"
 	"ironpool/internal/server"
 	"ironpool/internal/servertest"
+	"ironpool/internal/service"
 )
 
 // startGrace runs a real server whose queued requests need a waiter seen

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // readmeExitCodes returns the exit codes README's table documents.
