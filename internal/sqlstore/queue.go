@@ -243,8 +243,8 @@ func (s *Store) failExpiredQueued(ctx context.Context, tx *sql.Tx, now time.Time
 			return nil, err
 		}
 		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message, now
-		if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, last_error = $2, released_at = $3 WHERE id = $4`,
-			string(a.State), a.LastError, ms(now), a.ID); err != nil {
+		if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
+			string(a.State), a.LastError, ms(now)); err != nil {
 			return nil, err
 		}
 		if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {

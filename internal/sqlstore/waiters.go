@@ -41,8 +41,8 @@ func (s *Store) CancelAbandoned(ctx context.Context, cutoff, now time.Time) ([]*
 			a.State = ironpool.AllocFailed
 			a.LastError = fmt.Sprintf("cancelled: no client waited for it since %s (the waiter was killed or lost)", cutoff.UTC().Format(time.RFC3339))
 			a.ReleasedAt = now
-			if _, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, last_error = $2, released_at = $3 WHERE id = $4`,
-				string(a.State), a.LastError, ms(now), a.ID); err != nil {
+			if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
+				string(a.State), a.LastError, ms(now)); err != nil {
 				return err
 			}
 			if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {
