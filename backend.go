@@ -136,6 +136,9 @@ type SyncResult struct {
 	Missing []string `json:"missing"`
 	// Skipped are backend nodes that could not be imported, with the reason.
 	Skipped []string `json:"skipped"`
+	// Ignored are backend nodes deleted from the pool, left out (sync
+	// --include-ignored imports them again).
+	Ignored []string `json:"ignored,omitempty"`
 	// Error says why this endpoint could not be synced (several-endpoint
 	// syncs report it per endpoint and go on with the others).
 	Error string `json:"error,omitempty"`
@@ -156,7 +159,15 @@ type AdoptRequest struct {
 	Owner      string        `json:"owner"`
 	Name       string        `json:"name,omitempty"`
 	TTL        time.Duration `json:"-"`
+	// NoExpiry adopts for good (a production workload): the allocation
+	// lasts until it is released, instead of a lease.
+	NoExpiry bool `json:"-"`
 }
+
+// NoExpiryTTL is the lease of an allocation that does not expire: two
+// centuries, so it never ends by itself yet stays an ordinary lease for the
+// store (a time.Duration cannot reach year 9999).
+const NoExpiryTTL = 200 * 365 * 24 * time.Hour
 
 // DeployRequest says what to write to an allocation's nodes.
 type DeployRequest struct {

@@ -253,8 +253,13 @@ func (n *Node) Validate(prefix string) error {
 	if n.MACs == nil {
 		n.MACs = []string{}
 	}
-	if _, err := ParseBMCAddress(prefix+"bmc.address", n.BMC.Address); err != nil {
-		return err
+	// A node in front of Ironic needs no BMC address of ironpool's own:
+	// Ironic drives it (fake-hardware, or a vendor driver ironpool has no
+	// URL form for). A local node does: ironpool hands it out by its BMC.
+	if n.BMC.Address != "" || n.IronicUUID == "" {
+		if _, err := ParseBMCAddress(prefix+"bmc.address", n.BMC.Address); err != nil {
+			return err
+		}
 	}
 	if len(n.BMC.Username) > MaxNameLen*4 {
 		return FieldErrorf(prefix+"bmc.username", "is too long (limit %d)", MaxNameLen*4)

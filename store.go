@@ -32,6 +32,10 @@ type Store interface {
 	// summary, all in one transaction: a crash never leaves an adopted node
 	// without its allocation. ECONFLICT for a taken name, MAC or link.
 	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
+	// IgnoredBackendNodes lists the backend ids of nodes an operator
+	// deleted from the pool (DeleteNode marks them; CreateNodes of a node
+	// with that link lifts the mark), so sync does not import them again.
+	IgnoredBackendNodes(ctx context.Context) (map[string]bool, error)
 	// Plan is Allocate without writing anything.
 	Plan(ctx context.Context, a *Allocation) (*Plan, error)
 	// DispatchQueue fulfils queued allocations first-come first-served,

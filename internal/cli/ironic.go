@@ -19,13 +19,18 @@ import (
 // ironicCmd is `ironpool ironic …`: operations on the Ironic behind the pool.
 func (a *app) ironicCmd() *cobra.Command {
 	c := &cobra.Command{Use: "ironic", Short: "The Ironic behind the pool: sync"}
-	c.AddCommand(&cobra.Command{
+	var includeIgnored bool
+	syncCmd := &cobra.Command{
 		Use:   "sync",
-		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now",
+		Short: "Import Ironic's nodes into the pool and refresh the ones it has, now (nodes deleted from the pool stay out unless --include-ignored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r ironpool.SyncResult
-			if err := a.call(cmd.Context(), "POST", "/v1/ironic/sync", nil, &r); err != nil {
+			path := "/v1/ironic/sync"
+			if includeIgnored {
+				path += "?include_ignored=true"
+			}
+			if err := a.call(cmd.Context(), "POST", path, nil, &r); err != nil {
 				return err
 			}
 			return a.print(&r, func(w *tabwriter.Writer) {
@@ -41,10 +46,26 @@ func (a *app) ironicCmd() *cobra.Command {
 				for _, s := range r.Skipped {
 					fmt.Fprintf(w, "skipped\t%s\n", s)
 				}
+				if len(r.Ignored) > 0 {
+					fmt.Fprintf(w, "ignored (deleted from the pool; --include-ignored)\t%d\t%s\n", len(r.Ignored), strings.Join(r.Ignored, ","))
+				}
+				for _, e := range r.Endpoints {
+					fmt.Fprintf(w, "endpoint %s\tseen %d, imported %d, updated %d%s\n", e.Endpoint, e.Seen, len(e.Imported), len(e.Updated), errNote(e.Error))
+				}
 			})
 		},
-	})
+	}
+	syncCmd.Flags().BoolVar(&includeIgnored, "include-ignored", false, "also import Ironic nodes that were deleted from the pool")
+	c.AddCommand(syncCmd)
 	return c
+}
+
+// errNote is ", error: MSG" for a non-empty message.
+func errNote(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ", error: " + msg
 }
 
 // ironicNodeCmds are the node verbs that go through Ironic.
@@ -96,17 +117,26 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 			})
 		},
 	}
-	var owner, name, ttl string
+	var owner, name, ttl, lease string
 	adopt := &cobra.Command{
-		Use:   "adopt IRONIC_UUID --owner OWNER [--name NAME]",
+		Use:   "adopt IRONIC_UUID --owner OWNER [--name NAME] [--ttl D | --lease none]",
 		Short: "Take an active (or, through Ironic's adopt verb, a manageable) Ironic node into the pool, held by OWNER (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if owner == "" {
 				return usagef("--owner is required")
 			}
+			if lease != "" && lease != "none" {
+				return ironpool.FieldErrorf("lease", "%q is not a lease kind (want none, or give --ttl)", lease)
+			}
+			if lease != "" && ttl != "" {
+				return ironpool.FieldErrorf("lease", "none cannot be combined with --ttl")
+			}
+			if _, err := ironpool.ParseDuration("ttl", ttl); err != nil {
+				return err
+			}
 			var al ironpool.Allocation
-			body := map[string]string{"ironic_uuid": args[0], "owner": owner, "name": name, "ttl": ttl}
+			body := map[string]string{"ironic_uuid": args[0], "owner": owner, "name": name, "ttl": ttl, "lease": lease}
 			if err := a.call(cmd.Context(), "POST", "/v1/ironic/adopt", body, &al); err != nil {
 				return err
 			}
@@ -116,6 +146,7 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 	adopt.Flags().StringVar(&owner, "owner", "", "owner the node is allocated to")
 	adopt.Flags().StringVar(&name, "name", "", "pool name of the node (default: its Ironic name)")
 	adopt.Flags().StringVar(&ttl, "ttl", "", "lease of the new allocation (default: the server's default TTL)")
+	adopt.Flags().StringVar(&lease, "lease", "", "none: the adoption never expires (a production workload stays until released)")
 	return []*cobra.Command{
 		nodeVerb("register", "Enroll a pool node into Ironic (driver from the BMC URL, one port per MAC) and make it available there", "register"),
 		nodeVerb("unregister", "Delete a node from Ironic (refused while allocated or deployed); it stays in the pool", "unregister"),

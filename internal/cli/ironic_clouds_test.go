@@ -3,8 +3,11 @@ package cli_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +67,17 @@ func TestIronicCloudHTTPBasic(t *testing.T) {
 	e.jsonOf(&r, "ironic", "sync")
 	if len(r.Imported) != 2 || len(r.Skipped) != 0 {
 		t.Fatalf("sync through the http_basic cloud = %+v, want the 2 nodes imported", r)
+	}
+	// Ironic calls are counted on /metrics, by endpoint, method and status.
+	resp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`ironpool_ironic_requests_total{endpoint=%q,method="GET",status="200"}`, in.URL)
+	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "ironpool_ironic_request_seconds_total") {
+		t.Errorf("/metrics lacks the Ironic call counts (%s):\n%s", want, body)
 	}
 	// The wrong password is refused by Ironic, and the error says so.
 	wrong, err := ironic.Connect(ctx, ironic.Config{Cloud: "lab-wrong", CloudsFile: clouds, Timeout: 10 * time.Second})

@@ -79,11 +79,28 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 	if st, _ := other.allocate("nova-instance-1", uuids[2], "rc-small"); st != "active" {
 		t.Fatalf("set-up: the other consumer's allocation is %s", st)
 	}
+	// A node with no BMC details ironpool knows (fake-hardware with empty
+	// driver_info; vendor drivers look the same to it) is still a pool node.
+	code, nb := other.do("POST", "/v1/nodes", map[string]any{"name": "nobmc", "driver": "fake-hardware", "resource_class": "rc-none",
+		"properties": map[string]any{"cpus": 2, "memory_mb": 2048, "local_gb": 10, "cpu_arch": "x86_64"}})
+	if code != 201 {
+		t.Fatalf("create a node without driver_info: %d %v", code, nb)
+	}
+	nobmc, _ := nb["uuid"].(string)
+	if err := c.Manage(ctx, nobmc); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Provide(ctx, nobmc); err != nil {
+		t.Fatal(err)
+	}
 	e := startWithIronic(t, in.URL)
 	e.ok("flavor", "create", "small", "--resource-class", "rc-small")
 	var r ironpool.SyncResult
 	e.jsonOf(&r, "ironic", "sync")
 	nodes := e.fullNodes()
+	if n, ok := nodes["nobmc"]; !ok || n.State != "available" || n.BMC.Address != "" {
+		t.Errorf("a node without BMC details was not imported as an available node with no address: %+v (skipped: %v)", n, r.Skipped)
+	}
 	if n := nodes["sh-02"]; n.State != "maintenance" || !strings.Contains(n.MaintenanceReason, "taken by another consumer") {
 		t.Fatalf("a node another consumer holds was imported as %s (%q), want not allocatable and why", n.State, n.MaintenanceReason)
 	}
@@ -118,6 +135,17 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 		if after.InstanceUUID != "" || after.Maintenance || after.Lessee != "" {
 			t.Errorf("after release %s in Ironic: instance_uuid %q maintenance %v lessee %q; want all cleared", name, after.InstanceUUID, after.Maintenance, after.Lessee)
 		}
+	}
+	// A node deleted from the pool stays deleted: the next sync leaves it
+	// out (and says so) until asked to take it back.
+	e.ok("node", "delete", "sh-00")
+	e.jsonOf(&r, "ironic", "sync")
+	if _, back := e.fullNodes()["sh-00"]; back || len(r.Ignored) != 1 {
+		t.Errorf("sync after deleting sh-00: re-imported %v, ignored %v; want it left out and reported", back, r.Ignored)
+	}
+	e.jsonOf(&r, "ironic", "sync", "--include-ignored")
+	if _, back := e.fullNodes()["sh-00"]; !back {
+		t.Errorf("sync --include-ignored did not import sh-00 again: %+v", r)
 	}
 	// The other consumer's allocation is untouched.
 	if code, a := other.do("GET", "/v1/allocations/nova-instance-1", nil); code != 200 || a["state"] != "active" {

@@ -352,9 +352,17 @@ func TestIronicBackend(t *testing.T) {
 		// A manageable node goes through Ironic's adopt verb. It was
 		// imported by sync as not allocatable: drop it from the pool first.
 		e.ok("node", "delete", "ext-manageable")
-		e.jsonOf(&a, "node", "adopt", extManageable, "--owner", "lab2")
+		// A production adoption does not expire: --lease none. A bad
+		// lease word is refused before anything is sent.
+		if _, errs, code := e.run("node", "adopt", extManageable, "--owner", "lab2", "--lease", "forever"); code != 2 || !strings.Contains(errs, "lease") {
+			t.Errorf("adopt --lease forever: exit %d %s, want 2 naming lease", code, errs)
+		}
+		e.jsonOf(&a, "node", "adopt", extManageable, "--owner", "lab2", "--lease", "none")
 		if n, _ := c.GetNode(ctx, extManageable); n.ProvisionState != "active" {
 			t.Errorf("Ironic state after adopt = %q", n.ProvisionState)
+		}
+		if until := time.Until(a.ExpiresAt); until < 100*365*24*time.Hour {
+			t.Errorf("adopt --lease none expires in %s, want never (beyond a century)", until)
 		}
 	})
 }

@@ -18,6 +18,7 @@ func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
 	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, mode string
 	var ironics []string
+	var ironicFilter string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ironpool server (embedded SQLite by default)",
@@ -46,6 +47,9 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			if cleanCmd != "" {
 				m.Background.CleanCommand = strings.Fields(cleanCmd)
+			}
+			if m.Ironic.Filter, err = server.ParseIronicFilter(ironicFilter); err != nil {
+				return err
 			}
 			for _, s := range ironics {
 				ep, err := server.ParseIronicEndpoint(s)
@@ -94,6 +98,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringArrayVar(&m.MoltenIronOwners, "molteniron-owner", nil, "owner the Molten Iron listener may act for (repeatable; required with role user; '*' for every owner)")
 	f.BoolVar(&m.MoltenIronAllowRemote, "molteniron-allow-remote", false, "let --molteniron-listen bind a non-loopback address (the protocol has no authentication)")
 	f.BoolVar(&m.MoltenIronAllowDeleteDB, "molteniron-allow-delete-db", false, "let Molten Iron's delete_db delete every unallocated node")
+	f.StringVar(&ironicFilter, "ironic-filter", "", "sync only the Ironic nodes that match, e.g. conductor_group=lab,owner=ci (keys: conductor_group, owner, lessee, resource_class, driver, fault, provision_state)")
 	f.StringArrayVar(&ironics, "ironic", nil, "a further Ironic behind the pool: NAME=URL (noauth) or NAME=cloud:CLOUD (repeatable; every replica running the reconciler must reach all of them)")
 	f.StringVar(&m.Ironic.URL, "ironic-url", "", "Ironic API endpoint backing the pool (noauth, or HTTP basic with --ironic-user)")
 	f.StringVar(&m.Ironic.User, "ironic-user", "", "HTTP basic username for --ironic-url")

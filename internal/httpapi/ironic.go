@@ -17,8 +17,10 @@ func (s *Server) ironicRoutes() {
 	svc := s.Service
 
 	register(s, http.MethodPost, "/v1/ironic/sync", "ironic-sync", "Import and refresh Ironic's nodes now", 200,
-		func(ctx context.Context, _ *struct{}) (*syncReply, error) {
-			r, err := svc.SyncIronic(ctx)
+		func(ctx context.Context, in *struct {
+			IncludeIgnored bool `query:"include_ignored" doc:"also import nodes deleted from the pool before (which lifts their ignore mark)"`
+		}) (*syncReply, error) {
+			r, err := svc.SyncIronic(ctx, in.IncludeIgnored)
 			return &syncReply{r}, err
 		})
 	register(s, http.MethodGet, "/v1/ironic/manageable", "ironic-manageable", "List Ironic nodes that could be adopted", 200,
@@ -35,13 +37,15 @@ func (s *Server) ironicRoutes() {
 				Owner      string `json:"owner" maxLength:"63"`
 				Name       string `json:"name,omitempty" maxLength:"63"`
 				TTL        string `json:"ttl,omitempty" maxLength:"32"`
+				Lease      string `json:"lease,omitempty" enum:"none," doc:"none: the allocation never expires (a production adoption)"`
 			}
 		}) (*allocReply, error) {
 			ttl, err := ironpool.ParseDuration("ttl", in.Body.TTL)
 			if err != nil {
 				return nil, err
 			}
-			a, err := svc.AdoptNode(ctx, ironpool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name, TTL: ttl})
+			a, err := svc.AdoptNode(ctx, ironpool.AdoptRequest{IronicUUID: in.Body.IronicUUID, Owner: in.Body.Owner, Name: in.Body.Name,
+				TTL: ttl, NoExpiry: in.Body.Lease == "none"})
 			return &allocReply{Status: 201, Body: a}, err
 		})
 	register(s, http.MethodPost, "/v1/nodes/{name}/register", "register-node", "Enroll a pool node into Ironic", 200,

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -27,6 +28,10 @@ type Metrics struct {
 	gaugesMu sync.Mutex
 	gaugesAt time.Time
 	gauges   *service.Gauges
+
+	// Sources write further series (the Ironic clients' call counts);
+	// the server adds them before serving.
+	Sources []func(io.Writer)
 }
 
 // gaugesTTL is how long one status query serves /metrics.
@@ -142,6 +147,9 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 		if g.Commit > 0 {
 			fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", g.Writes)
 			fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", g.Commit)
+		}
+		for _, src := range m.Sources {
+			src(w)
 		}
 	}
 }

@@ -64,6 +64,11 @@ type Config struct {
 	DriverOverride string
 	// PageSize is the limit per list request. Default DefaultPageSize.
 	PageSize int
+	// Filter limits which nodes a sync sees (ParseFilter: conductor_group,
+	// owner, …), so a pool can take a part of a shared Ironic.
+	Filter url.Values
+
+	stats *callStats // set by Connect: where the transport counts calls
 }
 
 // Client talks to one Ironic. It is safe for concurrent use.
@@ -74,6 +79,8 @@ type Client struct {
 	driverOverride string
 	waitTimeout    time.Duration
 	pageSize       int
+	filter         url.Values
+	stats          *callStats
 }
 
 // Connect builds a client and probes the server: it returns EUNAVAILABLE if
@@ -92,6 +99,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	var sc *gophercloud.ServiceClient
 	var err error
+	stats := newCallStats()
+	cfg.stats = stats
 	if cfg.Cloud != "" {
 		sc, err = cloudClient(ctx, cfg)
 	} else {
@@ -106,6 +115,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		driverOverride: cfg.DriverOverride,
 		waitTimeout:    cfg.WaitTimeout,
 		pageSize:       cfg.PageSize,
+		filter:         cfg.Filter,
+		stats:          stats,
 	}
 	if err := c.probe(ctx); err != nil {
 		return nil, err
@@ -232,7 +243,11 @@ func configureProvider(pc *gophercloud.ProviderClient, cfg Config, tlsConfig *tl
 	if tlsConfig != nil {
 		tr.TLSClientConfig = tlsConfig
 	}
-	pc.HTTPClient = http.Client{Transport: tr, Timeout: cfg.Timeout}
+	var rt http.RoundTripper = tr
+	if cfg.stats != nil {
+		rt = &countingTransport{base: tr, stats: cfg.stats}
+	}
+	pc.HTTPClient = http.Client{Transport: rt, Timeout: cfg.Timeout}
 	pc.UserAgent.Prepend("ironpool")
 	pc.RetryFunc = retryTransient
 }

@@ -96,3 +96,32 @@ func FuzzParseCloud(f *testing.F) {
 		_, _ = c.tlsConfig()
 	})
 }
+
+// TestSyncFilter: --ironic-filter keys are checked (a typo would sync the
+// whole shared Ironic), and a filtered client lists only what matches.
+func TestSyncFilter(t *testing.T) {
+	for _, bad := range []string{"conductor=lab", "owner", "owner=", "owner=a,,"} {
+		if _, err := ParseFilter(bad); ironpool.ErrorCode(err) != ironpool.EINVALID || !strings.Contains(err.Error(), "ironic-filter") {
+			t.Errorf("ParseFilter(%q) = %v, want EINVALID on ironic-filter", bad, err)
+		}
+	}
+	c := newClient(t)
+	rc := "rc-filter-" + runID
+	ids := makeNodes(t, c, []nodeSpec{{Name: nodeName("flt", 0), ResourceClass: rc, CPUs: 1}})
+	makeNodes(t, c, []nodeSpec{{Name: nodeName("flt", 1), ResourceClass: rc + "-other", CPUs: 1}})
+	f, err := ParseFilter("resource_class=" + rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := Connect(t.Context(), Config{URL: c.Endpoint(), Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fc.ListNodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].UUID != ids[0] {
+		t.Fatalf("filtered list = %d nodes, want only %s", len(got), ids[0])
+	}
+}

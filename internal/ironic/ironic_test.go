@@ -67,7 +67,7 @@ func startIronicAt(dir string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // may apt-install
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", scriptPath("start.sh"), dir)
-	cmd.Env = append(os.Environ(), "IRONIC_PORT="+strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "IRONIC_PORT="+strconv.Itoa(port), "IRONIC_START_TIMEOUT=240")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -80,7 +80,33 @@ func (q nodeQuery) ToNodeListDetailQuery() (string, error) { return q.ToNodeList
 // (two paginated listings in all, not one request per node). Returns
 // EUNAVAILABLE when Ironic cannot be reached.
 func (c *Client) ListNodes(ctx context.Context) ([]NodeInfo, error) {
-	return c.listNodes(ctx, nodeQuery{})
+	q := nodeQuery{}
+	for k, v := range c.filter {
+		q[k] = v
+	}
+	return c.listNodes(ctx, q)
+}
+
+// filterKeys are the node list filters Ironic's API takes that a sync may
+// be limited by (serve --ironic-filter).
+var filterKeys = []string{"conductor_group", "owner", "lessee", "resource_class", "driver", "fault", "provision_state"}
+
+// ParseFilter reads "key=value,key=value" into node list filters, refusing
+// keys Ironic's node list does not take, so a typo does not silently sync
+// everything.
+func ParseFilter(s string) (url.Values, error) {
+	out := url.Values{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || v == "" || !slices.Contains(filterKeys, k) {
+			return nil, ironpool.FieldErrorf("ironic-filter", "%q is not KEY=VALUE with KEY one of %s", kv, strings.Join(filterKeys, ", "))
+		}
+		out.Add(k, v)
+	}
+	return out, nil
 }
 
 // ManageableNodes returns the nodes ironpool could adopt: active, without an

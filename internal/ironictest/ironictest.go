@@ -63,7 +63,7 @@ func Start(tb testing.TB, env ...string) *Instance {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := &Instance{Dir: dir, Port: port, env: append([]string{"IRONIC_PORT=" + strconv.Itoa(port)}, env...)}
+	in := &Instance{Dir: dir, Port: port, env: append([]string{"IRONIC_PORT=" + strconv.Itoa(port), "IRONIC_START_TIMEOUT=240"}, env...)}
 	if err := in.start(); err != nil {
 		os.RemoveAll(dir)
 		Unavailable(tb, err)

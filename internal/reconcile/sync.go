@@ -22,18 +22,18 @@ import (
 // With several backends each is synced in turn; the result sums them and
 // lists each under Endpoints. One that cannot be reached is reported there
 // (its nodes keep their state) and does not stop the others.
-func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
+func (r *Reconciler) Sync(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error) {
 	if !r.HasBackend() {
 		return nil, errNoBackend
 	}
 	if len(r.Backends) == 1 {
-		return r.syncOne(ctx, r.Backends[0])
+		return r.syncOne(ctx, r.Backends[0], includeIgnored)
 	}
 	total := &ironpool.SyncResult{Endpoint: strings.Join(r.Endpoints(), " "), Imported: []string{}, Updated: []string{},
 		Missing: []string{}, Skipped: []string{}}
 	var firstErr error
 	for _, b := range r.Backends {
-		res, err := r.syncOne(ctx, b)
+		res, err := r.syncOne(ctx, b, includeIgnored)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -48,6 +48,7 @@ func (r *Reconciler) Sync(ctx context.Context) (*ironpool.SyncResult, error) {
 		total.Updated = append(total.Updated, res.Updated...)
 		total.Missing = append(total.Missing, res.Missing...)
 		total.Skipped = append(total.Skipped, res.Skipped...)
+		total.Ignored = append(total.Ignored, res.Ignored...)
 	}
 	if allFailed(total.Endpoints) {
 		return total, firstErr
@@ -66,10 +67,16 @@ func allFailed(rs []ironpool.SyncResult) bool {
 }
 
 // syncOne syncs the nodes of one backend.
-func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend) (*ironpool.SyncResult, error) {
+func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend, includeIgnored bool) (*ironpool.SyncResult, error) {
 	infos, err := b.ListNodes(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ignored := map[string]bool{}
+	if !includeIgnored {
+		if ignored, err = r.Store.IgnoredBackendNodes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := r.Store.FindNodes(ctx, ironpool.NodeFilter{})
 	if err != nil {
@@ -90,6 +97,10 @@ func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend) (*ironpool
 	for _, info := range infos {
 		seen[info.ID] = true
 		cur, ok := byBackend[info.ID]
+		if !ok && ignored[info.ID] {
+			res.Ignored = append(res.Ignored, info.Name+" ("+info.ID+")")
+			continue
+		}
 		if !ok {
 			if info.ProvisionState == "active" || info.TargetProvisionState == "active" {
 				res.Foreign++
@@ -149,6 +160,11 @@ func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend) (*ironpool
 		if seen[u] || r.backendFor(n) != b || n.Pending == ironpool.PendingRegister {
 			continue
 		}
+		// Not listed is not gone: a sync filter (conductor group, owner)
+		// may hide it. Only a node the backend no longer has is missing.
+		if _, err := b.GetNode(ctx, u); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+			continue
+		}
 		res.Missing = append(res.Missing, n.Name)
 		if n.State.Held() || n.State == ironpool.NodeMaintenance {
 			continue
@@ -179,7 +195,7 @@ var errNoBackend = &ironpool.Error{Code: ironpool.EINVALID, Message: "this ironp
 // attempt and the next attempt waits a full interval, so a down backend is
 // not hammered by list requests.
 func (r *Reconciler) periodicSync(ctx context.Context) {
-	res, err := r.Sync(ctx)
+	res, err := r.Sync(ctx, false)
 	r.mu.Lock()
 	r.work.syncing = false
 	if err != nil {

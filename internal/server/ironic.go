@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type IronicOptions struct {
 	DriverOverride string
 	// RetryMax caps the reconciler's backoff (0: 15s).
 	RetryMax time.Duration
+	// Filter limits which Ironic nodes sync sees (ironic.ParseFilter:
+	// conductor_group=…,owner=…), for every endpoint.
+	Filter url.Values
 }
 
 // IronicEndpoint is one more Ironic behind the pool.
@@ -40,6 +44,9 @@ type IronicEndpoint struct {
 	// URL (noauth) or Cloud (a clouds.yaml entry, read from CloudsFile).
 	URL, Cloud string
 }
+
+// ParseIronicFilter reads serve's --ironic-filter (see ironic.ParseFilter).
+func ParseIronicFilter(s string) (url.Values, error) { return ironic.ParseFilter(s) }
 
 // ParseIronicEndpoint reads serve's --ironic NAME=URL or NAME=cloud:CLOUD.
 func ParseIronicEndpoint(s string) (IronicEndpoint, error) {
@@ -74,7 +81,7 @@ func (m *Main) startIronic(ctx context.Context) error {
 	eps = append(eps, o.Endpoints...)
 	var reach []string
 	for i, ep := range eps {
-		cfg := ironic.Config{URL: ep.URL, Cloud: ep.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride}
+		cfg := ironic.Config{URL: ep.URL, Cloud: ep.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride, Filter: o.Filter}
 		if i == 0 && ep.Name == "default" {
 			cfg.Username, cfg.Password = o.User, o.Password
 		}
@@ -88,6 +95,7 @@ func (m *Main) startIronic(ctx context.Context) error {
 			}
 		}
 		m.Reconciler.Backends = append(m.Reconciler.Backends, ironic.NewBackend(c))
+		m.metricSources = append(m.metricSources, c.WriteMetrics)
 		reach = append(reach, c.Endpoint())
 		m.Log.Info("ironic backend", "name", ep.Name, "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
 	}

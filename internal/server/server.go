@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,6 +72,8 @@ type Main struct {
 	API        *httpapi.Server
 	Addr       string
 	AdminToken string // the bootstrap token, when this run created it
+
+	metricSources []func(io.Writer) // added to /metrics (the Ironic clients)
 
 	http     *http.Server
 	listener net.Listener
@@ -153,6 +156,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler.Start()
 	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
+	m.API.Metrics.Sources = m.metricSources
 	if err := m.serve(); err != nil {
 		return err
 	}

@@ -56,14 +56,14 @@ func (s *Service) waitNode(ctx context.Context, name string, timeout time.Durati
 
 // SyncIronic imports the backend's nodes into the pool and refreshes the
 // ones it has (see reconcile.Reconciler.Sync).
-func (s *Service) SyncIronic(ctx context.Context) (*ironpool.SyncResult, error) {
+func (s *Service) SyncIronic(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error) {
 	if _, err := Authorize(ctx, OpIronicSync); err != nil {
 		return nil, err
 	}
 	if err := s.requireBackend(); err != nil {
 		return nil, err
 	}
-	return s.Work.Sync(ctx)
+	return s.Work.Sync(ctx, includeIgnored)
 }
 
 // RegisterNode enrolls a pool node into the backend (the Valence flow): it
@@ -234,10 +234,14 @@ func (s *Service) AdoptNode(ctx context.Context, req ironpool.AdoptRequest) (*ir
 			return nil, err
 		}
 	}
-	if req.TTL == 0 {
+	switch {
+	case req.NoExpiry && req.TTL != 0:
+		return nil, ironpool.FieldErrorf("lease", "none cannot be combined with a ttl")
+	case req.NoExpiry:
+		req.TTL = ironpool.NoExpiryTTL
+	case req.TTL == 0:
 		req.TTL = s.Config.DefaultTTL
-	}
-	if req.TTL < 0 || req.TTL > s.Config.MaxTTL {
+	case req.TTL < 0 || req.TTL > s.Config.MaxTTL:
 		return nil, ironpool.FieldErrorf("ttl", "must be positive and at most %s", s.Config.MaxTTL)
 	}
 	if err := s.requireBackend(); err != nil {

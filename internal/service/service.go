@@ -64,7 +64,9 @@ type Workflows interface {
 	HasBackend() bool
 	// Leader reports whether this replica runs the background loop.
 	Leader() bool
-	Sync(ctx context.Context) (*ironpool.SyncResult, error)
+	// Sync imports and refreshes the backends' nodes; includeIgnored also
+	// imports nodes deleted from the pool before.
+	Sync(ctx context.Context, includeIgnored bool) (*ironpool.SyncResult, error)
 	Unregister(ctx context.Context, name string) (*ironpool.Node, error)
 	Inspect(ctx context.Context, name string) (*ironpool.Node, error)
 	Power(ctx context.Context, name, action string) (*ironpool.PowerResult, error)

@@ -129,6 +129,11 @@ func (s *Store) createNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, pr
 	if err := s.insertNode(ctx, tx, n, prefix); err != nil {
 		return err
 	}
+	if n.IronicUUID != "" {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM ignored_backend_nodes WHERE backend_id = $1`, n.IronicUUID); err != nil {
+			return err
+		}
+	}
 	return s.insertEvent(ctx, tx, "node.created", "node/"+n.Name,
 		fmt.Sprintf("added %s in pool %s (%d cpus, %d MB, %d GB, %s)", n.Name, n.Pool, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch))
 }
@@ -410,6 +415,7 @@ func (s *Store) DeleteNode(ctx context.Context, name string) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.deleteNode(ctx, tx, name) })
 }
 
+// deleteNode is DeleteNode inside tx; DeleteNodes calls it per name.
 func (s *Store) deleteNode(ctx context.Context, tx *sql.Tx, name string) error {
 	n, err := s.findNode(ctx, tx, name, s.Dialect.LockWait)
 	if err != nil {
@@ -425,6 +431,15 @@ func (s *Store) deleteNode(ctx context.Context, tx *sql.Tx, name string) error {
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE id = $1`, n.ID); err != nil {
 		return err
+	}
+	if n.IronicUUID != "" {
+		// A deleted backend node stays deleted: sync must not bring it
+		// back on its next pass.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ignored_backend_nodes (backend_id, endpoint, name, created_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (backend_id) DO NOTHING`,
+			n.IronicUUID, n.IronicEndpoint, n.Name, ms(s.Now())); err != nil {
+			return err
+		}
 	}
 	return s.insertEvent(ctx, tx, "node.deleted", "node/"+n.Name, "deleted "+n.Name)
 }
@@ -447,4 +462,23 @@ func (s *Store) FinishCleaning(ctx context.Context, nodeID int64, errMsg string)
 		}
 		return s.insertEvent(ctx, tx, "node.cleaned", "node/"+name, summary)
 	})
+}
+
+// IgnoredBackendNodes returns the backend ids of nodes deleted from the
+// pool; see ironpool.Store.
+func (s *Store) IgnoredBackendNodes(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.R.QueryContext(ctx, `SELECT backend_id FROM ignored_backend_nodes`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
