@@ -44,6 +44,15 @@ func binary(t *testing.T) string {
 	return binDir
 }
 
+// TestMain removes the built binary after the package's tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 type buildError struct {
 	err error
 	out string
