@@ -1,7 +1,6 @@
 package ironpool
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -202,28 +201,6 @@ type AllocationFilter struct {
 	State  AllocationState
 	Live   bool // queued or active only
 	Limit  int
-}
-
-// AllocationService allocates and releases nodes.
-type AllocationService interface {
-	// Allocate claims nodes for every item or for none. Returns EINVALID for
-	// a malformed request or unknown flavor, ECAPACITY (with Shortfall) when
-	// the free nodes cannot satisfy it. With Wait > 0 an unsatisfiable request
-	// is queued instead and returned in state queued.
-	Allocate(ctx context.Context, req *AllocationRequest) (*Allocation, error)
-	// PlanAllocation is a dry run of Allocate: it changes nothing.
-	PlanAllocation(ctx context.Context, req *AllocationRequest) (*Plan, error)
-	// FindAllocations lists allocations, newest first.
-	FindAllocations(ctx context.Context, f AllocationFilter) ([]*Allocation, error)
-	// FindAllocation returns one allocation with its nodes, or ENOTFOUND.
-	FindAllocation(ctx context.Context, id string) (*Allocation, error)
-	// ExtendAllocation moves the expiry of a live allocation to now+ttl.
-	ExtendAllocation(ctx context.Context, id string, ttl time.Duration) (*Allocation, error)
-	// ReleaseAllocation releases one allocation; releasing a released one is
-	// not an error (idempotent). ENOTFOUND for an unknown id.
-	ReleaseAllocation(ctx context.Context, id string) (*Allocation, error)
-	// ReleaseOwner releases every live allocation of owner.
-	ReleaseOwner(ctx context.Context, owner string) ([]*Allocation, error)
 }
 
 // CapacityRow is free/total nodes for one flavor (or "any") in one pool.

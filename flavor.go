@@ -126,11 +126,12 @@ func ParseConstraints(field, s string) (Constraints, error) {
 		if part == "" {
 			continue
 		}
-		key, val, op := "", "", ""
+		// key>=N and key=N both set a minimum.
+		key, val := "", ""
 		if k, v, ok := strings.Cut(part, ">="); ok {
-			key, val, op = k, v, ">="
+			key, val = k, v
 		} else if k, v, ok := strings.Cut(part, "="); ok {
-			key, val, op = k, v, "="
+			key, val = k, v
 		} else {
 			return c, FieldErrorf(field, "%q is not key>=N or key=value", truncate(part, 40))
 		}
@@ -168,7 +169,6 @@ func ParseConstraints(field, s string) (Constraints, error) {
 		default:
 			return c, FieldErrorf(field, "unknown constraint %q (want cpus, memory_mb, local_gb, arch, resource_class, trait or pool)", truncate(key, 30))
 		}
-		_ = op
 	}
 	return c, c.Validate(field + ".")
 }

@@ -192,96 +192,6 @@ func ParseBMCAddress(field, addr string) (*url.URL, error) {
 	return u, nil
 }
 
-// Validate checks every field of n and normalizes MACs, traits and defaults in
-// place. The error names the first bad field with prefix (e.g. "nodes[3].").
-func (n *Node) Validate(prefix string) error {
-	if err := ValidateName(prefix+"name", n.Name); err != nil {
-		return err
-	}
-	if n.Pool == "" {
-		n.Pool = DefaultPool
-	}
-	if err := ValidateName(prefix+"pool", n.Pool); err != nil {
-		return err
-	}
-	if n.CPUs < 0 {
-		return FieldErrorf(prefix+"cpus", "must not be negative (got %d)", n.CPUs)
-	}
-	if n.CPUs > MaxCPUs {
-		return FieldErrorf(prefix+"cpus", "is implausibly large (%d); the limit is %d", n.CPUs, MaxCPUs)
-	}
-	if n.MemoryMB < 0 {
-		return FieldErrorf(prefix+"memory_mb", "must not be negative (got %d)", n.MemoryMB)
-	}
-	if n.LocalGB < 0 {
-		return FieldErrorf(prefix+"local_gb", "must not be negative (got %d)", n.LocalGB)
-	}
-	if n.MemoryMB > MaxSize {
-		return FieldErrorf(prefix+"memory_mb", "is implausibly large; the limit is %d", int64(MaxSize))
-	}
-	if n.LocalGB > MaxSize {
-		return FieldErrorf(prefix+"local_gb", "is implausibly large; the limit is %d", int64(MaxSize))
-	}
-	if n.CPUArch != "" && (len(n.CPUArch) > 32 || !archPattern.MatchString(n.CPUArch)) {
-		return FieldErrorf(prefix+"cpu_arch", "%q must be lower-case letters, digits or '_' (e.g. x86_64, aarch64)", truncate(n.CPUArch, 40))
-	}
-	if n.ResourceClass != "" {
-		if err := ValidateName(prefix+"resource_class", n.ResourceClass); err != nil {
-			return err
-		}
-	}
-	traits, err := NormalizeTraits(prefix+"traits", n.Traits)
-	if err != nil {
-		return err
-	}
-	n.Traits = traits
-	if len(n.MACs) > MaxMACs {
-		return FieldErrorf(prefix+"macs", "has %d entries; the limit is %d", len(n.MACs), MaxMACs)
-	}
-	seen := map[string]bool{}
-	for i, m := range n.MACs {
-		mac, err := NormalizeMAC(fmt.Sprintf("%smacs[%d]", prefix, i), m)
-		if err != nil {
-			return err
-		}
-		if seen[mac] {
-			return FieldErrorf(fmt.Sprintf("%smacs[%d]", prefix, i), "%s is listed twice", mac)
-		}
-		seen[mac] = true
-		n.MACs[i] = mac
-	}
-	if n.MACs == nil {
-		n.MACs = []string{}
-	}
-	// A node in front of Ironic needs no BMC address of ironpool's own:
-	// Ironic drives it (fake-hardware, or a vendor driver ironpool has no
-	// URL form for). A local node does: ironpool hands it out by its BMC.
-	if n.BMC.Address != "" || n.IronicUUID == "" {
-		if _, err := ParseBMCAddress(prefix+"bmc.address", n.BMC.Address); err != nil {
-			return err
-		}
-	}
-	if len(n.BMC.Username) > MaxNameLen*4 {
-		return FieldErrorf(prefix+"bmc.username", "is too long (limit %d)", MaxNameLen*4)
-	}
-	if err := ValidateText(prefix+"bmc.username", n.BMC.Username); err != nil {
-		return err
-	}
-	if len(n.BMC.Password) > MaxValueLen {
-		return FieldErrorf(prefix+"bmc.password", "is too long (limit %d)", MaxValueLen)
-	}
-	if n.BMC.Password == MaskedSecret {
-		return FieldErrorf(prefix+"bmc.password", "is the mask %q, not a password", MaskedSecret)
-	}
-	if err := ValidateFields(prefix+"fields", n.Fields); err != nil {
-		return err
-	}
-	if n.Fields == nil {
-		n.Fields = map[string]string{}
-	}
-	return nil
-}
-
 var fieldKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:-]*$`)
 
 // ValidateFieldKey checks a free-form field key.
@@ -328,11 +238,11 @@ func NormalizeTraits(field string, traits []string) ([]string, error) {
 
 // Redacted returns a copy of n with the BMC password masked.
 func (n *Node) Redacted() *Node {
-	c := *n
+	c := n.Clone()
 	if c.BMC.Password != "" {
 		c.BMC.Password = MaskedSecret
 	}
-	return &c
+	return c
 }
 
 func truncate(s string, n int) string {

@@ -18,4 +18,10 @@ const (
 	PendingClean Pending = "clean"
 	// PendingRegister: enroll the pool node into the backend.
 	PendingRegister Pending = "register"
+	// PendingDeploy: write the allocation's deploy spec (stored with the
+	// allocation) to the node and bring it to active.
+	PendingDeploy Pending = "deploy"
+	// PendingUndeploy: tear down what a deploy put on the node; it stays in
+	// its allocation.
+	PendingUndeploy Pending = "undeploy"
 )

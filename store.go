@@ -32,6 +32,11 @@ type Store interface {
 	// summary, all in one transaction: a crash never leaves an adopted node
 	// without its allocation. ECONFLICT for a taken name, MAC or link.
 	AdoptNode(ctx context.Context, n *Node, a *Allocation, state NodeState, summary string) error
+	// SetDeploySpec stores what a deploy of an active allocation writes to
+	// its nodes; DeploySpec reads it back (ENOTFOUND without one). The
+	// nodes' pending deploy refers to it, so any replica can carry it out.
+	SetDeploySpec(ctx context.Context, allocationID string, spec DeploySpec) error
+	DeploySpec(ctx context.Context, allocationID string) (DeploySpec, error)
 	// IgnoredBackendNodes lists the backend ids of nodes an operator
 	// deleted from the pool (DeleteNode marks them; CreateNodes of a node
 	// with that link lifts the mark), so sync does not import them again.

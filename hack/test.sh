@@ -50,6 +50,21 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   apt_install || { apt-get update -q >/dev/null 2>&1 && apt_install; } || echo "note: could not install Chromium; the browser test will report itself skipped"
 fi
 
+# The direct-BMC tests talk to real clients and BMCs from Debian:
+# OpenIPMI's ipmi_sim with ipmitool as a second client, and python3-sushy
+# (Ironic's Redfish library) and redfishtool, which check the project's own
+# Redfish simulator. Under CI=true those tests fail when a part is missing.
+need=()
+command -v ipmi_sim >/dev/null 2>&1 || need+=(openipmi)
+command -v ipmitool >/dev/null 2>&1 || need+=(ipmitool)
+command -v redfishtool >/dev/null 2>&1 || need+=(redfishtool)
+/usr/bin/python3 -c 'import sushy' >/dev/null 2>&1 || need+=(python3-sushy)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing ${need[*]} (Debian packages) for the BMC tests"
+  bmc_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >/tmp/ironpool-bmc-apt.log 2>&1; }
+  bmc_install || { apt-get update -q >/dev/null 2>&1 && bmc_install; } || echo "note: could not install ${need[*]}; the BMC tests will report themselves skipped (or fail under CI=true)"
+fi
+
 # The CI recipes' tests (internal/cli/recipes_test.go) run the Zuul role with
 # Debian's ansible-playbook and the GitHub action with node. Install what is
 # missing when we may; each test reports itself skipped, saying why, when its

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"ironpool"
-	"ironpool/internal/secret"
 	"ironpool/internal/sqlite"
 	"ironpool/internal/sqlstore"
+	"ironpool/internal/storetest/opener"
 )
 
 // BenchmarkStoreAllocate measures one allocate+release pair (a 2-item
@@ -87,9 +87,7 @@ func seededStore(b *testing.B, size int) (context.Context, *sqlstore.Store) {
 // seededStoreWith is seededStore with a synchronous setting.
 func seededStoreWith(b *testing.B, size int, sync string) (context.Context, *sqlstore.Store) {
 	ctx := ironpool.NewContextWithActor(context.Background(), ironpool.System)
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.OpenWith(ctx, b.TempDir()+"/bench.db", ring, sqlite.Options{Synchronous: sync})
+	st, err := sqlite.OpenWith(ctx, b.TempDir()+"/bench.db", opener.MustSealer(b), sqlite.Options{Synchronous: sync})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,13 +124,7 @@ var benchShapes = []int{8, 32, 64}
 // ceiling any write path on this store can reach.
 func BenchmarkSQLiteWriteTx(b *testing.B) {
 	ctx := context.Background()
-	key, _ := secret.GenerateKey()
-	ring, _ := secret.New(key)
-	st, err := sqlite.Open(ctx, b.TempDir()+"/bench.db", ring)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st, _ := opener.MustOpenSQLite(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tx, err := st.W.BeginTx(ctx, nil)

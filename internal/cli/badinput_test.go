@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +57,17 @@ func TestBadInput(t *testing.T) {
 		{"FlavorDuplicate", []string{"flavor", "create", "small"}, 6, `a flavor named "small" exists already`},
 		{"ExtendUnknown", []string{"allocation", "extend", "nope", "--ttl", "1h"}, 5, "no allocation"},
 		{"TokenBadRole", []string{"token", "create", "--role", "root"}, 2, `role: "root" is not a role`},
+		{"BMCCipherZero", []string{"node", "add", "fresh", "--bmc", "ipmi://127.0.0.1:623?cipher=0"}, 2, "bmc.address: option cipher=0 is refused"},
+		{"BMCPlainLAN", []string{"node", "add", "fresh", "--bmc", "ipmi://127.0.0.1?interface=lan"}, 2, "bmc.address: option interface=\"lan\" is refused"},
+		{"BMCUnknownOption", []string{"node", "add", "fresh", "--bmc", "redfish+https://127.0.0.1/redfish/v1/Systems/1?verfy=false"}, 2, `bmc.address: option "verfy" is not known`},
+		{"PowerBadAction", []string{"node", "power", "n01", "explode"}, 1, `power action "explode"`},
+		{"PowerNamesAndAllocation", []string{"node", "power", "n01", "--allocation", "x", "on"}, 1, "not both"},
+		{"PowerUnknownNodes", []string{"node", "power", "n01", "nosuch", "status"}, 5, `nodes[1]: no node "nosuch"`},
+		{"BootBadDevice", []string{"node", "boot-device", "n01", "floppy"}, 1, `boot device "floppy"`},
+		{"DiscoverBadScheme", []string{"node", "discover", "http://127.0.0.1/redfish/v1"}, 2, `url: scheme "http"`},
+		{"ComposeBlockNoZone", []string{"node", "compose", "c1", "--service", "redfish+http://127.0.0.1:1", "--block", "B1"}, 1, "--zone is required"},
+		{"ComposeNoService", []string{"node", "compose", "c1", "--cpus", "2"}, 1, "--service URL is required"},
+		{"DecomposeNotComposed", []string{"node", "decompose", "n05"}, 6, "was not composed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,5 +95,4 @@ func TestBadInput(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "usage:") {
 		t.Fatalf("usage error: exit %d %s", code, stderr)
 	}
-	_ = json.Valid
 }

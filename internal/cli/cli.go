@@ -154,7 +154,7 @@ func (a *app) root() *cobra.Command {
 	pf.BoolVar(&a.noHeaders, "no-headers", false, "leave out the header line of table and csv output")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
 		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd(), a.manCmd())
-	root.AddCommand(append(a.deployCmds(), a.ironicCmd())...)
+	root.AddCommand(append(a.deployCmds(), a.ironicCmd(), a.composeCmd())...)
 	a.addCompletion(root)
 	addExamples(root)
 	return root

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,10 +67,11 @@ func errNote(msg string) string {
 	return ", error: " + msg
 }
 
-// ironicNodeCmds are the node verbs that go through Ironic.
 // manageableColumns are the columns of `node manageable`.
 var manageableColumns = []string{"ironic_uuid", "name", "resource_class", "cpus", "memory_mb", "provision_state"}
 
+// ironicNodeCmds are the node verbs that go through Ironic only; power
+// and inspect, which also work without it, are in bmc.go.
 func (a *app) ironicNodeCmds() []*cobra.Command {
 	nodeVerb := func(use, short, path string) *cobra.Command {
 		return &cobra.Command{
@@ -84,22 +84,6 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 				return a.printNode(&n)
 			},
 		}
-	}
-	power := &cobra.Command{
-		Use:       "power NAME on|off|reboot|status",
-		Short:     "Power a node through Ironic, or show its power state",
-		Args:      cobra.ExactArgs(2),
-		ValidArgs: []string{"on", "off", "reboot", "status"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains([]string{"on", "off", "reboot", "status"}, args[1]) {
-				return usagef("power action %q: want on, off, reboot or status", args[1])
-			}
-			var r ironpool.PowerResult
-			if err := a.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(args[0])+"/power", map[string]string{"action": args[1]}, &r); err != nil {
-				return err
-			}
-			return a.print(&r, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s\t%s\n", args[0], r.PowerState) })
-		},
 	}
 	manageable := &cobra.Command{
 		Use:   "manageable",
@@ -153,8 +137,7 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 	return []*cobra.Command{
 		nodeVerb("register", "Enroll a pool node into Ironic (driver from the BMC URL, one port per MAC) and make it available there", "register"),
 		nodeVerb("unregister", "Delete a node from Ironic (refused while allocated or deployed); it stays in the pool", "unregister"),
-		nodeVerb("inspect", "Run Ironic inspection on a free node and update its specs", "inspect"),
-		power, manageable, adopt,
+		manageable, adopt,
 	}
 }
 

@@ -101,3 +101,37 @@ func TestIronicSeveralEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestIronicDeploySurvivesRestart: a deploy is a pending step stored with
+// the nodes and the allocation, not work in one server's memory. The
+// server that took the request stops while Ironic is still deploying (fake
+// deploys take seconds here); another server on the same database finishes
+// the job and reports it.
+func TestIronicDeploySurvivesRestart(t *testing.T) {
+	in := ironictest.Start(t, "IRONIC_FAKE_DELAY=3")
+	c := in.Connect(t)
+	makeFleet(t, c, "dr", 2, 0)
+	db := filepath.Join(t.TempDir(), "deploy.db")
+	opts := server.IronicOptions{URL: in.URL, DriverOverride: ironic.FakeDriver, SyncInterval: -1, RetryMax: time.Second}
+	first := servertest.Start(t, &server.Main{DB: db, Ironic: opts})
+	e := &env{t: t, m: first}
+	e.ok("ironic", "sync")
+	e.ok("flavor", "create", "small", "--resource-class", "rc-small")
+	var a ironpool.Allocation
+	e.jsonOf(&a, "allocate", "--owner", "lab1", "--flavor", "small=2", "--mode", "lessee")
+	e.ok("deploy", a.ID, "--image", "http://images.example/x.qcow2", "--checksum", strings.Repeat("cd", 32))
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := servertest.Start(t, &server.Main{DB: db, SecretKeyFile: filepath.Join(first.DataDir, "secret.key"), Ironic: opts})
+	e2 := &env{t: t, m: second}
+	e2.m.AdminToken = first.AdminToken
+	e2.allocNodes(a.ID, 3*time.Minute, "deploy finished by the second server", func(n fullNode) bool {
+		return n.State == "deployed" && n.Pending == ""
+	})
+	for _, name := range a.Items[0].Nodes {
+		if n, _ := c.GetNode(context.Background(), name); n.ProvisionState != "active" {
+			t.Errorf("Ironic node %s is %s after the deploy, want active", name, n.ProvisionState)
+		}
+	}
+}

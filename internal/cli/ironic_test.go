@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -422,5 +421,4 @@ func TestIronicKilledDuringRelease(t *testing.T) {
 			t.Errorf("Ironic node %s: maintenance %v state %q", n.Name, n.Maintenance, n.ProvisionState)
 		}
 	}
-	_ = json.Valid
 }

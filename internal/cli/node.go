@@ -17,6 +17,7 @@ func (a *app) nodeCmd() *cobra.Command {
 		withColumns(a.nodeShow(), nodeColumns), a.nodeGet(), withColumns(a.nodeSet(), nodeColumns),
 		a.nodeDelete(), withColumns(a.nodeMaintenance(), nodeColumns))
 	c.AddCommand(a.ironicNodeCmds()...)
+	c.AddCommand(a.bmcNodeCmds()...)
 	return c
 }
 

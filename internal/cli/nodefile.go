@@ -3,13 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"ironpool"
+	"ironpool/internal/driverinfo"
 )
 
 // maxFileSize bounds an import file read from stdin.
@@ -23,9 +23,9 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 	return b, err
 }
 
-// fileNode is one entry in ironpool's own import format; its keys are the
-// API's JSON names. `node export` writes the same type, so what it writes
-// `node import` reads back.
+// fileNode is one entry of ironpool's own node file as `node export`
+// writes it: the keys parseOwnEntry reads, so what export writes import
+// takes back (TestNodeExportRoundTrip checks the two agree).
 type fileNode struct {
 	Name          string            `yaml:"name" json:"name"`
 	UUID          string            `yaml:"uuid,omitempty" json:"uuid,omitempty"`
@@ -119,27 +119,6 @@ func ParseNodeFile(data []byte) ([]*ironpool.Node, error) {
 	return out, nil
 }
 
-// NodeLine returns the line of entry i of a node file, for error messages
-// about entries the server rejected.
-func NodeLine(data []byte, i int) int {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
-		return 0
-	}
-	list := doc.Content[0]
-	if list.Kind == yaml.MappingNode {
-		for j := 0; j+1 < len(list.Content); j += 2 {
-			if list.Content[j].Value == "nodes" {
-				list = list.Content[j+1]
-			}
-		}
-	}
-	if list.Kind != yaml.SequenceNode || i < 0 || i >= len(list.Content) {
-		return 0
-	}
-	return list.Content[i].Line
-}
-
 func hasKey(m *yaml.Node, key string) bool {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
@@ -149,39 +128,79 @@ func hasKey(m *yaml.Node, key string) bool {
 	return false
 }
 
-// ownKeys are the keys ironpool's own node format accepts.
-var ownKeys = map[string]bool{"name": true, "uuid": true, "pool": true, "cpus": true, "memory_mb": true,
-	"local_gb": true, "cpu_arch": true, "resource_class": true, "traits": true, "macs": true, "bmc": true, "fields": true}
-
-var bmcKeys = map[string]bool{"address": true, "username": true, "password": true}
-
-// unknownKey reports the first key of mapping m not in allowed, with its line.
-func unknownKey(m *yaml.Node, allowed map[string]bool, prefix string) error {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if !allowed[k.Value] {
-			return fmt.Errorf("line %d: unknown field %q", k.Line, prefix+k.Value)
+// parseOwnEntry reads one entry of ironpool's own format: the keys are the
+// node fields the table marks CarryNodeFile, with bmc.* as a nested `bmc`
+// mapping and free-form fields as a `fields` mapping.
+func parseOwnEntry(entry *yaml.Node) (*ironpool.Node, error) {
+	n := &ironpool.Node{}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(entry.Content); i += 2 {
+		k, v := entry.Content[i], entry.Content[i+1]
+		if seen[k.Value] {
+			return nil, fmt.Errorf("line %d: field %q is given twice", k.Line, k.Value)
 		}
-		if k.Value == "bmc" && m.Content[i+1].Kind == yaml.MappingNode {
-			if err := unknownKey(m.Content[i+1], bmcKeys, "bmc."); err != nil {
-				return err
+		seen[k.Value] = true
+		switch {
+		case k.Value == "fields":
+			if err := v.Decode(&n.Fields); err != nil {
+				return nil, decodeError(err)
+			}
+		case k.Value == "bmc" && v.Kind == yaml.MappingNode:
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				if err := parseOwnKey(n, "bmc."+v.Content[j].Value, v.Content[j], v.Content[j+1]); err != nil {
+					return nil, err
+				}
+			}
+		case k.Value == "bmc":
+			return nil, fmt.Errorf("line %d: bmc: want a mapping of address, username and password", v.Line)
+		default:
+			if err := parseOwnKey(n, k.Value, k, v); err != nil {
+				return nil, err
 			}
 		}
+	}
+	return n, nil
+}
+
+// parseOwnKey decodes one value by the kind the field table gives it.
+func parseOwnKey(n *ironpool.Node, name string, k, v *yaml.Node) error {
+	f, ok := ironpool.LookupNodeField(name)
+	if !ok || f.Carry&ironpool.CarryNodeFile == 0 {
+		return fmt.Errorf("line %d: unknown field %q", k.Line, name)
+	}
+	var text string
+	switch f.Kind {
+	case ironpool.FieldInt:
+		var x int64
+		if err := v.Decode(&x); err != nil {
+			return decodeError(err)
+		}
+		text = strconv.FormatInt(x, 10)
+	case ironpool.FieldList:
+		var xs []string
+		if err := v.Decode(&xs); err != nil {
+			return decodeError(err)
+		}
+		for i, x := range xs {
+			if strings.Contains(x, ",") {
+				return fmt.Errorf("line %d: %s[%d]: %q must not contain a comma", v.Line, name, i, x)
+			}
+		}
+		text = strings.Join(xs, ",")
+	default:
+		if err := v.Decode(&text); err != nil {
+			return decodeError(err)
+		}
+	}
+	if err := f.Parse(n, text); err != nil {
+		return fmt.Errorf("line %d: %s", v.Line, ironpool.ErrorMessage(err))
 	}
 	return nil
 }
 
-func parseOwnEntry(entry *yaml.Node) (*ironpool.Node, error) {
-	if err := unknownKey(entry, ownKeys, ""); err != nil {
-		return nil, err
-	}
-	var f fileNode
-	if err := entry.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
-	}
-	return &ironpool.Node{Name: f.Name, UUID: f.UUID, Pool: f.Pool, CPUs: f.CPUs, MemoryMB: f.MemoryMB,
-		LocalGB: f.LocalGB, CPUArch: f.CPUArch, ResourceClass: f.ResourceClass, Traits: f.Traits,
-		MACs: f.MACs, BMC: ironpool.BMC{Address: f.BMC.Address, Username: f.BMC.Username, Password: f.BMC.Password}, Fields: f.Fields}, nil
+// decodeError drops yaml's "unmarshal errors" preamble, keeping the line.
+func decodeError(err error) error {
+	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
 }
 
 // ironicEntry is the subset of Ironic's node file ironpool reads.
@@ -234,30 +253,8 @@ func parseIronicEntry(entry *yaml.Node) (*ironpool.Node, error) {
 		return nil, err
 	}
 	n.CPUArch = str(e.Properties, "cpu_arch")
-	switch {
-	case strings.HasPrefix(e.Driver, "redfish") || str(e.DriverInfo, "redfish_address") != "":
-		addr := str(e.DriverInfo, "redfish_address")
-		if addr == "" {
-			return nil, fmt.Errorf("driver_info.redfish_address is required")
-		}
-		scheme, rest, ok := strings.Cut(addr, "://")
-		if !ok {
-			scheme, rest = "https", addr
-		}
-		n.BMC.Address = "redfish+" + scheme + "://" + strings.TrimRight(rest, "/") + str(e.DriverInfo, "redfish_system_id")
-		n.BMC.Username, n.BMC.Password = str(e.DriverInfo, "redfish_username"), str(e.DriverInfo, "redfish_password")
-	default:
-		host := str(e.DriverInfo, "ipmi_address")
-		if host == "" {
-			return nil, fmt.Errorf("driver_info.ipmi_address is required for driver %q", e.Driver)
-		}
-		if p := str(e.DriverInfo, "ipmi_port"); p != "" {
-			host = net.JoinHostPort(host, p)
-		} else if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		n.BMC.Address = "ipmi://" + host
-		n.BMC.Username, n.BMC.Password = str(e.DriverInfo, "ipmi_username"), str(e.DriverInfo, "ipmi_password")
+	if n.BMC, err = driverinfo.ToBMC(e.Driver, e.DriverInfo); err != nil {
+		return nil, err
 	}
 	for _, p := range e.Ports {
 		n.MACs = append(n.MACs, p.Address)

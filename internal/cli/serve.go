@@ -45,6 +45,15 @@ func (a *app) serveCmd() *cobra.Command {
 			if m.Background.CleanWorkers < 1 || m.Background.CleanWorkers > 1024 {
 				return ironpool.FieldErrorf("clean-workers", "%d is out of range (1 to 1024)", m.Background.CleanWorkers)
 			}
+			for flag, pools := range map[string][]string{"bmc-credentials-per-allocation": m.Background.PerAllocationBMC, "release-power-off": m.Background.ReleasePowerOff} {
+				for _, p := range pools {
+					if p != "*" {
+						if err := ironpool.ValidateName(flag, p); err != nil {
+							return err
+						}
+					}
+				}
+			}
 			if cleanCmd != "" {
 				m.Background.CleanCommand = strings.Fields(cleanCmd)
 			}
@@ -86,6 +95,12 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&maxTTL, "max-ttl", "7d", "longest lease a request or extend may ask")
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
+	f.StringSliceVar(&m.Background.ReleasePowerOff, "release-power-off", nil, "pool (repeatable; * for all) whose released local nodes are powered off through their BMCs before --clean-command")
+	f.BoolVar(&m.Background.ReleasePXE, "release-pxe", false, "with --release-power-off, also set released nodes to boot from the network next")
+	f.StringSliceVar(&m.Background.PerAllocationBMC, "bmc-credentials-per-allocation", nil, "pool (repeatable; * for all) whose allocations get a BMC account of their own instead of the stored credentials")
+	f.DurationVar(&m.Background.Health.Interval, "health-interval", 3*time.Minute, "how often every directly driven node's BMC is probed (jittered; negative disables)")
+	f.IntVar(&m.Background.Health.FailAfter, "health-fail-after", 3, "consecutive failed probes that move a free node to maintenance")
+	f.IntVar(&m.Background.Health.RecoverAfter, "health-recover-after", 2, "consecutive good probes that bring a quarantined node back")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
 	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
 	f.DurationVar(&m.Pool.WaiterGrace, "waiter-grace", 30*time.Second, "cancel a queued request when no client has waited on it for this long (negative: never)")

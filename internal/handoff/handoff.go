@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"ironpool"
+	"ironpool/internal/driverinfo"
 )
 
 // Formats lists the handoff formats by name.
@@ -85,16 +85,11 @@ func Vars(a *ironpool.Allocation) [][2]string {
 	for i, n := range a.Nodes {
 		p := fmt.Sprintf("IRONPOOL_NODE_%d_", i)
 		names = append(names, n.Name)
-		set(p+"NAME", n.Name)
-		set(p+"UUID", n.UUID)
-		set(p+"BMC_ADDRESS", n.BMC.Address)
-		set(p+"BMC_USERNAME", n.BMC.Username)
-		set(p+"BMC_PASSWORD", n.BMC.Password)
-		set(p+"MACS", strings.Join(n.MACs, ","))
-		set(p+"CPUS", fmt.Sprint(n.CPUs))
-		set(p+"MEMORY_MB", fmt.Sprint(n.MemoryMB))
-		set(p+"LOCAL_GB", fmt.Sprint(n.LocalGB))
-		set(p+"CPU_ARCH", n.CPUArch)
+		for _, f := range ironpool.NodeFields {
+			if f.Carry&ironpool.CarryEnv != 0 {
+				set(p+nonIdent.ReplaceAllString(strings.ToUpper(f.Name), "_"), f.Get(n))
+			}
+		}
 		set(p+"FLAVOR", flavorOf(a, n.Name))
 	}
 	set("IRONPOOL_NODES", strings.Join(names, " "))
@@ -166,17 +161,29 @@ func Ansible(w io.Writer, a *ironpool.Allocation) error {
 			g = map[string]any{"hosts": map[string]any{}}
 			children[group] = g
 		}
-		g["hosts"].(map[string]any)[n.Name] = map[string]any{
-			"ironpool_uuid": n.UUID, "bmc_address": n.BMC.Address, "bmc_username": n.BMC.Username,
-			"bmc_password": n.BMC.Password, "macs": n.MACs, "cpus": n.CPUs, "memory_mb": n.MemoryMB,
-			"local_gb": n.LocalGB, "cpu_arch": n.CPUArch,
+		vars := map[string]any{}
+		for _, f := range ironpool.NodeFields {
+			if f.Carry&ironpool.CarryAnsible != 0 {
+				vars[ansibleVar(f.Name)] = f.Value(n)
+			}
 		}
+		g["hosts"].(map[string]any)[n.Name] = vars
 	}
 	inv := map[string]any{"all": map[string]any{
 		"vars":     map[string]any{"ironpool_allocation": a.ID, "ironpool_owner": a.Owner},
 		"children": children,
 	}}
 	return yaml.NewEncoder(w).Encode(inv)
+}
+
+// ansibleVar is the host variable of a node field: bmc.address becomes
+// bmc_address, and uuid is ironpool_uuid so it cannot be taken for a UUID
+// Ansible or the lab assigned.
+func ansibleVar(field string) string {
+	if field == "uuid" {
+		return "ironpool_uuid"
+	}
+	return strings.ReplaceAll(field, ".", "_")
 }
 
 // IronicNode is one entry of the node file `openstack baremetal create`
@@ -191,41 +198,12 @@ type IronicNode struct {
 	Extra         map[string]string `json:"extra,omitempty" yaml:"extra,omitempty"`
 }
 
-// DriverInfo maps a BMC to an Ironic driver and its driver_info.
-func DriverInfo(b ironpool.BMC) (string, map[string]any, error) {
-	u, err := ironpool.ParseBMCAddress("bmc.address", b.Address)
-	if err != nil {
-		return "", nil, err
-	}
-	switch ironpool.BMCSchemes[u.Scheme] {
-	case "ipmi":
-		info := map[string]any{"ipmi_address": u.Hostname(), "ipmi_username": b.Username, "ipmi_password": b.Password}
-		if p := u.Port(); p != "" {
-			var port int
-			fmt.Sscan(p, &port)
-			info["ipmi_port"] = port
-		}
-		return "ipmi", info, nil
-	default:
-		scheme := "https"
-		if u.Scheme == "redfish+http" {
-			scheme = "http"
-		}
-		addr := (&url.URL{Scheme: scheme, Host: u.Host}).String()
-		info := map[string]any{"redfish_address": addr, "redfish_username": b.Username, "redfish_password": b.Password}
-		if u.Path != "" && u.Path != "/" {
-			info["redfish_system_id"] = u.Path
-		}
-		return "redfish", info, nil
-	}
-}
-
 // Ironic writes the allocation as an Ironic node file, so the lab can enroll
 // the nodes in its own Ironic with `openstack baremetal create FILE`.
 func Ironic(w io.Writer, a *ironpool.Allocation) error {
 	var nodes []IronicNode
 	for _, n := range a.Nodes {
-		driver, info, err := DriverInfo(n.BMC)
+		driver, info, err := driverinfo.FromBMC(n.BMC)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}

@@ -167,12 +167,36 @@ var matrix = []matrixRow{
 	{"inspect-node", func(s *testServer, _ string) request {
 		n, _ := s.node()
 		return request{"POST", "/v1/nodes/" + n + "/inspect", nil}
-	}, staffOnly(400)},
-	// A user may power the nodes its owners hold (then: 400, no Ironic
-	// here), never another owner's.
+	}, staffOnly(503)}, // not in Ironic: its BMC (10.0.0.1, never dialled by test servers) is unavailable
+	// A user may power the nodes its owners hold (then: 503, the
+	// fixture's BMC at 10.0.0.1 is never dialled), never another owner's.
 	{"power-node", func(s *testServer, owner string) request {
 		return request{"POST", "/v1/nodes/" + s.heldNode(owner) + "/power", map[string]any{"action": "status"}}
-	}, [5]int{401, 400, 400, 400, 403}},
+	}, [5]int{401, 503, 503, 503, 403}},
+	{"power-nodes", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/power", map[string]any{"action": "status", "nodes": []string{s.heldNode(owner)}}}
+	}, [5]int{401, 200, 200, 200, 403}}, // a per-node report; the node's failure is in it
+	{"set-boot-device", func(s *testServer, owner string) request {
+		return request{"POST", "/v1/boot-device", map[string]any{"device": "pxe", "nodes": []string{s.heldNode(owner)}}}
+	}, [5]int{401, 200, 200, 200, 403}},
+	{"discover-nodes", func(s *testServer, _ string) request {
+		return request{"POST", "/v1/discover", map[string]any{"url": "redfish+https://10.0.0.1", "username": "u", "password": "p"}}
+	}, staffOnly(503)},
+	{"list-composition", func(s *testServer, _ string) request {
+		return request{"POST", "/v1/compose/list", map[string]any{"url": "redfish+https://10.0.0.1", "username": "u", "password": "p"}}
+	}, staffOnly(503)},
+	{"compose-node", func(s *testServer, _ string) request {
+		return request{"POST", "/v1/compose", map[string]any{"url": "redfish+https://10.0.0.1", "username": "u", "password": "p", "name": s.name("c"), "cpus": 1}}
+	}, staffOnly(503)},
+	{"list-node-health", func(s *testServer, _ string) request { return request{"GET", "/v1/health/nodes", nil} }, everyone200},
+	{"get-node-health", func(s *testServer, _ string) request {
+		n, _ := s.node()
+		return request{"GET", "/v1/nodes/" + n + "/health", nil}
+	}, everyone200},
+	{"decompose-node", func(s *testServer, _ string) request {
+		n, _ := s.node()
+		return request{"POST", "/v1/nodes/" + n + "/decompose", nil}
+	}, adminOnly(409)}, // not a composed node
 	{"deploy-allocation", func(s *testServer, owner string) request {
 		return request{"POST", "/v1/allocations/" + s.allocation(owner) + "/deploy", map[string]any{"image": "http://images/x.qcow2"}}
 	}, ownersNoBackend},

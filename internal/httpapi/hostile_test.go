@@ -1,23 +1,20 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"ironpool/internal/testlog"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"ironpool/internal/httpapi"
-	"ironpool/internal/secret"
 	"ironpool/internal/service"
-	"ironpool/internal/sqlite"
+	"ironpool/internal/storetest/opener"
 )
 
 // problemDoc is the part of a problem document these tests read.
@@ -155,15 +152,7 @@ func withMeta(a map[string]any, m map[string]string) map[string]any   { a["metad
 // problem with nothing of the panic in it, that the panic and its stack
 // are logged for the operator, and that the server keeps serving.
 func TestPanicRecovered(t *testing.T) {
-	ring, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"), ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store, _ := opener.MustOpenSQLite(t)
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	api := httpapi.New(service.New(store, service.Config{}, log), log)

@@ -68,19 +68,23 @@ func (s *Server) ironicRoutes() {
 			n, err := svc.UnregisterNode(ctx, in.Name)
 			return &nodeReply{n}, err
 		})
-	register(s, http.MethodPost, "/v1/nodes/{name}/inspect", "inspect-node", "Run Ironic inspection and update the node's specs", 200,
-		func(ctx context.Context, in *struct{ NameParam }) (*nodeReply, error) {
-			n, err := svc.InspectNode(ctx, in.Name)
+	register(s, http.MethodPost, "/v1/nodes/{name}/inspect", "inspect-node", "Update the node's specs from Ironic's inspection, or from its own BMC when not in Ironic (or with direct)", 200,
+		func(ctx context.Context, in *struct {
+			NameParam
+			Direct bool `query:"direct" doc:"Ask the node's BMC even when the node is in Ironic"`
+		}) (*nodeReply, error) {
+			n, err := svc.Inspect(ctx, in.Name, in.Direct)
 			return &nodeReply{n}, err
 		})
-	register(s, http.MethodPost, "/v1/nodes/{name}/power", "power-node", "Power a node on or off, reboot it, or read its power state", 200,
+	register(s, http.MethodPost, "/v1/nodes/{name}/power", "power-node", "Power a node on or off, reboot it, or read its power state (through Ironic when linked, else its BMC)", 200,
 		func(ctx context.Context, in *struct {
 			NameParam
 			Body struct {
 				Action string `json:"action" enum:"on,off,reboot,status"`
+				Direct bool   `json:"direct,omitempty" doc:"Go to the node's BMC even when the node is in Ironic"`
 			}
 		}) (*powerReply, error) {
-			r, err := svc.PowerNode(ctx, in.Name, in.Body.Action)
+			r, err := svc.Power(ctx, in.Name, ironpool.PowerAction(in.Body.Action), in.Body.Direct)
 			return &powerReply{r}, err
 		})
 	register(s, http.MethodPost, "/v1/allocations/{id}/deploy", "deploy-allocation", "Deploy an image to an allocation's nodes (returns at once; poll the allocation)", 202,

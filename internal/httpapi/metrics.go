@@ -141,6 +141,18 @@ func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
 		if svc.Leader() {
 			leader = 1
 		}
+		hc := svc.HealthCounts()
+		for _, c := range []struct {
+			name, help string
+			v          uint64
+		}{
+			{"ironpool_bmc_probes_total", "BMC health probes run.", hc.Probes},
+			{"ironpool_bmc_probe_failures_total", "BMC health probes that failed.", hc.Failures},
+			{"ironpool_bmc_quarantines_total", "Nodes the health check moved to maintenance.", hc.Quarantines},
+			{"ironpool_bmc_recoveries_total", "Quarantined nodes the health check returned.", hc.Recoveries},
+		} {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v)
+		}
 		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
 		// Group commit (SQLite): writes per commit shows how much batching
 		// the load gives.

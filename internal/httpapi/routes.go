@@ -444,4 +444,5 @@ func (s *Server) routes() {
 			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
 	s.ironicRoutes()
+	s.bmcRoutes()
 }

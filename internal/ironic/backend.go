@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"ironpool"
+	"ironpool/internal/driverinfo"
 )
 
 // Backend adapts a Client to ironpool.Backend: it is the one place where
@@ -19,11 +20,11 @@ func NewBackend(c *Client) ironpool.Backend { return Backend{c} }
 
 // ToBackendNode converts what Ironic reports about a node into pool terms.
 func ToBackendNode(n NodeInfo) ironpool.BackendNode {
-	addr, user := BMCFromDriverInfo(n.Driver, n.DriverInfo)
+	bmc, _ := driverinfo.ToBMC(n.Driver, n.DriverInfo) // an unusable BMC stays empty
 	return ironpool.BackendNode{
 		ID: n.UUID, Name: n.Name, ResourceClass: n.ResourceClass,
 		CPUs: n.CPUs, MemoryMB: n.MemoryMB, LocalGB: n.LocalGB, CPUArch: n.CPUArch,
-		Traits: n.Traits, MACs: n.MACs, BMC: ironpool.BMC{Address: addr, Username: user},
+		Traits: n.Traits, MACs: n.MACs, BMC: ironpool.BMC{Address: bmc.Address, Username: bmc.Username},
 		Driver: n.Driver, ProvisionState: n.ProvisionState, TargetProvisionState: n.TargetProvisionState,
 		PowerState: n.PowerState, Maintenance: n.Maintenance, MaintenanceReason: n.MaintenanceReason,
 		InstanceUUID: n.InstanceUUID, Owner: n.Owner, Lessee: n.Lessee, LastError: n.LastError,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"ironpool"
+	"ironpool/internal/driverinfo"
 )
 
 // NodeInfo is what ironpool needs to know about one Ironic node. Secrets in
@@ -305,7 +305,7 @@ func ToPoolNode(n NodeInfo) *ironpool.Node {
 	if name == "" {
 		name = n.UUID
 	}
-	addr, user := BMCFromDriverInfo(n.Driver, n.DriverInfo)
+	bmc, _ := driverinfo.ToBMC(n.Driver, n.DriverInfo) // an unusable BMC stays empty
 	macs := slices.Clone(n.MACs)
 	if macs == nil {
 		macs = []string{}
@@ -325,7 +325,7 @@ func ToPoolNode(n NodeInfo) *ironpool.Node {
 		ResourceClass:     n.ResourceClass,
 		Traits:            traits,
 		MACs:              macs,
-		BMC:               ironpool.BMC{Address: addr, Username: user},
+		BMC:               ironpool.BMC{Address: bmc.Address, Username: bmc.Username},
 		Fields:            map[string]string{},
 		MaintenanceReason: n.MaintenanceReason,
 		LastError:         n.LastError,
@@ -356,45 +356,4 @@ func poolState(n NodeInfo) ironpool.NodeState {
 	default: // enroll, verifying, manageable, inspecting, inspect wait, deleting
 		return ironpool.NodeEnrolling
 	}
-}
-
-// BMCFromDriverInfo builds ironpool's BMC URL and username from Ironic
-// driver_info. It goes by the keys present rather than by the driver, so
-// fake-hardware nodes registered with ipmi_*/redfish_* keys map back too:
-// ipmi_address/ipmi_port → ipmi://host[:port]; redfish_address (a URL, https
-// when it has no scheme) plus redfish_system_id → redfish+https://host[:port]/system.
-func BMCFromDriverInfo(driver string, di map[string]any) (address, username string) {
-	str := func(k string) string {
-		switch v := di[k].(type) {
-		case string:
-			return strings.TrimSpace(v)
-		case float64:
-			return strconv.FormatInt(int64(v), 10)
-		case json.Number:
-			return v.String()
-		}
-		return ""
-	}
-	if ra := str("redfish_address"); ra != "" && (driver != "ipmi" || str("ipmi_address") == "") {
-		scheme, hostport := "https", ra
-		if s, rest, ok := strings.Cut(ra, "://"); ok {
-			scheme, hostport = strings.ToLower(s), rest
-		}
-		hostport = strings.TrimSuffix(hostport, "/")
-		sys := str("redfish_system_id")
-		if sys != "" && !strings.HasPrefix(sys, "/") {
-			sys = "/" + sys
-		}
-		return "redfish+" + scheme + "://" + hostport + sys, str("redfish_username")
-	}
-	if ia := str("ipmi_address"); ia != "" {
-		host := ia
-		if p := str("ipmi_port"); p != "" {
-			host = net.JoinHostPort(ia, p)
-		} else if strings.Contains(ia, ":") {
-			host = "[" + ia + "]"
-		}
-		return "ipmi://" + host, str("ipmi_username")
-	}
-	return "", ""
 }

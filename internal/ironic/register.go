@@ -3,7 +3,6 @@ package ironic
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -11,48 +10,12 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 
 	"ironpool"
+	"ironpool/internal/driverinfo"
 )
 
 // ManagedBy is the extra.managed_by value Register writes, so ironpool can
 // tell its own enrolments from nodes an operator made by hand.
 const ManagedBy = ironpool.ManagedBy
-
-// DriverInfo derives Ironic's driver and driver_info from a BMC: ipmi://host:port
-// → driver ipmi with ipmi_address/ipmi_port/ipmi_username/ipmi_password;
-// redfish[+https|+http]://host[:port]/path → driver redfish with
-// redfish_address (scheme://host[:port], https for a bare "redfish"),
-// redfish_system_id (the path), redfish_username and redfish_password.
-// Returns EINVALID (field bmc.address) for anything else.
-func DriverInfo(bmc ironpool.BMC) (driver string, info map[string]any, err error) {
-	u, err := ironpool.ParseBMCAddress("bmc.address", bmc.Address)
-	if err != nil {
-		return "", nil, err
-	}
-	switch ironpool.BMCSchemes[u.Scheme] {
-	case "ipmi":
-		info = map[string]any{"ipmi_address": u.Hostname()}
-		if p := u.Port(); p != "" {
-			port, _ := strconv.Atoi(p) // ParseBMCAddress checked the range
-			info["ipmi_port"] = port
-		}
-		setIf(info, "ipmi_username", bmc.Username)
-		setIf(info, "ipmi_password", bmc.Password)
-		return "ipmi", info, nil
-	case "redfish":
-		scheme := "https"
-		if s, ok := strings.CutPrefix(u.Scheme, "redfish+"); ok {
-			scheme = s
-		}
-		info = map[string]any{"redfish_address": scheme + "://" + u.Host}
-		if sys := strings.TrimSuffix(u.Path, "/"); sys != "" {
-			info["redfish_system_id"] = sys
-		}
-		setIf(info, "redfish_username", bmc.Username)
-		setIf(info, "redfish_password", bmc.Password)
-		return "redfish", info, nil
-	}
-	return "", nil, ironpool.FieldErrorf("bmc.address", "scheme %q has no Ironic driver", u.Scheme)
-}
 
 func setIf(m map[string]any, k, v string) {
 	if v != "" {
@@ -76,7 +39,7 @@ func (c *Client) Register(ctx context.Context, n *ironpool.Node) (string, error)
 	if err := ironpool.ValidateName("name", n.Name); err != nil {
 		return "", err
 	}
-	driver, info, err := DriverInfo(n.BMC)
+	driver, info, err := driverinfo.FromBMC(n.BMC)
 	if err != nil {
 		return "", err
 	}

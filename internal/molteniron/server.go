@@ -183,13 +183,12 @@ func errorReply(err error) reply {
 	return fail(st, "%s", msg)
 }
 
-// miField names an ironpool request field the way a Molten Iron user knows it.
+// miField names an ironpool request field the way a Molten Iron user knows
+// it, from the node field table.
 func miField(f string) string {
-	for _, p := range [][2]string{{"bmc.address", "ipmi_ip"}, {"bmc.username", "ipmi_user"},
-		{"bmc.password", "ipmi_password"}, {"macs", "port_hwaddr"}, {"memory_mb", "ram_mb"},
-		{"local_gb", "disk_gb"}, {"pool", "node_pool"}, {"owner", "owner_name"}} {
-		if f == p[0] || strings.HasPrefix(f, p[0]+"[") {
-			return p[1]
+	for _, nf := range ironpool.NodeFields {
+		if nf.MoltenIron != "" && (f == nf.Name || strings.HasPrefix(f, nf.Name+"[")) {
+			return nf.MoltenIron
 		}
 	}
 	return f
@@ -610,7 +609,7 @@ func (s *Server) set(ctx context.Context, n *ironpool.Node, key string, value an
 			keys = append(keys, blobKey{Key: key})
 			i = len(keys) - 1
 		}
-		want := cloneNode(n)
+		want := n.Clone()
 		bk, err := putBlob(want, key, value)
 		if err != nil {
 			return fail(400, "%s", err)
@@ -618,7 +617,7 @@ func (s *Server) set(ctx context.Context, n *ironpool.Node, key string, value an
 		keys = slices.Clone(keys)
 		keys[i] = bk
 		setBlobKeys(want, keys)
-		assign = diff(n, want)
+		assign = ironpool.NodeAssignments(n, want)
 	}
 	if len(assign) == 0 {
 		return okReply()
@@ -654,54 +653,6 @@ func (s *Server) setStatus(ctx context.Context, n *ironpool.Node, st string) rep
 		return errorReply(err)
 	}
 	return okReply()
-}
-
-func cloneNode(n *ironpool.Node) *ironpool.Node {
-	c := *n
-	c.MACs = slices.Clone(n.MACs)
-	c.Fields = make(map[string]string, len(n.Fields))
-	for k, v := range n.Fields {
-		c.Fields[k] = v
-	}
-	return &c
-}
-
-// diff is the SetFields assignments that turn a into b (the attributes a
-// blob key can live on, and free-form fields).
-func diff(a, b *ironpool.Node) map[string]string {
-	m := map[string]string{}
-	if a.BMC.Username != b.BMC.Username {
-		m["bmc.username"] = b.BMC.Username
-	}
-	if a.BMC.Password != b.BMC.Password {
-		m["bmc.password"] = b.BMC.Password
-	}
-	if !slices.Equal(a.MACs, b.MACs) {
-		m["macs"] = strings.Join(b.MACs, ",")
-	}
-	if a.CPUArch != b.CPUArch {
-		m["cpu_arch"] = b.CPUArch
-	}
-	if a.CPUs != b.CPUs {
-		m["cpus"] = strconv.Itoa(b.CPUs)
-	}
-	if a.MemoryMB != b.MemoryMB {
-		m["memory_mb"] = strconv.FormatInt(b.MemoryMB, 10)
-	}
-	if a.LocalGB != b.LocalGB {
-		m["local_gb"] = strconv.FormatInt(b.LocalGB, 10)
-	}
-	for k, v := range b.Fields {
-		if old, has := a.Fields[k]; !has || old != v {
-			m["fields."+k] = v
-		}
-	}
-	for k := range a.Fields {
-		if _, has := b.Fields[k]; !has {
-			m["fields."+k] = ""
-		}
-	}
-	return m
 }
 
 // deleteDB deletes every node no allocation holds, when the operator

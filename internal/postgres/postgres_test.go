@@ -13,47 +13,16 @@ import (
 	"ironpool"
 	"ironpool/internal/postgres"
 	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlstore"
 	"ironpool/internal/storetest"
+	"ironpool/internal/storetest/opener"
 	"ironpool/migrations"
 )
-
-func mustSealer(tb testing.TB) ironpool.Sealer {
-	tb.Helper()
-	key, err := secret.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	k, err := secret.New(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
-
-// mustOpen opens a store in a fresh schema and closes it when the test ends
-// (before the schema is dropped: cleanups run last-registered first).
-func mustOpen(tb testing.TB) (*sqlstore.Store, string) {
-	tb.Helper()
-	dsn := pgtest.Schema(tb)
-	s, err := postgres.Open(context.Background(), dsn, mustSealer(tb))
-	if err != nil {
-		tb.Fatalf("open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close: %v", err)
-		}
-	})
-	return s, dsn
-}
 
 // TestStore runs the contract suite on PostgreSQL.
 func TestStore(t *testing.T) {
 	pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, _ := mustOpen(t)
+		s, _ := opener.MustOpenPostgres(t)
 		return s
 	})
 }
@@ -61,7 +30,7 @@ func TestStore(t *testing.T) {
 // TestPasswordNotInColumn reads the nodes table as text: a dump of the
 // database must not reveal a BMC password.
 func TestPasswordNotInColumn(t *testing.T) {
-	s, _ := mustOpen(t)
+	s, _ := opener.MustOpenPostgres(t)
 	const password = "Distinctive-Marmot-Password-4711"
 	storetest.CreateSecretNode(t, s, "n1", password)
 	var column, row string
@@ -89,7 +58,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := postgres.Open(context.Background(), dsn, mustSealer(t))
+			s, err := postgres.Open(context.Background(), dsn, opener.MustSealer(t))
 			if err != nil {
 				t.Errorf("open: %v", err)
 				return
@@ -98,7 +67,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	s, err := postgres.Open(context.Background(), dsn, mustSealer(t))
+	s, err := postgres.Open(context.Background(), dsn, opener.MustSealer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +89,7 @@ func TestMigrateConcurrently(t *testing.T) {
 // reported as such, not as a failed CREATE TABLE.
 func TestOpenMissingSchema(t *testing.T) {
 	dsn := pgtest.WithSearchPath(t, pgtest.DSN(t), "ironpool_no_such_schema")
-	_, err := postgres.Open(context.Background(), dsn, mustSealer(t))
+	_, err := postgres.Open(context.Background(), dsn, opener.MustSealer(t))
 	if ironpool.ErrorCode(err) != ironpool.EINVALID || !strings.Contains(err.Error(), "search_path") {
 		t.Errorf("err = %v, want EINVALID about search_path", err)
 	}
@@ -129,7 +98,7 @@ func TestOpenMissingSchema(t *testing.T) {
 // TestOpenBadDSN checks that a malformed DSN is refused without echoing it,
 // since it may carry a password.
 func TestOpenBadDSN(t *testing.T) {
-	_, err := postgres.Open(context.Background(), "postgres://u:Sekrit-Pass@[bad", mustSealer(t))
+	_, err := postgres.Open(context.Background(), "postgres://u:Sekrit-Pass@[bad", opener.MustSealer(t))
 	if ironpool.ErrorCode(err) != ironpool.EINVALID {
 		t.Fatalf("err = %v, want EINVALID", err)
 	}
@@ -142,7 +111,7 @@ func TestOpenBadDSN(t *testing.T) {
 // called on connect, on every notification, only after the notifying
 // transaction commits, and again after its connection is killed.
 func TestListenNotify(t *testing.T) {
-	s, dsn := mustOpen(t)
+	s, dsn := opener.MustOpenPostgres(t)
 	channel := fmt.Sprintf("ironpool_test_%d", time.Now().UnixNano())
 	calls := make(chan struct{}, 100)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -72,7 +72,7 @@ func (r *Reconciler) checkout(ctx context.Context, n *ironpool.Node) error {
 		if cur.Pending != ironpool.PendingCheckout || cur.AllocationID != allocID {
 			return errUnchanged
 		}
-		cur.Pending, cur.LastError = ironpool.PendingNone, ""
+		cur.Pending, cur.LastError = afterCheckout(cur), ""
 		return nil
 	})
 	if errors.Is(err, errUnchanged) {

@@ -21,8 +21,11 @@ import (
 // its cleaning: available when the command exits 0, error otherwise. An
 // error ending the cleaning is returned, so the node is retried.
 func (r *Reconciler) cleanLocal(ctx context.Context, n *ironpool.Node) error {
-	msg := ""
-	if len(r.Config.CleanCommand) > 0 {
+	msg := r.dropLeaseAccount(ctx, n)
+	if msg == "" {
+		msg = r.releaseHardware(ctx, n)
+	}
+	if msg == "" && len(r.Config.CleanCommand) > 0 {
 		msg = r.runClean(ctx, n)
 	}
 	if ctx.Err() != nil {
@@ -73,6 +76,10 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 	b := r.backendFor(n)
 	if b == nil {
 		return nil
+	}
+	// A per-allocation BMC account goes first, as for a local node.
+	if msg := r.dropLeaseAccount(ctx, n); msg != "" {
+		return r.finishClean(ctx, b, n, msg)
 	}
 	fail := func(err error) error {
 		if retryable(err) {

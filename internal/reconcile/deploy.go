@@ -2,37 +2,33 @@ package reconcile
 
 import (
 	"context"
-	"sync"
-	"time"
+	"errors"
 
 	"ironpool"
 )
 
-// Deploy (the Compass flow) writes an image to every node of an active
-// allocation and moves them to active in the backend, at most
-// DeployParallel at a time. It returns once the nodes are in state
-// deploying; each becomes deployed, or goes back to allocated with the
-// backend's last_error. The service has checked owner, state and mode.
+// Deploy (the Compass flow): the service stores the allocation's deploy
+// spec and Deploy marks each node PendingDeploy (state deploying); the
+// workers write the image and bring each node to active, within the
+// backend worker bound. Undeploy is the reverse (PendingUndeploy; the
+// nodes stay in the allocation). Because what is owed is on the nodes and
+// the spec with the allocation, a deploy survives a restart or a leader
+// change and any replica reports its progress.
+
+// Deploy marks every node of active allocation a to be deployed with the
+// spec the service stored. A node whose checkout is still under way is
+// marked deploying and gets its pending deploy when the checkout finishes.
 func (r *Reconciler) Deploy(ctx context.Context, a *ironpool.Allocation, spec ironpool.DeploySpec) error {
-	return r.driveAllocation(ctx, a, "deploy", func(ctx context.Context, b ironpool.Backend, n *ironpool.Node) error {
-		return b.Deploy(ctx, n.IronicUUID, spec)
-	})
+	return r.markAllocation(ctx, a, "deploy")
 }
 
-// Undeploy tears down what Deploy put on an allocation's nodes (the
-// backend undeploys and cleans them); the nodes stay in the allocation,
-// back in state allocated.
+// Undeploy marks every node of a to have its deploy torn down.
 func (r *Reconciler) Undeploy(ctx context.Context, a *ironpool.Allocation) error {
-	return r.driveAllocation(ctx, a, "undeploy", func(ctx context.Context, b ironpool.Backend, n *ironpool.Node) error {
-		return b.Undeploy(ctx, n.IronicUUID)
-	})
+	return r.markAllocation(ctx, a, "undeploy")
 }
 
-// driveAllocation runs op on every node of a in workers owned by the
-// reconciler, with bounded parallelism, recording each node's progress in
-// its state (deploying → deployed, or deployed → allocated) and failures in
-// last_error, which is what `deploy --wait` shows as it polls.
-func (r *Reconciler) driveAllocation(ctx context.Context, a *ironpool.Allocation, verb string, op func(context.Context, ironpool.Backend, *ironpool.Node) error) error {
+// markAllocation records the pending deploy or undeploy on a's nodes.
+func (r *Reconciler) markAllocation(ctx context.Context, a *ironpool.Allocation, verb string) error {
 	if !r.HasBackend() {
 		return errNoBackend
 	}
@@ -42,19 +38,24 @@ func (r *Reconciler) driveAllocation(ctx context.Context, a *ironpool.Allocation
 		}
 	}
 	id := a.ID
-	during, to := ironpool.NodeDeploying, ironpool.NodeDeployed
+	during, pending := ironpool.NodeDeploying, ironpool.PendingDeploy
 	if verb == "undeploy" {
-		during, to = ironpool.NodeDeployed, ironpool.NodeAllocated
+		during, pending = ironpool.NodeDeployed, ironpool.PendingUndeploy
 	}
 	for _, n := range a.Nodes {
 		_, err := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-			if cur.AllocationID != id || !cur.State.Held() {
+			switch {
+			case cur.AllocationID != id || !cur.State.Held():
 				return ironpool.Errorf(ironpool.ECONFLICT, "node %s left allocation %s", cur.Name, id)
-			}
-			if verb == "deploy" && cur.State == ironpool.NodeDeploying {
+			case verb == "deploy" && cur.State == ironpool.NodeDeploying:
 				return ironpool.Errorf(ironpool.ECONFLICT, "node %s is being deployed already", cur.Name)
+			case cur.Pending != ironpool.PendingNone && cur.Pending != ironpool.PendingCheckout:
+				return ironpool.Errorf(ironpool.ECONFLICT, "node %s is busy (%s)", cur.Name, cur.Pending)
 			}
 			cur.State, cur.LastError = during, ""
+			if cur.Pending == ironpool.PendingNone {
+				cur.Pending = pending
+			}
 			return nil
 		})
 		if err != nil {
@@ -62,108 +63,91 @@ func (r *Reconciler) driveAllocation(ctx context.Context, a *ironpool.Allocation
 		}
 	}
 	r.changed()
-	nodes := a.Nodes
-	// Ironic deletes a node's allocation when it tears the node down; a
-	// node that stays in a reserving allocation gets its reservation back.
-	reserve := verb == "undeploy" && (a.Mode == ironpool.ModeLessee || a.Mode == ironpool.ModeHandoff)
-	if reserve {
-		inner := op
-		op = func(ctx context.Context, b ironpool.Backend, n *ironpool.Node) error {
-			if err := inner(ctx, b, n); err != nil {
-				return err
-			}
-			return b.Reserve(ctx, n.IronicUUID, reservationName(n), map[string]string{
-				"managed_by": ironpool.ManagedBy, "ironpool_allocation": id, "ironpool_owner": a.Owner})
+	r.Wake()
+	return nil
+}
+
+// afterCheckout is the pending work a node has once its checkout is done:
+// a deploy asked for while the checkout ran.
+func afterCheckout(n *ironpool.Node) ironpool.Pending {
+	if n.State == ironpool.NodeDeploying {
+		return ironpool.PendingDeploy
+	}
+	return ironpool.PendingNone
+}
+
+// deploy carries out a node's pending deploy or undeploy once. A backend
+// outage keeps it pending (retried); any other failure is recorded on the
+// node, whose state then follows the backend's (a failed re-deploy that
+// left the node active is deployed).
+func (r *Reconciler) deploy(ctx context.Context, n *ironpool.Node) error {
+	b := r.backendFor(n)
+	if b == nil {
+		return nil
+	}
+	verb, pending := "deploy", n.Pending
+	to := ironpool.NodeDeployed
+	var err error
+	if pending == ironpool.PendingUndeploy {
+		verb, to = "undeploy", ironpool.NodeAllocated
+		err = b.Undeploy(ctx, n.IronicUUID)
+		if err == nil {
+			err = r.reserveAgain(ctx, b, n)
+		}
+	} else {
+		var spec ironpool.DeploySpec
+		if spec, err = r.Store.DeploySpec(ctx, n.AllocationID); err == nil {
+			err = b.Deploy(ctx, n.IronicUUID, spec)
 		}
 	}
-	started := r.goWork(func(ctx context.Context) {
-		sem := make(chan struct{}, r.Config.Backend.DeployParallel)
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				wg.Wait()
-				return
-			}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				r.deployOne(ctx, n, id, verb, during, to, op)
-			})
+	if err != nil && retryable(err) {
+		r.notePending(ctx, n, pending, err)
+		return err
+	}
+	// Read the node either way: after a failure the pool state follows
+	// what the backend did.
+	info, _ := b.GetNode(ctx, n.IronicUUID)
+	_, uerr := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
+		if cur.Pending != pending || cur.AllocationID != n.AllocationID {
+			return errUnchanged // released meanwhile: cleaning owns it
 		}
-		wg.Wait()
+		cur.Pending = ironpool.PendingNone
+		if info.ID != "" {
+			cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
+		}
+		if err == nil {
+			cur.State, cur.LastError = to, ""
+			return nil
+		}
+		cur.LastError = verb + ": " + errText(err)
+		switch {
+		case info.ProvisionState == "active":
+			cur.State = ironpool.NodeDeployed
+		case verb == "deploy":
+			cur.State = ironpool.NodeAllocated
+		}
+		return nil
 	})
-	if !started {
-		return ironpool.Errorf(ironpool.EUNAVAILABLE, "the server is shutting down")
+	if err != nil {
+		r.Log.Warn(verb+" failed", "node", n.Name, "allocation", n.AllocationID, "err", err)
+	}
+	if uerr != nil && !errors.Is(uerr, errUnchanged) {
+		return uerr
 	}
 	return nil
 }
 
-// deployOne runs op on one node of allocation id and records the outcome.
-func (r *Reconciler) deployOne(ctx context.Context, n *ironpool.Node, id, verb string, during, to ironpool.NodeState, op func(context.Context, ironpool.Backend, *ironpool.Node) error) {
-	r.awaitSettled(ctx, n)
-	if ctx.Err() != nil {
-		return
-	}
-	b := r.backendFor(n)
-	if b == nil {
-		return // checked when the deploy started; the link changed since
-	}
-	err := op(ctx, b, n)
-	// Read the node either way: after a failure the pool state follows
-	// what the backend did (a failed re-deploy can leave it active).
-	info, _ := b.GetNode(ctx, n.IronicUUID)
-	if ctx.Err() != nil {
-		return // shutting down: the node's state says where it stands
-	}
-	_, uerr := r.Store.UpdateNode(ctx, n.UUID, func(cur *ironpool.Node) error {
-		if cur.AllocationID != id || cur.State != during {
-			return errUnchanged // released meanwhile: cleaning owns it
-		}
-		if err != nil {
-			cur.LastError = verb + ": " + errText(err)
-			switch {
-			case info.ProvisionState == "active":
-				cur.State = ironpool.NodeDeployed
-			case verb == "deploy":
-				cur.State = ironpool.NodeAllocated
-			}
-			if info.ID != "" {
-				cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
-			}
-			return nil
-		}
-		cur.State, cur.LastError = to, ""
-		if info.ID != "" {
-			cur.ProvisionState, cur.PowerState = info.ProvisionState, info.PowerState
-		}
-		return nil
-	})
-	if uerr != nil && uerr != errUnchanged {
-		r.Log.Warn(verb, "node", n.Name, "err", uerr)
-	}
+// reserveAgain restores the reservation of a node that stays in a
+// reserving allocation after an undeploy: Ironic drops a node's allocation
+// when it tears the node down.
+func (r *Reconciler) reserveAgain(ctx context.Context, b ironpool.Backend, n *ironpool.Node) error {
+	a, err := r.Store.FindAllocation(ctx, n.AllocationID)
 	if err != nil {
-		r.Log.Warn(verb+" failed", "node", n.Name, "allocation", id, "err", err)
+		return err
 	}
-	r.changed()
-	if r.Broadcast != nil {
-		r.Broadcast()
+	if a.Mode != ironpool.ModeLessee && a.Mode != ironpool.ModeHandoff {
+		return nil
 	}
-}
-
-// awaitSettled waits (bounded) until the reconciler has finished n's
-// checkout, so a deploy does not race the lessee being set.
-func (r *Reconciler) awaitSettled(ctx context.Context, n *ironpool.Node) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		cur, err := r.Store.FindNode(ctx, n.UUID)
-		if err != nil || cur.Pending == ironpool.PendingNone && !r.inflight(cur.ID) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return b.Reserve(ctx, n.IronicUUID, reservationName(n), map[string]string{
+		"managed_by": ironpool.ManagedBy, "ironpool_allocation": a.ID, "ironpool_owner": a.Owner})
 }

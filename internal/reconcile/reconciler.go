@@ -38,6 +38,17 @@ type Config struct {
 	CleanWorkers int
 	// Backend tunes the backend workflows.
 	Backend BackendConfig
+	// ReleasePowerOff names the pools ("*": all) whose released local
+	// nodes are powered off through their BMCs as the first cleaning step,
+	// and with ReleasePXE also set to boot from the network next.
+	ReleasePowerOff []string
+	ReleasePXE      bool
+	// PerAllocationBMC names the pools ("*": all) whose allocations get a
+	// BMC account of their own, made at checkout and deleted as the first
+	// cleaning step (accounts.go).
+	PerAllocationBMC []string
+	// Health tunes the BMC health checks (health.go).
+	Health HealthConfig
 	// WaiterGrace is how long a queued request may go without a client
 	// waiting on it before it is cancelled (default 30s; negative: never).
 	// See waiters.go.
@@ -58,8 +69,6 @@ type BackendConfig struct {
 	// whose side effect failed (defaults 1s and 15s), so a backend that
 	// comes back is noticed within RetryMax.
 	RetryBase, RetryMax time.Duration
-	// DeployParallel bounds the nodes deployed at once per request (default 8).
-	DeployParallel int
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +89,7 @@ func (c *Config) setDefaults() {
 	if c.CleanWorkers <= 0 {
 		c.CleanWorkers = 8
 	}
+	c.Health.defaults()
 	b := &c.Backend
 	if b.SyncInterval == 0 {
 		b.SyncInterval = 30 * time.Second
@@ -93,9 +103,6 @@ func (c *Config) setDefaults() {
 	if b.RetryMax <= 0 {
 		b.RetryMax = 15 * time.Second
 	}
-	if b.DeployParallel <= 0 {
-		b.DeployParallel = 8
-	}
 }
 
 // Reconciler runs the background work over a store and, when the pool has
@@ -107,8 +114,13 @@ type Reconciler struct {
 	// first is where `node register` enrolls. Empty for a local pool. Set
 	// them before Start.
 	Backends []ironpool.Backend
-	Config   Config
-	Log      *slog.Logger
+	// BMC opens nodes' BMCs for health checks, the release power-off and
+	// per-allocation accounts; nil means none can be driven.
+	BMC ironpool.BMCDialer
+	// Secrets seals the per-allocation BMC passwords.
+	Secrets ironpool.Sealer
+	Config  Config
+	Log     *slog.Logger
 	// Now returns the time; tests replace it together with the store's.
 	Now func() time.Time
 	// Changed is called after background work changed something (waiters
@@ -118,6 +130,7 @@ type Reconciler struct {
 
 	wake    chan struct{}
 	work    workers
+	health  healthState
 	waiters waiterState
 
 	mu     sync.Mutex
@@ -181,7 +194,10 @@ func (r *Reconciler) backend(endpoint string) ironpool.Backend {
 }
 
 // Start runs the loop until Close.
-func (r *Reconciler) Start() { r.goWork(r.loop) }
+func (r *Reconciler) Start() {
+	r.goWork(r.loop)
+	r.goWork(r.healthLoop)
+}
 
 // goWork runs fn in a goroutine owned by the reconciler, with the loop's
 // context, unless Close has begun; it reports whether fn was started.
@@ -293,6 +309,9 @@ func (r *Reconciler) tick(ctx context.Context) time.Duration {
 }
 
 // CleanInline reports whether released local nodes skip the cleaning step
-// because there is nothing to run; the service passes it to the store on
+// because there is nothing to run (no clean command, no BMC step, no
+// per-allocation account to delete); the service passes it to the store on
 // release.
-func (c Config) CleanInline() bool { return len(c.CleanCommand) == 0 }
+func (c Config) CleanInline() bool {
+	return len(c.CleanCommand) == 0 && len(c.ReleasePowerOff) == 0 && len(c.PerAllocationBMC) == 0
+}

@@ -128,8 +128,7 @@ func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend, includeIgn
 			continue
 		}
 		_, err := r.Store.UpdateNode(ctx, cur.UUID, func(n *ironpool.Node) error {
-			before := *n
-			before.Traits, before.MACs = slices.Clone(n.Traits), slices.Clone(n.MACs)
+			before := *n.Clone()
 			refresh(n, info, b.Endpoint())
 			busy := n.State.Held() || n.State == ironpool.NodeCleaning || n.Pending != ironpool.PendingNone
 			operatorMaint := n.State == ironpool.NodeMaintenance && !strings.HasPrefix(n.MaintenanceReason, ironicPrefix)
@@ -141,7 +140,7 @@ func (r *Reconciler) syncOne(ctx context.Context, b ironpool.Backend, includeIgn
 				// backend sent if it does not fit ironpool's rules.
 				*n = before
 			}
-			if sameNode(&before, n) {
+			if len(ironpool.DiffNodes(&before, n)) == 0 {
 				return errUnchanged
 			}
 			return nil
@@ -236,12 +235,4 @@ func syncState(info ironpool.BackendNode) (ironpool.NodeState, string, string) {
 		return ironpool.NodeMaintenance, ironicPrefix + "active outside ironpool", ""
 	}
 	return ironpool.NodeMaintenance, ironicPrefix + "provision state " + info.ProvisionState, ""
-}
-
-func sameNode(a, b *ironpool.Node) bool {
-	return a.State == b.State && a.CPUs == b.CPUs && a.MemoryMB == b.MemoryMB && a.LocalGB == b.LocalGB &&
-		a.CPUArch == b.CPUArch && a.ResourceClass == b.ResourceClass && slices.Equal(a.Traits, b.Traits) &&
-		slices.Equal(a.MACs, b.MACs) && a.BMC.Address == b.BMC.Address && a.BMC.Username == b.BMC.Username &&
-		a.IronicEndpoint == b.IronicEndpoint && a.ManagedBy == b.ManagedBy && a.ProvisionState == b.ProvisionState &&
-		a.PowerState == b.PowerState && a.MaintenanceReason == b.MaintenanceReason && a.LastError == b.LastError
 }

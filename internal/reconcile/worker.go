@@ -81,7 +81,7 @@ func (r *Reconciler) startWork(ctx context.Context) int {
 	}
 	states := []ironpool.NodeState{ironpool.NodeCleaning}
 	if r.HasBackend() {
-		states = append(states, ironpool.NodeAllocated, ironpool.NodeEnrolling)
+		states = append(states, ironpool.NodeAllocated, ironpool.NodeEnrolling, ironpool.NodeDeploying, ironpool.NodeDeployed)
 	}
 	for _, state := range states {
 		nodes, err := r.Store.FindNodes(ctx, ironpool.NodeFilter{State: state})
@@ -170,13 +170,6 @@ func (r *Reconciler) finish(ctx context.Context, n *ironpool.Node, sem chan stru
 	}
 }
 
-// inflight reports whether a worker drives node id now.
-func (r *Reconciler) inflight(id int64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.work.inflight[id]
-}
-
 // drive performs n's pending work once. It returns an error only when the
 // step should be retried; failures that are final are recorded on the node
 // instead.
@@ -195,6 +188,8 @@ func (r *Reconciler) drive(ctx context.Context, snapshot *ironpool.Node) error {
 		return r.cleanBackend(ctx, n)
 	case ironpool.PendingRegister:
 		return r.register(ctx, n)
+	case ironpool.PendingDeploy, ironpool.PendingUndeploy:
+		return r.deploy(ctx, n)
 	}
 	return nil
 }

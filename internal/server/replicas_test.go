@@ -24,12 +24,10 @@ func replicas(t *testing.T, n int) ([]*server.Main, []*client.Client) {
 	t.Helper()
 	dsn := pgtest.Schema(t)
 	dir := t.TempDir()
-	key, _ := secret.GenerateKey()
 	keyFile := dir + "/secret.key"
 	if _, err := secret.CreateKeyFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	_ = key
 	var ms []*server.Main
 	var cs []*client.Client
 	var token string

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"ironpool"
+	"ironpool/internal/bmcdial"
 	"ironpool/internal/httpapi"
 	"ironpool/internal/reconcile"
 	"ironpool/internal/secret"
@@ -52,6 +53,9 @@ type Main struct {
 	// Webhooks receive every audit event, signed with WebhookSecret.
 	Webhooks      []string
 	WebhookSecret string
+	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
+	// and composition; nil means bmcdial.Dialer{}.
+	BMC ironpool.BMCDialer
 	// Ironic, when set, backs the pool with an Ironic (see ironic.go).
 	Ironic IronicOptions
 	// MoltenIronListen, when set, serves Molten Iron's protocol there
@@ -142,6 +146,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
 	m.Service.Work = m.Reconciler
 	m.Reconciler.Changed = m.Service.Signal
+	if m.BMC == nil {
+		m.BMC = bmcdial.Dialer{}
+	}
+	m.Service.BMC, m.Reconciler.BMC = m.BMC, m.BMC
+	m.Service.Secrets, m.Reconciler.Secrets = ring, ring
+	m.Service.Config.PerAllocationBMC = m.Background.PerAllocationBMC
 	if err := m.bootstrap(ctx); err != nil {
 		return err
 	}

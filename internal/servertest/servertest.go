@@ -13,7 +13,8 @@ import (
 
 // Start runs m and closes it when the test ends. What m leaves empty is
 // filled in for a test: Listen 127.0.0.1:0, a temporary DataDir and a log
-// that is thrown away. A nil m is a default server on SQLite.
+// that is thrown away, and a BMC dialer that reaches only 127.0.0.1
+// (LoopbackDialer). A nil m is a default server on SQLite.
 func Start(tb testing.TB, m *server.Main) *server.Main {
 	tb.Helper()
 	if m == nil {
@@ -24,6 +25,12 @@ func Start(tb testing.TB, m *server.Main) *server.Main {
 	}
 	if m.DataDir == "" {
 		m.DataDir = tb.TempDir()
+	}
+	if m.BMC == nil {
+		m.BMC = LoopbackDialer{}
+	}
+	if m.Background.Health.Interval == 0 {
+		m.Background.Health.Interval = -1 // health checks only where a test asks for them
 	}
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)

@@ -73,7 +73,10 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// Allocate claims nodes for the request, all or none; see ironpool.AllocationService.
+// Allocate claims nodes for every item of the request or for none. Returns
+// EINVALID for a malformed request or unknown flavor, ECAPACITY (with
+// Shortfall) when the free nodes cannot satisfy it; with Wait > 0 an
+// unsatisfiable request is queued instead and returned in state queued.
 func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
 	actor, err := forOwner(ctx, OpAllocCreate, req.Owner)
 	if err != nil {
@@ -85,6 +88,13 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	}
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
+	}
+	if a.State == ironpool.AllocActive && s.Work != nil && len(s.Config.PerAllocationBMC) > 0 {
+		if err := s.Work.CheckoutAccounts(ctx, a); err != nil {
+			s.Work.RefuseCheckout(ctx, a)
+			s.notify()
+			return nil, err
+		}
 	}
 	s.notify()
 	return s.present(actor, a), nil
@@ -106,6 +116,7 @@ func (s *Service) PlanAllocation(ctx context.Context, req *ironpool.AllocationRe
 // present shapes an allocation for the actor: node passwords stay only for
 // the owner (or an admin), the handoff the product promises.
 func (s *Service) present(actor *ironpool.Actor, a *ironpool.Allocation) *ironpool.Allocation {
+	s.leaseCredentials(a)
 	if actor.CanActFor(a.Owner) {
 		return a
 	}

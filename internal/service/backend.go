@@ -328,7 +328,14 @@ func (s *Service) DeployAllocation(ctx context.Context, id string, req ironpool.
 		return nil, ironpool.FieldErrorf("config_drive", "is over 8 MB")
 	}
 	spec := ironpool.DeploySpec{ImageSource: req.Image, ImageChecksum: req.Checksum, ConfigDrive: req.ConfigDrive, Timeout: req.Timeout}
-	return s.driveAllocation(ctx, id, "deploy", func(a *ironpool.Allocation) error { return s.Work.Deploy(ctx, a, spec) })
+	return s.driveAllocation(ctx, id, "deploy", func(a *ironpool.Allocation) error {
+		// The spec goes with the allocation first: the nodes' pending
+		// deploy refers to it, on whichever replica carries it out.
+		if err := s.Store.SetDeploySpec(ctx, a.ID, spec); err != nil {
+			return err
+		}
+		return s.Work.Deploy(ctx, a, spec)
+	})
 }
 
 // UndeployAllocation tears down what DeployAllocation put on an

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"ironpool"
@@ -139,15 +138,6 @@ func (s *Service) SetMaintenance(ctx context.Context, name string, on bool, reas
 	return n.Redacted(), nil
 }
 
-// wellKnown are the node fields `node get/set` address by name; anything
-// else is a free-form field written fields.KEY.
-var wellKnown = []string{"name", "uuid", "pool", "state", "cpus", "memory_mb", "local_gb", "cpu_arch",
-	"resource_class", "traits", "macs", "bmc.address", "bmc.username", "bmc.password",
-	"maintenance_reason", "last_error", "owner", "allocation_id", "ironic_uuid", "managed_by"}
-
-// readOnly fields change only through the operations that own them.
-var readOnly = []string{"uuid", "state", "owner", "allocation_id", "last_error", "maintenance_reason", "ironic_uuid"}
-
 // GetField reads one field of a node. The password is never read here:
 // it is handed out with allocations, or by `node show --reveal` to admins.
 func (s *Service) GetField(ctx context.Context, name, field string) (string, error) {
@@ -158,66 +148,7 @@ func (s *Service) GetField(ctx context.Context, name, field string) (string, err
 	if err != nil {
 		return "", err
 	}
-	n = n.Redacted()
-	if k, ok := strings.CutPrefix(field, "fields."); ok {
-		v, ok := n.Fields[k]
-		if !ok {
-			return "", &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "field", Message: fmt.Sprintf("node %s has no field %q", n.Name, k)}
-		}
-		return v, nil
-	}
-	switch field {
-	case "name":
-		return n.Name, nil
-	case "uuid":
-		return n.UUID, nil
-	case "pool":
-		return n.Pool, nil
-	case "state":
-		return string(n.State), nil
-	case "cpus":
-		return strconv.Itoa(n.CPUs), nil
-	case "memory_mb":
-		return strconv.FormatInt(n.MemoryMB, 10), nil
-	case "local_gb":
-		return strconv.FormatInt(n.LocalGB, 10), nil
-	case "cpu_arch":
-		return n.CPUArch, nil
-	case "resource_class":
-		return n.ResourceClass, nil
-	case "traits":
-		return strings.Join(n.Traits, ","), nil
-	case "macs":
-		return strings.Join(n.MACs, ","), nil
-	case "bmc.address":
-		return n.BMC.Address, nil
-	case "bmc.username":
-		return n.BMC.Username, nil
-	case "bmc.password":
-		return n.BMC.Password, nil
-	case "maintenance_reason":
-		return n.MaintenanceReason, nil
-	case "last_error":
-		return n.LastError, nil
-	case "owner":
-		return n.Owner, nil
-	case "allocation_id":
-		return n.AllocationID, nil
-	case "ironic_uuid":
-		return n.IronicUUID, nil
-	case "managed_by":
-		return n.ManagedBy, nil
-	}
-	if v, ok := n.Fields[field]; ok {
-		return v, nil
-	}
-	return "", unknownField(field)
-}
-
-func unknownField(field string) error {
-	return (&ironpool.Error{Code: ironpool.EINVALID, Field: "field",
-		Message: fmt.Sprintf("unknown field %q", field)}).
-		WithHint("well-known fields: " + strings.Join(wellKnown, ", ") + "; free-form fields are written fields.KEY")
+	return ironpool.GetNodeField(n.Redacted(), field)
 }
 
 // SetFields changes node fields given as FIELD=VALUE assignments, all in one
@@ -239,7 +170,7 @@ func (s *Service) SetFields(ctx context.Context, name string, assign map[string]
 		held := n.State.Held() || n.AllocationID != ""
 		before := n.BMC.Address
 		for _, k := range keys {
-			if err := setField(n, k, assign[k]); err != nil {
+			if err := ironpool.SetNodeField(n, k, assign[k]); err != nil {
 				return err
 			}
 		}
@@ -257,89 +188,6 @@ func (s *Service) SetFields(ctx context.Context, name string, assign map[string]
 	}
 	s.notify()
 	return n.Redacted(), nil
-}
-
-func setField(n *ironpool.Node, field, v string) error {
-	if k, ok := strings.CutPrefix(field, "fields."); ok {
-		if err := ironpool.ValidateFieldKey("fields."+k, k); err != nil {
-			return err
-		}
-		if v == "" {
-			delete(n.Fields, k)
-		} else {
-			n.Fields[k] = v
-		}
-		return nil
-	}
-	if slices.Contains(readOnly, field) {
-		return (&ironpool.Error{Code: ironpool.EINVALID, Field: field, Message: "cannot be set directly"}).
-			WithHint("state changes go through allocate, release and maintenance")
-	}
-	num := func() (int64, error) {
-		x, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, ironpool.FieldErrorf(field, "%q is not a whole number", v)
-		}
-		if x < 0 {
-			return 0, ironpool.FieldErrorf(field, "must not be negative (got %d)", x)
-		}
-		return x, nil
-	}
-	list := func() []string {
-		if v == "" {
-			return []string{}
-		}
-		return strings.Split(v, ",")
-	}
-	switch field {
-	case "name":
-		n.Name = v
-	case "pool":
-		n.Pool = v
-	case "cpus":
-		x, err := num()
-		if err != nil {
-			return err
-		}
-		n.CPUs = int(x)
-	case "memory_mb":
-		x, err := num()
-		if err != nil {
-			return err
-		}
-		n.MemoryMB = x
-	case "local_gb":
-		x, err := num()
-		if err != nil {
-			return err
-		}
-		n.LocalGB = x
-	case "cpu_arch":
-		n.CPUArch = v
-	case "resource_class":
-		n.ResourceClass = v
-	case "traits":
-		n.Traits = list()
-	case "macs":
-		n.MACs = list()
-	case "bmc.address":
-		n.BMC.Address = v
-	case "bmc.username":
-		n.BMC.Username = v
-	case "bmc.password":
-		// Setting the password replaces one that did not open, even
-		// with "": that is how an operator repairs a node whose key is gone.
-		n.BMC.Password, n.BMC.PasswordError = v, ""
-	case "managed_by":
-		n.ManagedBy = v
-	default:
-		if _, ok := n.Fields[field]; ok {
-			n.Fields[field] = v
-			return nil
-		}
-		return unknownField(field)
-	}
-	return nil
 }
 
 // CreateFlavor validates and adds a flavor.

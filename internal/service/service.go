@@ -27,6 +27,9 @@ type Config struct {
 	MaxWait time.Duration
 	// DefaultMode is the checkout mode when a request names none.
 	DefaultMode ironpool.Mode
+	// PerAllocationBMC names the pools ("*": all) whose allocations hand
+	// out a BMC account of their own (accounts.go).
+	PerAllocationBMC []string
 	// CleanInline says released local nodes need no cleaning step (no
 	// clean command is configured), so they are available again at once.
 	CleanInline bool
@@ -74,6 +77,15 @@ type Workflows interface {
 	Adopt(ctx context.Context, req ironpool.AdoptRequest) (*ironpool.Allocation, error)
 	Deploy(ctx context.Context, a *ironpool.Allocation, spec ironpool.DeploySpec) error
 	Undeploy(ctx context.Context, a *ironpool.Allocation) error
+	// CheckoutAccounts makes the per-allocation BMC accounts of a freshly
+	// active allocation; an error means the allocation must be refused.
+	CheckoutAccounts(ctx context.Context, a *ironpool.Allocation) error
+	// RefuseCheckout ends an allocation whose accounts could not be made.
+	RefuseCheckout(ctx context.Context, a *ironpool.Allocation)
+	// NodeHealth is the BMC health check's view of one node (or, for "",
+	// of all); HealthCounts its counters.
+	NodeHealth(name string) []ironpool.NodeHealth
+	HealthCounts() ironpool.HealthCounts
 }
 
 // Service is the request service.
@@ -85,6 +97,11 @@ type Service struct {
 	Now func() time.Time
 	// Work is the reconciler; nil only in tests that run no background work.
 	Work Workflows
+	// BMC opens nodes' BMCs for direct power, boot, inspection, discovery
+	// and composition; nil means none can be driven.
+	BMC ironpool.BMCDialer
+	// Secrets opens the sealed per-allocation BMC passwords for handoffs.
+	Secrets ironpool.Sealer
 	// OnEvent runs after changes commit (the webhook sender); it must not
 	// block.
 	OnEvent func()

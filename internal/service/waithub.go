@@ -126,6 +126,18 @@ func (s *Service) WaitAllocation(ctx context.Context, id string, timeout time.Du
 	defer deadline.Stop()
 	for {
 		a, err := s.FindAllocation(ctx, id)
+		if err == nil && s.accountsPending(a) {
+			// Served from the queue, its BMC accounts still being made:
+			// a handoff without them would hold no credentials.
+			select {
+			case <-ctx.Done():
+				return a, nil
+			case <-deadline.C:
+				return a, nil
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
 		if err != nil || a.State != ironpool.AllocQueued {
 			return a, err
 		}

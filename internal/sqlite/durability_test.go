@@ -8,19 +8,9 @@ import (
 	"testing"
 
 	"ironpool"
-	"ironpool/internal/secret"
 	"ironpool/internal/sqlite"
+	"ironpool/internal/storetest/opener"
 )
-
-func mustRing(tb testing.TB) *secret.Keyring {
-	tb.Helper()
-	key, _ := secret.GenerateKey()
-	ring, err := secret.New(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ring
-}
 
 // TestSynchronous: commits are synced (synchronous=FULL) unless the
 // operator asks for NORMAL, and a bad setting is refused naming the flag.
@@ -29,7 +19,7 @@ func TestSynchronous(t *testing.T) {
 		setting string
 		want    int // PRAGMA synchronous: 1 NORMAL, 2 FULL
 	}{{"", 2}, {"full", 2}, {"FULL", 2}, {"normal", 1}} {
-		st, err := sqlite.OpenWith(context.Background(), filepath.Join(t.TempDir(), "s.db"), mustRing(t), sqlite.Options{Synchronous: c.setting})
+		st, err := sqlite.OpenWith(context.Background(), filepath.Join(t.TempDir(), "s.db"), opener.MustSealer(t), sqlite.Options{Synchronous: c.setting})
 		if err != nil {
 			t.Fatalf("%q: %v", c.setting, err)
 		}
@@ -42,7 +32,7 @@ func TestSynchronous(t *testing.T) {
 			t.Errorf("synchronous %q: PRAGMA synchronous = %d, want %d", c.setting, got, c.want)
 		}
 	}
-	_, err := sqlite.OpenWith(context.Background(), filepath.Join(t.TempDir(), "s.db"), mustRing(t), sqlite.Options{Synchronous: "off"})
+	_, err := sqlite.OpenWith(context.Background(), filepath.Join(t.TempDir(), "s.db"), opener.MustSealer(t), sqlite.Options{Synchronous: "off"})
 	if e, ok := err.(*ironpool.Error); !ok || e.Field != "sqlite-synchronous" {
 		t.Errorf("synchronous off: %v, want refused naming sqlite-synchronous", err)
 	}
@@ -68,7 +58,7 @@ func TestFileModes(t *testing.T) {
 			}
 		}
 	}
-	st, err := sqlite.Open(context.Background(), path, mustRing(t))
+	st, err := sqlite.Open(context.Background(), path, opener.MustSealer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +69,7 @@ func TestFileModes(t *testing.T) {
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		os.Chmod(p, 0o644)
 	}
-	st, err = sqlite.Open(context.Background(), path, mustRing(t))
+	st, err = sqlite.Open(context.Background(), path, opener.MustSealer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

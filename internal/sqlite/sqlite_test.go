@@ -2,47 +2,19 @@ package sqlite_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"ironpool"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlite"
-	"ironpool/internal/sqlstore"
 	"ironpool/internal/storetest"
+	"ironpool/internal/storetest/opener"
 )
-
-// mustOpen opens a store on a fresh SQLite file in a temporary directory and
-// closes it when the test ends. It returns the store and the file's path.
-func mustOpen(tb testing.TB) (*sqlstore.Store, string) {
-	tb.Helper()
-	key, err := secret.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sealer, err := secret.New(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	path := filepath.Join(tb.TempDir(), "ironpool.db")
-	s, err := sqlite.Open(context.Background(), path, sealer)
-	if err != nil {
-		tb.Fatalf("open %s: %v", path, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close: %v", err)
-		}
-	})
-	return s, path
-}
 
 // TestStore runs the contract suite on a real SQLite file.
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, _ := mustOpen(t)
+		s, _ := opener.MustOpenSQLite(t)
 		return s
 	})
 }
@@ -50,7 +22,7 @@ func TestStore(t *testing.T) {
 // TestPasswordNotInFile reads the database file and its write-ahead log as
 // bytes: a stolen copy of either must not reveal a BMC password.
 func TestPasswordNotInFile(t *testing.T) {
-	s, path := mustOpen(t)
+	s, path := opener.MustOpenSQLite(t)
 	const password = "Distinctive-Marmot-Password-4711"
 	storetest.CreateSecretNode(t, s, "n1", password)
 	// Change it once, so that the old and new row versions are both on disk.

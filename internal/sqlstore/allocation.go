@@ -789,3 +789,36 @@ func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
 	}
 	return fromMS(v.Int64), nil
 }
+
+// SetDeploySpec stores an active allocation's deploy spec; see ironpool.Store.
+func (s *Store) SetDeploySpec(ctx context.Context, id string, spec ironpool.DeploySpec) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE allocations SET deploy_spec = $1 WHERE id = $2 AND state = $3`,
+			string(b), id, string(ironpool.AllocActive))
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k != 1 {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: fmt.Sprintf("allocation %s is not active", id)}
+		}
+		return nil
+	})
+}
+
+// DeploySpec reads an allocation's deploy spec; see ironpool.Store.
+func (s *Store) DeploySpec(ctx context.Context, id string) (ironpool.DeploySpec, error) {
+	var raw string
+	err := s.R.QueryRowContext(ctx, `SELECT deploy_spec FROM allocations WHERE id = $1`, id).Scan(&raw)
+	var spec ironpool.DeploySpec
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && raw == "":
+		return spec, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "id", Message: fmt.Sprintf("allocation %s has no deploy", id)}
+	case err != nil:
+		return spec, err
+	}
+	return spec, json.Unmarshal([]byte(raw), &spec)
+}

@@ -287,13 +287,7 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.N
 		if err != nil {
 			return err
 		}
-		n := *old
-		n.Traits = slices.Clone(old.Traits)
-		n.MACs = slices.Clone(old.MACs)
-		n.Fields = make(map[string]string, len(old.Fields))
-		for k, v := range old.Fields {
-			n.Fields[k] = v
-		}
+		n := *old.Clone()
 		if err := fn(&n); err != nil {
 			return err
 		}
@@ -302,7 +296,7 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.N
 		if err := s.saveNode(ctx, tx, &n, old); err != nil {
 			return err
 		}
-		changed := nodeDiff(old, &n)
+		changed := ironpool.DiffNodes(old, &n)
 		if len(changed) == 0 {
 			out = &n
 			return nil
@@ -365,49 +359,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// nodeDiff names the fields that differ, never their secret values.
-func nodeDiff(a, b *ironpool.Node) []string {
-	var d []string
-	cmp := func(name string, eq bool) {
-		if !eq {
-			d = append(d, name)
-		}
-	}
-	cmp("name", a.Name == b.Name)
-	cmp("pool", a.Pool == b.Pool)
-	cmp("state", a.State == b.State)
-	cmp("cpus", a.CPUs == b.CPUs)
-	cmp("memory_mb", a.MemoryMB == b.MemoryMB)
-	cmp("local_gb", a.LocalGB == b.LocalGB)
-	cmp("cpu_arch", a.CPUArch == b.CPUArch)
-	cmp("resource_class", a.ResourceClass == b.ResourceClass)
-	cmp("traits", slices.Equal(a.Traits, b.Traits))
-	cmp("macs", slices.Equal(a.MACs, b.MACs))
-	cmp("bmc.address", a.BMC.Address == b.BMC.Address)
-	cmp("bmc.username", a.BMC.Username == b.BMC.Username)
-	cmp("bmc.password", a.BMC.Password == b.BMC.Password && a.BMC.PasswordError == b.BMC.PasswordError)
-	cmp("maintenance_reason", a.MaintenanceReason == b.MaintenanceReason)
-	cmp("last_error", a.LastError == b.LastError)
-	cmp("ironic_uuid", a.IronicUUID == b.IronicUUID)
-	cmp("managed_by", a.ManagedBy == b.ManagedBy)
-	cmp("provision_state", a.ProvisionState == b.ProvisionState)
-	cmp("power_state", a.PowerState == b.PowerState)
-	cmp("pending", a.Pending == b.Pending)
-	var keys []string
-	for k, v := range b.Fields {
-		if ov, ok := a.Fields[k]; !ok || ov != v {
-			keys = append(keys, "fields."+k)
-		}
-	}
-	for k := range a.Fields {
-		if _, ok := b.Fields[k]; !ok {
-			keys = append(keys, "fields."+k)
-		}
-	}
-	slices.Sort(keys)
-	return append(d, keys...)
 }
 
 // DeleteNode removes a node unless an allocation holds it.

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"ironpool"
 )
@@ -34,4 +36,25 @@ func testIgnoredBackendNodes(t *testing.T, open func(t *testing.T) ironpool.Stor
 	if got, _ := s.IgnoredBackendNodes(ctx); len(got) != 0 {
 		t.Errorf("ignored after the node was created again = %v, want none", got)
 	}
+}
+
+// testDeploySpec: an active allocation keeps the deploy spec its nodes'
+// pending deploy refers to; an ended one takes none.
+func testDeploySpec(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	s := open(t)
+	ctx := ctxFor(t)
+	mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8))
+	a := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
+	if _, err := s.DeploySpec(ctx, a.ID); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+		t.Fatalf("DeploySpec before any deploy: %v, want ENOTFOUND", err)
+	}
+	want := ironpool.DeploySpec{ImageSource: "http://images/x.qcow2", ImageChecksum: "sha256:" + strings.Repeat("ab", 32), Timeout: time.Minute}
+	if err := s.SetDeploySpec(ctx, a.ID, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeploySpec(ctx, a.ID); err != nil || got != want {
+		t.Fatalf("DeploySpec = %+v, %v; want %+v", got, err, want)
+	}
+	mustRelease(t, s, a.ID, true)
+	wantCode(t, s.SetDeploySpec(ctx, a.ID, want), ironpool.ECONFLICT)
 }

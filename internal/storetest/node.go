@@ -214,6 +214,28 @@ func testNodes(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 	})
 
+	// Every field the Ironic sync compares is audited: the store's diff
+	// once ignored ironic_endpoint, so a sync that moved a node to another
+	// Ironic reported it updated but left no event.
+	t.Run("UpdateAuditsIronicEndpoint", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, newNode(t, "n1", 8))
+		before := countEvents(t, s, "node.updated")
+		if _, err := s.UpdateNode(ctxFor(t), "n1", func(n *ironpool.Node) error {
+			n.IronicEndpoint = "http://127.0.0.1:6385/v1"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ev := events(t, s, "node.updated")
+		if len(ev) != before+1 || ev[len(ev)-1].Summary != "changed ironic_endpoint" {
+			t.Errorf("node.updated events = %+v, want one more saying \"changed ironic_endpoint\"", ev)
+		}
+		if got := mustFind(t, s, "n1").IronicEndpoint; got != "http://127.0.0.1:6385/v1" {
+			t.Errorf("stored ironic_endpoint = %q", got)
+		}
+	})
+
 	t.Run("UpdateMaintenance", func(t *testing.T) {
 		s := open(t)
 		mustCreate(t, s, newNode(t, "n1", 8))

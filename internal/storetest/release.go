@@ -246,8 +246,7 @@ func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		if err := s.Allocate(ctx, q, true); err != nil || q.State != ironpool.AllocQueued {
 			t.Fatalf("queue: %v %s", err, q.State)
 		}
-		done := mustRelease(t, s, a1.ID, true)
-		_ = done
+		mustRelease(t, s, a1.ID, true)
 		a3 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
 
 		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{Owner: "lab1"}, ironpool.AllocReleased, true)

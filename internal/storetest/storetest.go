@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
 	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
 	t.Run("IgnoredBackendNodes", func(t *testing.T) { testIgnoredBackendNodes(t, open) })
+	t.Run("DeploySpec", func(t *testing.T) { testDeploySpec(t, open) })
 	t.Run("ResealRacesPasswordChanges", func(t *testing.T) { testResealRacesPasswordChanges(t, open) })
 	t.Run("Release", func(t *testing.T) { testRelease(t, open) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open) })
