@@ -21,12 +21,18 @@ var examples = map[string]string{
 	"ironpool events": `  ironpool events --since 1h
   ironpool events --subject allocation/"$ID"
   ironpool events --action allocation.created --tail 20 -o json`,
-	"ironpool flavor create": "  ironpool flavor create standard --cpus 16 --memory-mb 65536\n  ironpool flavor create gpu --cpus 32 --trait CUSTOM_GPU --pool ci",
-	"ironpool flavor delete": "  ironpool flavor delete old-flavor",
-	"ironpool flavor list":   "  ironpool flavor list\n  ironpool flavor list -o value -c name",
-	"ironpool flavor show":   "  ironpool flavor show standard",
-	"ironpool ironic sync":   "  ironpool ironic sync",
-	"ironpool molteniron":    "  ironpool molteniron -c /etc/molteniron allocate job-42 2 default\n  ironpool molteniron -c /etc/molteniron release job-42",
+	"ironpool compose list":     "  ironpool compose list redfish+https://127.0.0.1:8443 --bmc-user admin --bmc-password-file pw",
+	"ironpool node boot-device": "  ironpool node boot-device n1 pxe --once\n  ironpool node boot-device --allocation \"$ID\" disk",
+	"ironpool node compose":     "  ironpool node compose c1 --service redfish+https://127.0.0.1:8443 --bmc-user admin --bmc-password-file pw --cpus 16 --memory-mb 65536",
+	"ironpool node decompose":   "  ironpool node decompose c1",
+	"ironpool node discover":    "  ironpool node discover redfish+https://127.0.0.1:8443 --bmc-user admin --bmc-password-file pw --pool lab --dry-run",
+	"ironpool node health":      "  ironpool node health\n  ironpool node health n1",
+	"ironpool flavor create":    "  ironpool flavor create standard --cpus 16 --memory-mb 65536\n  ironpool flavor create gpu --cpus 32 --trait CUSTOM_GPU --pool ci",
+	"ironpool flavor delete":    "  ironpool flavor delete old-flavor",
+	"ironpool flavor list":      "  ironpool flavor list\n  ironpool flavor list -o value -c name",
+	"ironpool flavor show":      "  ironpool flavor show standard",
+	"ironpool ironic sync":      "  ironpool ironic sync",
+	"ironpool molteniron":       "  ironpool molteniron -c /etc/molteniron allocate job-42 2 default\n  ironpool molteniron -c /etc/molteniron release job-42",
 	"ironpool node add": `  ironpool node add n1 --bmc ipmi://127.0.0.1:623 --bmc-user root --bmc-password-file pw \
       --mac 52:54:00:12:34:56 --cpus 32 --memory-mb 262144 --local-gb 500
   ironpool node add r1 --bmc redfish+https://127.0.0.1:8443/redfish/v1/Systems/1 --pool ci --trait CUSTOM_GPU`,
