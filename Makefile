@@ -1,6 +1,6 @@
 # The two commands of README: `make run` starts the server on the embedded
 # SQLite default; `make test` runs every test (what CI runs).
-.PHONY: run test build bench fuzz man
+.PHONY: run test build bench fuzz man soak
 run:
 	go run ./cmd/ironpool serve
 
@@ -20,3 +20,8 @@ fuzz:
 # One man page per command, generated from the command tree.
 man:
 	go run ./cmd/ironpool man --dir man/man1
+
+# The long Jepsen-style campaign: a million operations under kill -9, leader
+# pauses, proxy faults and a full disk (docs/RELIABILITY.md, "Campaign").
+soak:
+	bash hack/soak.sh

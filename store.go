@@ -79,7 +79,10 @@ type Store interface {
 	// seen (or which were created, if never waited on) before cutoff, and
 	// returns them.
 	CancelAbandoned(ctx context.Context, cutoff, now time.Time) ([]*Allocation, error)
-	// NextExpiry is the earliest expiry of an active allocation (zero if none).
+	// NextExpiry is the earliest time the background loop has timed work:
+	// the expiry of an active allocation or the deadline of a queued one
+	// (zero if none). The loop sleeps until then, so a deadline is failed
+	// on time rather than at the loop's next periodic pass.
 	NextExpiry(ctx context.Context) (time.Time, error)
 	// FinishCleaning moves a cleaning node to available, or to error with
 	// errMsg as last_error.
@@ -87,6 +90,15 @@ type Store interface {
 
 	Status(ctx context.Context, now time.Time) (*Status, error)
 	Capacity(ctx context.Context) ([]CapacityRow, error)
+
+	// NodeHistory reads one page of a node's history (name or UUID):
+	// its own events and those of the allocations that held it, newest
+	// first, limit of them with ids below before (0: the newest), and
+	// every allocation that held it. ENOTFOUND for an unknown node.
+	NodeHistory(ctx context.Context, name string, before int64, limit int) (*NodeHistory, error)
+	// UsageRecords reads the holds and maintenance spells overlapping
+	// [since, until) and the nodes that exist now.
+	UsageRecords(ctx context.Context, since, until time.Time) (*UsageRecords, error)
 
 	// AddEvent records an event that no other store change carries.
 	AddEvent(ctx context.Context, e *Event) error

@@ -104,6 +104,11 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 	if n := nodes["sh-02"]; n.State != "maintenance" || !strings.Contains(n.MaintenanceReason, "taken by another consumer") {
 		t.Fatalf("a node another consumer holds was imported as %s (%q), want not allocatable and why", n.State, n.MaintenanceReason)
 	}
+	// Ironic's default policy masks driver_info passwords: the pool says
+	// the password is unknown rather than showing an empty one.
+	if out := e.ok("node", "show", "sh-01", "--reveal"); !strings.Contains(out, "unknown (set it with") {
+		t.Errorf("node show of a node whose password Ironic masks:\n%s\nwant the password called unknown", out)
+	}
 	if _, errs, code := e.run("allocate", "--owner", "lab1", "--flavor", "small=3"); code != 3 {
 		t.Fatalf("allocate 3 with one taken by another consumer: exit %d %s, want 3", code, errs)
 	}

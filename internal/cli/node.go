@@ -182,9 +182,14 @@ func (a *app) printNode(n *ironpool.Node) error {
 		row("macs", strings.Join(n.MACs, ","))
 		row("bmc.address", n.BMC.Address)
 		row("bmc.username", n.BMC.Username)
-		if n.BMC.PasswordError != "" {
+		switch {
+		case n.BMC.PasswordError != "":
 			row("bmc.password", "unavailable: "+n.BMC.PasswordError)
-		} else {
+		case n.BMC.Password == "" && n.BMC.Address != "":
+			// Say so rather than print nothing: an Ironic that masks
+			// passwords leaves the pool without one until it is set.
+			row("bmc.password", "unknown (set it with `ironpool node set "+n.Name+" bmc.password=…`)")
+		default:
 			row("bmc.password", n.BMC.Password)
 		}
 		if n.Owner != "" {

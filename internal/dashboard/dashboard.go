@@ -22,12 +22,17 @@ var static embed.FS
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Register mounts the page at / and its assets under /ui/ on mux.
+// Register mounts the page at /, the API viewer at /docs and their assets
+// under /ui/ on mux. The viewer is the dashboard's own small script over
+// /openapi.json, so the reference works with no network beyond the server.
 func Register(mux *http.ServeMux) {
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServerFS(sub)
 	mux.Handle("GET /{$}", headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
+	})))
+	mux.Handle("GET /docs", headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, sub, "docs.html")
 	})))
 	mux.Handle("GET /ui/", headers(http.StripPrefix("/ui/", files)))
 }

@@ -14,6 +14,14 @@
 //
 // A bare redfish:// means https, as it does for Ironic's redfish_address
 // without a scheme; it reads back as redfish+https://.
+//
+// Address options travel too: ipmi://…?cipher=3 ↔ ipmi_cipher_suite, and
+// redfish+https://…?verify=false ↔ redfish_verify_ca: false. Vendor drivers
+// whose controllers also speak Redfish (ilo: ilo_address, irmc:
+// irmc_address, ibmc: ibmc_address) read as redfish+https://HOST, the
+// service root, whose one system the Redfish client finds; xclarity
+// (a management server, not a BMC) and anything else without a known key
+// gives no BMC, and the node is still imported when Ironic drives it.
 package driverinfo
 
 import (
@@ -44,6 +52,10 @@ func FromBMC(bmc ironpool.BMC) (driver string, info map[string]any, err error) {
 		}
 		setIf(info, "ipmi_username", bmc.Username)
 		setIf(info, "ipmi_password", bmc.Password)
+		if c := u.Query().Get("cipher"); c != "" {
+			n, _ := strconv.Atoi(c) // ParseBMCEndpoint refused anything but 3 and 17
+			info["ipmi_cipher_suite"] = n
+		}
 		return "ipmi", info, nil
 	case "redfish":
 		scheme := "https"
@@ -54,6 +66,9 @@ func FromBMC(bmc ironpool.BMC) (driver string, info map[string]any, err error) {
 		setIf(info, "redfish_system_id", strings.TrimSuffix(u.EscapedPath(), "/"))
 		setIf(info, "redfish_username", bmc.Username)
 		setIf(info, "redfish_password", bmc.Password)
+		if v := u.Query().Get("verify"); v == "false" {
+			info["redfish_verify_ca"] = false
+		}
 		return "redfish", info, nil
 	}
 	return "", nil, ironpool.FieldErrorf("bmc.address", "scheme %q has no Ironic driver", u.Scheme)
@@ -104,6 +119,11 @@ func ToBMC(driver string, di map[string]any) (ironpool.BMC, error) {
 	if has(di, "ipmi_address") {
 		return fromIPMI(driver, di)
 	}
+	for _, k := range []string{"ilo_address", "irmc_address", "ibmc_address"} {
+		if has(di, k) {
+			return fromVendor(driver, di, strings.TrimSuffix(k, "_address"))
+		}
+	}
 	what := "driver_info"
 	if driver != "" {
 		what = fmt.Sprintf("driver %q", driver)
@@ -145,10 +165,33 @@ func fromRedfish(driver string, di map[string]any) (ironpool.BMC, error) {
 		sys = "/" + sys
 	}
 	b := ironpool.BMC{Address: "redfish+" + scheme + "://" + strings.TrimSuffix(hostport, "/") + sys}
+	if noVerify(di["redfish_verify_ca"]) {
+		b.Address += "?verify=false"
+	}
 	if _, err := ironpool.ParseBMCAddress("driver_info.redfish_address", b.Address); err != nil {
 		return ironpool.BMC{}, err
 	}
 	return credentials(b, di, "redfish_username", "redfish_password")
+}
+
+// fromVendor reads a vendor driver whose controller speaks Redfish at its
+// address (prefix_address, a host or an https URL) with prefix_username and
+// prefix_password.
+func fromVendor(driver string, di map[string]any, prefix string) (ironpool.BMC, error) {
+	addr, err := text(di, prefix+"_address")
+	if err != nil {
+		return ironpool.BMC{}, err
+	}
+	host := addr
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		host = rest
+	}
+	host, _, _ = strings.Cut(host, "/")
+	b := ironpool.BMC{Address: "redfish+https://" + host}
+	if _, err := ironpool.ParseBMCAddress("driver_info."+prefix+"_address", b.Address); err != nil {
+		return ironpool.BMC{}, err
+	}
+	return credentials(b, di, prefix+"_username", prefix+"_password")
 }
 
 func fromIPMI(driver string, di map[string]any) (ironpool.BMC, error) {
@@ -174,7 +217,14 @@ func fromIPMI(driver string, di map[string]any) (ironpool.BMC, error) {
 		host = "[" + host + "]"
 	}
 	b := ironpool.BMC{Address: "ipmi://" + host}
-	if _, err := ironpool.ParseBMCAddress("driver_info.ipmi_address", b.Address); err != nil {
+	suite, err := text(di, "ipmi_cipher_suite")
+	if err != nil {
+		return ironpool.BMC{}, err
+	}
+	if suite != "" {
+		b.Address += "?cipher=" + suite
+	}
+	if _, err := ironpool.ParseBMCEndpoint("driver_info.ipmi_address", b.Address); err != nil {
 		return ironpool.BMC{}, err
 	}
 	return credentials(b, di, "ipmi_username", "ipmi_password")
@@ -221,4 +271,19 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// noVerify reports whether redfish_verify_ca turns verification off (false,
+// as a boolean or in words); a CA bundle path or true keeps it on.
+func noVerify(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return !v
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "false", "no", "0", "off":
+			return true
+		}
+	}
+	return false
 }

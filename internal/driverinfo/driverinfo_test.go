@@ -26,6 +26,9 @@ func TestRoundTrip(t *testing.T) {
 		{"redfish://127.0.0.1/redfish/v1/Systems/1", "redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_system_id": "/redfish/v1/Systems/1", "redfish_username": "root", "redfish_password": "pw"}, "redfish+https://127.0.0.1/redfish/v1/Systems/1"},
 		{"redfish+https://[::1]:8443/redfish/v1/Systems/1/", "redfish", map[string]any{"redfish_address": "https://[::1]:8443", "redfish_system_id": "/redfish/v1/Systems/1", "redfish_username": "root", "redfish_password": "pw"}, "redfish+https://[::1]:8443/redfish/v1/Systems/1"},
 		{"redfish+https://127.0.0.1", "redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_username": "root", "redfish_password": "pw"}, ""},
+		// Address options: what `node register` must tell Ironic too.
+		{"ipmi://127.0.0.1:623?cipher=3", "ipmi", map[string]any{"ipmi_address": "127.0.0.1", "ipmi_cipher_suite": 3, "ipmi_port": 623, "ipmi_username": "root", "ipmi_password": "pw"}, ""},
+		{"redfish+https://127.0.0.1/redfish/v1/Systems/1?verify=false", "redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_password": "pw", "redfish_system_id": "/redfish/v1/Systems/1", "redfish_username": "root", "redfish_verify_ca": false}, ""},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
 			driver, info, err := FromBMC(ironpool.BMC{Address: tc.addr, Username: "root", Password: "pw"})
@@ -108,7 +111,17 @@ func TestToBMCDrivers(t *testing.T) {
 		{"redfish", map[string]any{"ipmi_address": "127.0.0.1"}, `driver_info.redfish_address: is required for driver "redfish"`, true},
 		{"idrac", map[string]any{"drac_address": "127.0.0.1"}, `driver_info.redfish_address: is required for driver "idrac" (ironpool reaches an iDRAC through Redfish; the WS-Man drac_* keys are not supported)`, true},
 		{"redfish", map[string]any{"redfish_address": "ftp://127.0.0.1"}, `driver_info.redfish_address: scheme "ftp" is not https or http`, true},
-		{"ilo", map[string]any{"ilo_address": "127.0.0.1"}, `driver_info: has neither redfish_address nor ipmi_address; ironpool reaches a BMC by Redfish or IPMI, and driver "ilo" gives neither`, true},
+		// Vendor controllers that speak Redfish read as its service root.
+		{"ilo", map[string]any{"ilo_address": "127.0.0.1", "ilo_username": "admin"}, "redfish+https://127.0.0.1", false},
+		{"irmc", map[string]any{"irmc_address": "127.0.0.1:8443"}, "redfish+https://127.0.0.1:8443", false},
+		{"ibmc", map[string]any{"ibmc_address": "https://127.0.0.1/redfish"}, "redfish+https://127.0.0.1", false},
+		// Address options travel with the address.
+		{"ipmi", map[string]any{"ipmi_address": "127.0.0.1", "ipmi_cipher_suite": 3}, "ipmi://127.0.0.1?cipher=3", false},
+		{"redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_verify_ca": false}, "redfish+https://127.0.0.1?verify=false", false},
+		{"redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_verify_ca": "False"}, "redfish+https://127.0.0.1?verify=false", false},
+		{"redfish", map[string]any{"redfish_address": "https://127.0.0.1", "redfish_verify_ca": "/etc/ca.pem"}, "redfish+https://127.0.0.1", false},
+		{"ipmi", map[string]any{"ipmi_address": "127.0.0.1", "ipmi_cipher_suite": 0}, `driver_info.ipmi_address: option cipher=0 is refused: IPMI cipher suite 0 has no authentication`, true},
+		{"xclarity", map[string]any{"xclarity_manager_ip": "127.0.0.1"}, `driver_info: has neither redfish_address nor ipmi_address; ironpool reaches a BMC by Redfish or IPMI, and driver "xclarity" gives neither`, true},
 		{"", nil, `driver_info: has neither redfish_address nor ipmi_address; ironpool reaches a BMC by Redfish or IPMI, and driver_info gives neither`, true},
 	} {
 		b, err := ToBMC(tc.driver, tc.info)

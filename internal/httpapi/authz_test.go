@@ -197,6 +197,16 @@ var matrix = []matrixRow{
 		n, _ := s.node()
 		return request{"POST", "/v1/nodes/" + n + "/decompose", nil}
 	}, adminOnly(409)}, // not a composed node
+	{"node-history", func(s *testServer, _ string) request {
+		n, _ := s.node()
+		return request{"GET", "/v1/nodes/" + n + "/history", nil}
+	}, staffOnly(200)},
+	{"clean-node", func(s *testServer, _ string) request {
+		n, _ := s.node()
+		return request{"POST", "/v1/nodes/" + n + "/clean", nil}
+	}, staffOnly(409)}, // an available node needs no clean: policy first, then state
+	{"whoami", func(s *testServer, _ string) request { return request{"GET", "/v1/whoami", nil} }, everyone200},
+	{"usage", func(s *testServer, _ string) request { return request{"GET", "/v1/usage?window=7d", nil} }, staffOnly(200)},
 	{"deploy-allocation", func(s *testServer, owner string) request {
 		return request{"POST", "/v1/allocations/" + s.allocation(owner) + "/deploy", map[string]any{"image": "http://images/x.qcow2"}}
 	}, ownersNoBackend},

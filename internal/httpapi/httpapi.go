@@ -38,7 +38,9 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	cfg := huma.DefaultConfig("ironpool", Version)
 	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
 	cfg.FieldsOptionalByDefault = true
-	cfg.DocsPath = "/docs"
+	// The dashboard serves its own API viewer at /docs, from embedded
+	// files: huma's default page loads its viewer from a CDN.
+	cfg.DocsPath = ""
 	cfg.CreateHooks = nil // no $schema links in bodies: clients get plain JSON
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An ironpool API token (ipt_…)."},

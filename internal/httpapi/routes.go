@@ -100,7 +100,7 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 func tagOf(path string) string {
 	// "/v1/nodes/{name}" → "nodes"; the status routes share one tag.
 	switch seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/"); seg {
-	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic":
+	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic", "usage":
 		return seg
 	}
 	return "status"
@@ -445,4 +445,5 @@ func (s *Server) routes() {
 		})
 	s.ironicRoutes()
 	s.bmcRoutes()
+	s.consoleRoutes()
 }

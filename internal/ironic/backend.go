@@ -24,7 +24,7 @@ func ToBackendNode(n NodeInfo) ironpool.BackendNode {
 	return ironpool.BackendNode{
 		ID: n.UUID, Name: n.Name, ResourceClass: n.ResourceClass,
 		CPUs: n.CPUs, MemoryMB: n.MemoryMB, LocalGB: n.LocalGB, CPUArch: n.CPUArch,
-		Traits: n.Traits, MACs: n.MACs, BMC: ironpool.BMC{Address: bmc.Address, Username: bmc.Username},
+		Traits: n.Traits, MACs: n.MACs, BMC: bmc, // the password only where Ironic's show_password policy shows it
 		Driver: n.Driver, ProvisionState: n.ProvisionState, TargetProvisionState: n.TargetProvisionState,
 		PowerState: n.PowerState, Maintenance: n.Maintenance, MaintenanceReason: n.MaintenanceReason,
 		InstanceUUID: n.InstanceUUID, Owner: n.Owner, Lessee: n.Lessee, LastError: n.LastError,

@@ -125,3 +125,31 @@ func TestSyncFilter(t *testing.T) {
 		t.Fatalf("filtered list = %d nodes, want only %s", len(got), ids[0])
 	}
 }
+
+// TestRegisterSettings: the ironic.* fields of a pool node and the options
+// of its BMC address reach Ironic on `node register`; an unknown setting is
+// refused by name before anything is created.
+func TestRegisterSettings(t *testing.T) {
+	c := newClient(t)
+	pn := &ironpool.Node{UUID: "pool-set-" + runID, Name: nodeName("regset", 0), CPUs: 2, ResourceClass: "rc-regset",
+		BMC: ironpool.BMC{Address: "ipmi://10.9.1.7:623?cipher=3", Username: "root", Password: "pw"},
+		Fields: map[string]string{"ironic.deploy_kernel": "http://images.example/ipa.kernel", "ironic.deploy_ramdisk": "http://images.example/ipa.initramfs",
+			"ironic.automated_clean": "false", "rack": "r1"}}
+	u, err := c.Register(t.Context(), pn)
+	t.Cleanup(func() { forceDelete(c, u) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := mustGet(t, c, u)
+	if n.DriverInfo["deploy_kernel"] != "http://images.example/ipa.kernel" || n.DriverInfo["deploy_ramdisk"] != "http://images.example/ipa.initramfs" ||
+		fmt.Sprint(n.DriverInfo["ipmi_cipher_suite"]) != "3" {
+		t.Errorf("registered node: driver_info %v owner %q", n.DriverInfo, n.Owner)
+	}
+	bad := &ironpool.Node{Name: nodeName("regset", 1), BMC: ironpool.BMC{Address: "ipmi://10.9.1.8"}, Fields: map[string]string{"ironic.deploy_kernal": "x"}}
+	if _, err := c.Register(t.Context(), bad); ironpool.ErrorCode(err) != ironpool.EINVALID || !strings.Contains(err.Error(), "ironic.deploy_kernal") {
+		t.Fatalf("register with a misspelt setting: %v, want EINVALID naming it", err)
+	}
+	if _, err := c.GetNode(t.Context(), bad.Name); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+		t.Errorf("a refused registration created the node anyway: %v", err)
+	}
+}

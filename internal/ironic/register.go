@@ -3,6 +3,7 @@ package ironic
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -88,14 +89,18 @@ func (c *Client) createNode(ctx context.Context, n *ironpool.Node, driver string
 	setIf(props, "cpu_arch", n.CPUArch)
 	extra := map[string]any{"managed_by": ManagedBy}
 	setIf(extra, "ironpool_uuid", n.UUID)
-	created, err := nodes.Create(ctx, c.sc, nodes.CreateOpts{
+	opts := nodes.CreateOpts{
 		Name:          n.Name,
 		Driver:        driver,
 		DriverInfo:    info,
 		Properties:    props,
 		ResourceClass: n.ResourceClass,
 		Extra:         extra,
-	}).Extract()
+	}
+	if err := applyRegisterFields(&opts, n.Fields); err != nil {
+		return "", err
+	}
+	created, err := nodes.Create(ctx, c.sc, opts).Extract()
 	if err != nil {
 		return "", mapError(ctx, err, "create node "+n.Name)
 	}
@@ -204,4 +209,53 @@ func (c *Client) Unregister(ctx context.Context, uuid string) error {
 		return nil
 	}
 	return mapError(ctx, err, "delete node "+n.UUID)
+}
+
+// RegisterFieldPrefix marks the node fields `node register` turns into
+// Ironic settings, so an operator sets them on the pool node (or in its
+// node file) and a retried registration still has them:
+//
+//	ironic.deploy_kernel, ironic.deploy_ramdisk   → driver_info
+//	ironic.conductor_group, ironic.owner          → the node
+//	ironic.automated_clean (true|false)           → the node
+//	ironic.<kind>_interface (boot, deploy, power, management, inspect,
+//	  bios, console, network, raid, rescue, storage, vendor, firmware)
+const RegisterFieldPrefix = "ironic."
+
+// applyRegisterFields copies the ironic.* fields of a pool node into the
+// create request; an unknown key or a bad value is EINVALID naming it, so a
+// typo is not silently dropped.
+func applyRegisterFields(o *nodes.CreateOpts, fields map[string]string) error {
+	ifaces := map[string]*string{
+		"bios_interface": &o.BIOSInterface, "boot_interface": &o.BootInterface, "console_interface": &o.ConsoleInterface,
+		"deploy_interface": &o.DeployInterface, "firmware_interface": &o.FirmwareInterface, "inspect_interface": &o.InspectInterface,
+		"management_interface": &o.ManagementInterface, "network_interface": &o.NetworkInterface, "power_interface": &o.PowerInterface,
+		"raid_interface": &o.RAIDInterface, "rescue_interface": &o.RescueInterface, "storage_interface": &o.StorageInterface,
+		"vendor_interface": &o.VendorInterface,
+	}
+	for k, v := range fields {
+		key, ok := strings.CutPrefix(k, RegisterFieldPrefix)
+		if !ok {
+			continue
+		}
+		switch {
+		case key == "deploy_kernel" || key == "deploy_ramdisk":
+			o.DriverInfo[key] = v
+		case key == "conductor_group":
+			o.ConductorGroup = v
+		case key == "owner":
+			o.Owner = v
+		case key == "automated_clean":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return ironpool.FieldErrorf("fields."+k, "%q is not true or false", v)
+			}
+			o.AutomatedClean = &b
+		case ifaces[key] != nil:
+			*ifaces[key] = v
+		default:
+			return ironpool.FieldErrorf("fields."+k, "is not an Ironic setting ironpool registers (deploy_kernel, deploy_ramdisk, conductor_group, owner, automated_clean, <kind>_interface)")
+		}
+	}
+	return nil
 }

@@ -41,11 +41,12 @@ import (
 // with waiting locks (see sqlstore's matchLocked). Open adds WaitSerial,
 // which depends on the schema.
 var Dialect = sqlstore.Dialect{
-	Name:      "postgres",
-	LockSkip:  "FOR UPDATE SKIP LOCKED",
-	LockWait:  "FOR UPDATE",
-	Unique:    uniqueColumn,
-	Retryable: retryable,
+	Name:        "postgres",
+	LockSkip:    "FOR UPDATE SKIP LOCKED",
+	LockWait:    "FOR UPDATE",
+	Unique:      uniqueColumn,
+	Retryable:   retryable,
+	Unavailable: unavailable,
 }
 
 // constraintColumns names the column behind each unique constraint of the

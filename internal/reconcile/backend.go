@@ -102,6 +102,12 @@ func refresh(n *ironpool.Node, info ironpool.BackendNode, endpoint string) {
 	if info.BMC.Address != "" {
 		n.BMC.Address, n.BMC.Username = info.BMC.Address, info.BMC.Username
 	}
+	// A real password comes only from an Ironic whose show_password policy
+	// allows it (a masked one reads as empty): then Ironic's is the one
+	// that works, and the store seals it. Otherwise the pool keeps its own.
+	if info.BMC.Password != "" {
+		n.BMC.Password, n.BMC.PasswordError = info.BMC.Password, ""
+	}
 	n.IronicEndpoint = endpoint
 	if info.ManagedBy != "" {
 		n.ManagedBy = info.ManagedBy

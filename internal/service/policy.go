@@ -18,6 +18,7 @@ const (
 	OpNodeDelete      = "node.delete"
 	OpNodeMaintenance = "node.maintenance"
 	OpNodePower       = "node.power"
+	OpNodeClean       = "node.clean"
 	OpNodeInspect     = "node.inspect"
 	OpNodeRegister    = "node.register"
 	OpNodeAdopt       = "node.adopt"
@@ -56,6 +57,7 @@ var Policy = map[string][]ironpool.Role{
 	OpNodeDelete:      admin,
 	OpNodeMaintenance: staff,
 	OpNodePower:       everyone, // a user: only nodes its owners hold (PowerNode)
+	OpNodeClean:       staff,
 	OpNodeInspect:     staff,
 	OpNodeRegister:    admin,
 	OpNodeAdopt:       admin,

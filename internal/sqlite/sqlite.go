@@ -31,6 +31,7 @@ var Dialect = sqlstore.Dialect{
 	Name:        "sqlite",
 	Unique:      uniqueColumn,
 	GroupCommit: true,
+	Unavailable: unavailable,
 }
 
 // uniqueColumn recognises "UNIQUE constraint failed: nodes.name".

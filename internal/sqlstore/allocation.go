@@ -276,7 +276,9 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 	if err != nil || claimed == nil {
 		return err
 	}
-	return s.loadNodes(ctx, a, claimed)
+	// Committed: a failure to read the nodes back is "try again" (503), as
+	// the allocation stands and the client can read it by owner.
+	return s.unavailable(s.loadNodes(ctx, a, claimed))
 }
 
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ttl time.Duration) error {
@@ -422,6 +424,11 @@ func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Pla
 	return p, err
 }
 
+// maxDispatchAge bounds how old the time a queue dispatch decided on may be
+// when it commits: a lease given is at most this much shorter than asked,
+// a request is served at most this much after its deadline.
+const maxDispatchAge = time.Second
+
 // DispatchQueue serves queued requests in arrival order; see ironpool.Store.
 func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.Allocation, error) {
 	// The loop calls this after every change; a read answers the common
@@ -436,8 +443,17 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 	}
 	var changed []*ironpool.Allocation
 	var claimed map[string][][]candidate
+	asked := now
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		changed, claimed = changed[:0], map[string][][]candidate{}
+		// The time is read here, inside the transaction, not only taken
+		// from the caller: a leader paused (SIGSTOP, a long GC, a VM
+		// migration) between reading the clock and dispatching would
+		// otherwise serve requests past their deadline and give leases
+		// that end before they begin. A later caller time (tests) wins.
+		if now = s.Now().UTC(); asked.After(now) {
+			now = asked
+		}
 		// The dispatcher claims nodes for one entry and may then wait for
 		// rows for the next: it takes the waiters' lock first, so that it
 		// never holds claimed rows while queueing behind another waiter.
@@ -454,6 +470,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		if err != nil {
 			return err
 		}
+		blocked := false // the head cannot be served: the rest only fail by deadline
 		for _, q := range queued {
 			a := q.alloc
 			if !a.WaitUntil.After(now) {
@@ -472,12 +489,19 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 				changed = append(changed, a)
 				continue
 			}
+			if blocked {
+				continue
+			}
 			picks, ok, err := s.matchLocked(ctx, tx, a)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				break // first come, first served: nobody overtakes the head
+				// First come, first served: nobody overtakes the head. The
+				// entries behind it are still failed when their own
+				// deadline passes, not when the head's does.
+				blocked = true
+				continue
 			}
 			a.State, a.ExpiresAt = ironpool.AllocActive, now.Add(q.ttl)
 			setPicks(a, picks)
@@ -495,6 +519,13 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			}
 			claimed[a.ID] = picks
 			changed = append(changed, a)
+		}
+		// Fencing against a pause inside the transaction: if it ran far
+		// longer than any dispatch should, the time it decided on is old
+		// (leases would end early, a deadline could have passed), so give
+		// the decisions up; the next pass takes them again.
+		if late := s.Now().Sub(now); late > maxDispatchAge {
+			return fmt.Errorf("queue dispatch took %s; its decisions were rolled back and will be taken again", late.Round(time.Millisecond))
 		}
 		return nil
 	})
@@ -606,7 +637,7 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", limit)
 	rows, err := s.queryAllocations(ctx, s.R, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, s.unavailable(err)
 	}
 	out := make([]*ironpool.Allocation, len(rows))
 	for i, r := range rows {
@@ -780,10 +811,14 @@ func (s *Store) ExpireAllocations(ctx context.Context, cleanInline bool) ([]*iro
 	return out, err
 }
 
-// NextExpiry returns the earliest expiry of an active allocation.
+// NextExpiry returns the earliest expiry of an active allocation or
+// deadline of a queued one.
 func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
-	err := s.R.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM allocations WHERE state = $1`, string(ironpool.AllocActive)).Scan(&v)
+	err := s.R.QueryRowContext(ctx, `SELECT MIN(t) FROM (
+		SELECT MIN(expires_at) AS t FROM allocations WHERE state = $1
+		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2) q`,
+		string(ironpool.AllocActive), string(ironpool.AllocQueued)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, err
 	}

@@ -46,7 +46,7 @@ func scanFlavor(sc interface{ Scan(...any) error }) (*ironpool.Flavor, error) {
 func (s *Store) FindFlavors(ctx context.Context) ([]*ironpool.Flavor, error) {
 	rows, err := s.R.QueryContext(ctx, `SELECT `+flavorColumns+` FROM flavors ORDER BY name`)
 	if err != nil {
-		return nil, err
+		return nil, s.unavailable(err)
 	}
 	defer rows.Close()
 	out := []*ironpool.Flavor{}
@@ -67,7 +67,7 @@ func (s *Store) FindFlavor(ctx context.Context, name string) (*ironpool.Flavor, 
 		return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "flavor", Message: fmt.Sprintf("no flavor named %q", name),
 			Hint: "list flavors with `ironpool flavor list`"}
 	}
-	return f, err
+	return f, s.unavailable(err)
 }
 
 // DeleteFlavor removes a flavor. Allocations keep the constraints they were

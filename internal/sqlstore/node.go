@@ -177,7 +177,8 @@ func (s *Store) insertPorts(ctx context.Context, tx *sql.Tx, n *ironpool.Node, p
 
 // FindNode returns a node by name or UUID.
 func (s *Store) FindNode(ctx context.Context, name string) (*ironpool.Node, error) {
-	return s.findNode(ctx, s.R, name, "")
+	n, err := s.findNode(ctx, s.R, name, "")
+	return n, s.unavailable(err)
 }
 
 func (s *Store) findNode(ctx context.Context, q querier, name, lock string) (*ironpool.Node, error) {
@@ -221,7 +222,8 @@ func (s *Store) FindNodes(ctx context.Context, f ironpool.NodeFilter) ([]*ironpo
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	return s.queryNodes(ctx, s.R, q, args...)
+	nodes, err := s.queryNodes(ctx, s.R, q, args...)
+	return nodes, s.unavailable(err)
 }
 
 func (s *Store) queryNodes(ctx context.Context, q querier, query string, args ...any) ([]*ironpool.Node, error) {
@@ -306,6 +308,10 @@ func (s *Store) UpdateNode(ctx context.Context, name string, fn func(*ironpool.N
 			action = "node.maintenance"
 		}
 		summary := "changed " + strings.Join(changed, ", ")
+		if old.State == ironpool.NodeError && n.State == ironpool.NodeCleaning {
+			// An operator asked for the clean to run again (POST .../clean).
+			action, summary = "node.clean", "error → cleaning: cleaned again after: "+old.LastError
+		}
 		if action == "node.maintenance" {
 			summary = fmt.Sprintf("%s → %s", old.State, n.State)
 			if n.MaintenanceReason != "" {

@@ -41,6 +41,9 @@ type Dialect struct {
 	// GroupCommit runs concurrent writes together in one transaction (see
 	// groupCommit); for engines with a single writer.
 	GroupCommit bool
+	// Unavailable names, in words safe to show, an error meaning the
+	// database cannot serve now (disk full, connection lost); "" otherwise.
+	Unavailable func(err error) string
 }
 
 // Store is the SQL store. Writes go through W; reads through R, which may
@@ -107,6 +110,10 @@ type querier interface {
 // serialization failure). fn must be safe to run again, and must use the
 // context it is given, not its caller's (see groupCommit).
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.unavailable(s.writeRetry(ctx, fn))
+}
+
+func (s *Store) writeRetry(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {
 		return s.group.do(ctx, fn)
 	}
@@ -143,10 +150,10 @@ func inTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.R != s.W})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return s.unavailable(fmt.Errorf("begin: %w", err))
 	}
 	defer tx.Rollback()
-	return fn(tx)
+	return s.unavailable(fn(tx))
 }
 
 func ms(t time.Time) int64 {
@@ -207,7 +214,7 @@ func (s *Store) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*iron
 	}
 	rows, err := s.R.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("find events: %w", err)
+		return nil, s.unavailable(fmt.Errorf("find events: %w", err))
 	}
 	defer rows.Close()
 	var out []*ironpool.Event

@@ -76,7 +76,7 @@ func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*ironpool.Tok
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Message: "unknown or revoked token"}
 	}
-	return t, err
+	return t, s.unavailable(err)
 }
 
 // FindTokens lists every token, revoked ones included.

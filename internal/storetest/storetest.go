@@ -53,6 +53,10 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Flavors", func(t *testing.T) { testFlavors(t, open) })
 	t.Run("Allocate", func(t *testing.T) { testAllocate(t, open) })
 	t.Run("Queue", func(t *testing.T) { testQueue(t, open) })
+	t.Run("StaleDispatch", func(t *testing.T) { testStaleDispatch(t, open) })
+	t.Run("PausedDispatch", func(t *testing.T) { testPausedDispatch(t, open) })
+	t.Run("DeadlineWakes", func(t *testing.T) { testDeadlineWakes(t, open) })
+	t.Run("DeadlineBehindHead", func(t *testing.T) { testDeadlineBehindHead(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
 	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
@@ -71,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Waiters", func(t *testing.T) { testWaiters(t, open) })
 	t.Run("QueuePromises", func(t *testing.T) { testQueuePromises(t, open) })
 	t.Run("DeleteNodes", func(t *testing.T) { testDeleteNodes(t, open) })
+	t.Run("Console", func(t *testing.T) { testConsole(t, open) })
 }
 
 // testActor is the actor the suite's changes are made as, so events can be
