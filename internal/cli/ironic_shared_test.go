@@ -87,19 +87,31 @@ func TestIronicSharedWithOtherConsumers(t *testing.T) {
 		t.Fatalf("create a node without driver_info: %d %v", code, nb)
 	}
 	nobmc, _ := nb["uuid"].(string)
-	if err := c.Manage(ctx, nobmc); err != nil {
-		t.Fatal(err)
+	// And one described the iDRAC way (WS-Man drac_* keys only).
+	code, nb = other.do("POST", "/v1/nodes", map[string]any{"name": "dracish", "driver": "fake-hardware", "resource_class": "rc-none",
+		"driver_info": map[string]any{"drac_address": "127.0.0.1", "drac_username": "root"},
+		"properties":  map[string]any{"cpus": 2, "memory_mb": 2048, "local_gb": 10, "cpu_arch": "x86_64"}})
+	if code != 201 {
+		t.Fatalf("create an iDRAC-style node: %d %v", code, nb)
 	}
-	if err := c.Provide(ctx, nobmc); err != nil {
-		t.Fatal(err)
+	drac, _ := nb["uuid"].(string)
+	for _, u := range []string{nobmc, drac} {
+		if err := c.Manage(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Provide(ctx, u); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e := startWithIronic(t, in.URL)
 	e.ok("flavor", "create", "small", "--resource-class", "rc-small")
 	var r ironpool.SyncResult
 	e.jsonOf(&r, "ironic", "sync")
 	nodes := e.fullNodes()
-	if n, ok := nodes["nobmc"]; !ok || n.State != "available" || n.BMC.Address != "" {
-		t.Errorf("a node without BMC details was not imported as an available node with no address: %+v (skipped: %v)", n, r.Skipped)
+	for _, name := range []string{"nobmc", "dracish"} {
+		if n, ok := nodes[name]; !ok || n.State != "available" || n.BMC.Address != "" {
+			t.Errorf("node %s (no BMC URL ironpool can use) was not imported as an available node with no address: %+v (skipped: %v)", name, n, r.Skipped)
+		}
 	}
 	if n := nodes["sh-02"]; n.State != "maintenance" || !strings.Contains(n.MaintenanceReason, "taken by another consumer") {
 		t.Fatalf("a node another consumer holds was imported as %s (%q), want not allocatable and why", n.State, n.MaintenanceReason)

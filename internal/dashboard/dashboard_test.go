@@ -61,7 +61,7 @@ func startPool(t *testing.T) *pool {
 		p.call("POST", "/v1/nodes", map[string]any{"name": name, "pool": pool, "cpus": cpus, "memory_mb": 8192 * cpus, "local_gb": 100,
 			"cpu_arch": "x86_64", "traits": traits, "macs": []string{fmt.Sprintf("52:54:00:00:%02x:01", cpus)},
 			"fields": map[string]string{"rack": "r1", "note": hostile},
-			"bmc":    map[string]any{"address": fmt.Sprintf("ipmi://127.0.0.1:%d", 6230+cpus), "username": bmcUser, "password": "s3cret-bmc"}}, 201, nil)
+			"bmc":    map[string]any{"address": fmt.Sprintf("ipmi://127.0.0.1:%d?timeout=1s", 6230+cpus), "username": bmcUser, "password": "s3cret-bmc"}}, 201, nil)
 	}
 	node("rack1-n1", "lab", 4, "root")
 	node("rack1-n2", "lab", 8, hostile)
@@ -549,10 +549,11 @@ func TestDashboard(t *testing.T) {
 		if s := p.nodeState("rack1-n2"); s != "available" {
 			t.Errorf("after maintenance off: %s", s)
 		}
-		// Refused: power without a backend; maintenance on a held node.
-		// The dialog stays open with the server's problem text.
+		// Refused: power through a BMC that does not answer (nothing
+		// listens on its loopback port); maintenance on a held node. The
+		// dialog stays open with the server's problem text.
 		var msg string
-		if err := run(ctx, clickText("#node-actions", "Power on"), confirm(""), shows("#confirm-error", "not connected to an Ironic"),
+		if err := run(ctx, clickText("#node-actions", "Power on"), confirm(""), shows("#confirm-error", "rack1-n2"),
 			text("#confirm-error", &msg)); err != nil {
 			t.Fatalf("power refusal: %v (%q)", err, msg)
 		}

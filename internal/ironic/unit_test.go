@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -309,4 +311,49 @@ func TestConnectWithCloudsYAML(t *testing.T) {
 	}
 	_, err = Connect(t.Context(), Config{Cloud: "no-such-cloud"})
 	wantCode(t, err, ironpool.EINVALID)
+}
+
+// TestUnregisterFromFailedState: Ironic deletes a node in "clean failed"
+// only once it is in maintenance, a state the fake-hardware driver never
+// reaches on its own; so an Ironic that answers that way stands in, and
+// Unregister must put the node into maintenance before deleting it.
+func TestUnregisterFromFailedState(t *testing.T) {
+	var calls []string
+	var mu sync.Mutex
+	maint := false
+	srv := fakeIronic(t, "1.82", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		switch {
+		case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/v1/nodes/"):
+			fmt.Fprintf(w, `{"uuid": "u1", "name": "n1", "provision_state": "clean failed", "maintenance": %v}`, maint)
+		case r.Method == "PUT" && r.URL.Path == "/v1/nodes/u1/maintenance":
+			maint = true
+			w.WriteHeader(202)
+		case r.Method == "DELETE" && r.URL.Path == "/v1/nodes/u1":
+			if !maint {
+				w.WriteHeader(409)
+				fmt.Fprint(w, `{"error_message": "{\"faultstring\": \"Can not delete node in clean failed state\"}"}`)
+				return
+			}
+			w.WriteHeader(204)
+		case r.URL.Path == "/v1/ports":
+			fmt.Fprint(w, `{"ports": []}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	c, err := Connect(t.Context(), Config{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unregister(t.Context(), "u1"); err != nil {
+		t.Fatalf("unregister from clean failed: %v (calls %v)", err, calls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !maint || !slices.Contains(calls, "DELETE /v1/nodes/u1") {
+		t.Errorf("calls %v: want maintenance set, then the delete", calls)
+	}
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"sync"
 
 	"ironpool"
+	"ironpool/internal/fanout"
 )
 
 const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -208,15 +208,5 @@ func (r *Reconciler) audit(ctx context.Context, action, node, summary string) {
 // eachNode runs fn over nodes with bounded concurrency, so one slow BMC
 // never delays the others beyond its own timeout.
 func eachNode(nodes []*ironpool.Node, fn func(i int, n *ironpool.Node)) {
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i, n)
-		}()
-	}
-	wg.Wait()
+	fanout.Each(nodes, 16, fn)
 }

@@ -11,8 +11,8 @@ import (
 	"ironpool"
 	"ironpool/internal/reconcile"
 	"ironpool/internal/service"
-	"ironpool/internal/sqlite/sqlitetest"
 	"ironpool/internal/sqlstore"
+	"ironpool/internal/storetest/opener"
 )
 
 // clock is a controlled time source shared by the store and the service.
@@ -38,7 +38,7 @@ type harness struct {
 
 func newHarness(t *testing.T, now func() time.Time, cfg reconcile.Config) (*harness, context.Context) {
 	t.Helper()
-	st, ctx := sqlitetest.MustOpen(t)
+	st, ctx := opener.MustOpenSQLiteAdmin(t)
 	st.Now = now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if cfg.LoopInterval == 0 {

@@ -13,7 +13,7 @@ import (
 
 	"ironpool"
 	"ironpool/internal/service"
-	"ironpool/internal/sqlite/sqlitetest"
+	"ironpool/internal/storetest/opener"
 )
 
 // fakeIronic is a scripted Backend for the reconciler's error paths that a
@@ -161,7 +161,7 @@ func (f *fakeIronic) unexpected(call string) error {
 // handoff mode and released: state cleaning, pending clean.
 func releasedIronicNode(t *testing.T, f *fakeIronic) (*Reconciler, context.Context, *ironpool.Node) {
 	t.Helper()
-	st, ctx := sqlitetest.MustOpen(t)
+	st, ctx := opener.MustOpenSQLiteAdmin(t)
 	s := New(st, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.Backends = []ironpool.Backend{f}
 	n := &ironpool.Node{Name: "ir1", CPUs: 4, BMC: ironpool.BMC{Address: "ipmi://10.0.0.1"},

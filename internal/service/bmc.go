@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 
 	"ironpool"
+	"ironpool/internal/fanout"
 )
 
 // bmcConcurrency bounds how many BMCs one request talks to at once.
@@ -214,17 +214,7 @@ func (s *Service) resolveNodes(ctx context.Context, actor *ironpool.Actor, names
 // eachNode runs fn over nodes with bounded concurrency, so one slow BMC
 // never delays the others beyond its own timeout.
 func eachNode(nodes []*ironpool.Node, fn func(i int, n *ironpool.Node)) {
-	sem := make(chan struct{}, bmcConcurrency)
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i, n)
-		}()
-	}
-	wg.Wait()
+	fanout.Each(nodes, bmcConcurrency, fn)
 }
 
 // PowerMany powers several nodes (or an allocation's) in parallel and

@@ -12,7 +12,7 @@ import (
 	"ironpool"
 	"ironpool/internal/reconcile"
 	"ironpool/internal/service"
-	"ironpool/internal/sqlite/sqlitetest"
+	"ironpool/internal/storetest/opener"
 )
 
 // countingStore is the real SQLite store, counting the reads a waiting
@@ -37,7 +37,7 @@ func (c *countingStore) FindAllocations(ctx context.Context, f ironpool.Allocati
 // every 250 ms: 800 reads in 2 s), and the one whose request is served
 // still returns at once.
 func TestLongPollsIdle(t *testing.T) {
-	st, ctx := sqlitetest.MustOpen(t)
+	st, ctx := opener.MustOpenSQLiteAdmin(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rec := reconcile.New(st, reconcile.Config{LoopInterval: 200 * time.Millisecond}, log)
 	counted := &countingStore{Store: st}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"ironpool"
-	"ironpool/internal/sqlite/sqlitetest"
+	"ironpool/internal/storetest/opener"
 )
 
 // TestFullDiskIsUnavailable: when the database cannot grow (SQLite's
@@ -14,7 +14,7 @@ import (
 // error, changes nothing, and writes succeed again once there is room. The
 // campaign (internal/soak) does the same with a real full tmpfs.
 func TestFullDiskIsUnavailable(t *testing.T) {
-	s, ctx := sqlitetest.MustOpen(t)
+	s, ctx := opener.MustOpenSQLiteAdmin(t)
 	var pages int
 	if err := s.W.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"ironpool"
 	"ironpool/internal/postgres"
 	"ironpool/internal/postgres/pgtest"
 	"ironpool/internal/secret"
@@ -67,4 +68,12 @@ func MustOpenPostgres(tb testing.TB) (*sqlstore.Store, string) {
 		}
 	})
 	return s, dsn
+}
+
+// MustOpenSQLiteAdmin is MustOpenSQLite with a context acting as an admin,
+// for tests of the service and the reconciler.
+func MustOpenSQLiteAdmin(tb testing.TB) (*sqlstore.Store, context.Context) {
+	tb.Helper()
+	st, _ := MustOpenSQLite(tb)
+	return st, ironpool.NewContextWithActor(context.Background(), &ironpool.Actor{TokenID: "test", Role: ironpool.RoleAdmin})
 }
