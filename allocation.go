@@ -164,6 +164,9 @@ type Allocation struct {
 	// Nodes are the held nodes with what the owner needs to use them. The
 	// service masks passwords for callers who may not read them.
 	Nodes []*Node `json:"nodes,omitempty"`
+	// Queue says, for a queued request, where it stands and why it waits
+	// (see queue.go).
+	Queue *QueueInfo `json:"queue,omitempty"`
 }
 
 // Pick is one node the matcher chose for one item (dry run and result).

@@ -63,6 +63,9 @@ type Shortfall struct {
 	Requested int    `json:"requested"`
 	Matching  int    `json:"matching"`
 	Free      int    `json:"free"`
+	// Reserved is how many of the free matching nodes are kept for
+	// requests queued earlier, which come first.
+	Reserved int `json:"reserved,omitempty"`
 }
 
 // Error implements the error interface.

@@ -278,4 +278,8 @@ type NodeService interface {
 	UpdateNode(ctx context.Context, name string, fn func(*Node) error) (*Node, error)
 	// DeleteNode removes a node. Returns ECONFLICT while it is allocated.
 	DeleteNode(ctx context.Context, name string) error
+	// DeleteNodes removes several nodes in one transaction, all or none:
+	// ENOTFOUND or ECONFLICT for any of them (field names its index) leaves
+	// every one in place.
+	DeleteNodes(ctx context.Context, names []string) error
 }

@@ -69,6 +69,16 @@ type Store interface {
 	// renewal that committed first is always honoured. Nodes go to cleaning
 	// as with ReleaseAllocations.
 	ExpireAllocations(ctx context.Context, cleanInline bool) ([]*Allocation, error)
+	// QueueInfo says where queued allocation id stands: position, reason
+	// and estimate (nil, nil when it is not queued).
+	QueueInfo(ctx context.Context, id string) (*QueueInfo, error)
+	// TouchWaiter records that a client waits on queued allocation id now;
+	// it does nothing for an allocation that is not queued.
+	TouchWaiter(ctx context.Context, id string, now time.Time) error
+	// CancelAbandoned fails the queued allocations whose waiter was last
+	// seen (or which were created, if never waited on) before cutoff, and
+	// returns them.
+	CancelAbandoned(ctx context.Context, cutoff, now time.Time) ([]*Allocation, error)
 	// NextExpiry is the earliest time the background loop has timed work:
 	// the expiry of an active allocation or the deadline of a queued one
 	// (zero if none). The loop sleeps until then, so a deadline is failed

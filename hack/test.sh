@@ -107,6 +107,21 @@ for pkg in buildah:buildah systemd-analyze:systemd dpkg-deb:dpkg promtool:promet
   fi
 done
 
+# The CI recipes' tests (internal/cli/recipes_test.go) run the Zuul role with
+# Debian's ansible-playbook and the GitHub action with node. Install what is
+# missing when we may; each test reports itself skipped, saying why, when its
+# tool cannot be had.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  pkgs=""
+  command -v ansible-playbook >/dev/null 2>&1 || pkgs="$pkgs ansible-core"
+  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+  if [ -n "$pkgs" ]; then
+    step "installing$pkgs (Debian packages) for the CI recipe tests"
+    rec_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkgs >/tmp/ironpool-recipes-apt.log 2>&1; }
+    rec_install || { apt-get update -q >/dev/null 2>&1 && rec_install; } || echo "note: could not install$pkgs; those recipe tests will report themselves skipped"
+  fi
+fi
+
 step "go test -race ./..."
 go test -race -count=1 -timeout 25m ./...
 

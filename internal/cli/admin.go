@@ -48,10 +48,7 @@ func (a *app) flavorCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/flavors", nil, &out); err != nil {
 				return err
 			}
-			if a.output != "table" {
-				return a.print(out, nil)
-			}
-			return a.printFlavors(out.Flavors)
+			return a.renderFlavors(out, out.Flavors)
 		},
 	}
 	show := &cobra.Command{
@@ -74,21 +71,27 @@ func (a *app) flavorCmd() *cobra.Command {
 			return a.deleteEach(cmd.Context(), "/v1/flavors/", "deleted", args)
 		},
 	}
-	c.AddCommand(create, list, show, del)
+	c.AddCommand(withColumns(create, flavorColumns), withColumns(list, flavorColumns), withColumns(show, flavorColumns), del)
 	return c
 }
+
+// flavorColumns are the columns of the flavor commands.
+var flavorColumns = []string{"name", "constraints", "description"}
 
 func (a *app) printFlavors(fs []*ironpool.Flavor) error {
 	v := any(fs)
 	if len(fs) == 1 {
 		v = fs[0]
 	}
-	return a.print(v, func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "NAME\tCONSTRAINTS\tDESCRIPTION")
-		for _, f := range fs {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Name, f.Constraints.String(), f.Description)
-		}
-	})
+	return a.renderFlavors(v, fs)
+}
+
+func (a *app) renderFlavors(data any, fs []*ironpool.Flavor) error {
+	t := Table{Columns: flavorColumns}
+	for _, f := range fs {
+		t.Rows = append(t.Rows, []string{f.Name, f.Constraints.String(), f.Description})
+	}
+	return a.render(a.env.Stdout, data, t)
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -131,7 +134,7 @@ func (a *app) statusCmd() *cobra.Command {
 }
 
 func (a *app) capacityCmd() *cobra.Command {
-	return &cobra.Command{
+	return withColumns(&cobra.Command{
 		Use:   "capacity",
 		Short: "Free and total nodes per flavor and pool",
 		Args:  cobra.NoArgs,
@@ -142,15 +145,16 @@ func (a *app) capacityCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/capacity", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "FLAVOR\tPOOL\tFREE\tTOTAL")
-				for _, c := range out.Capacity {
-					fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", c.Flavor, c.Pool, c.Free, c.Total)
-				}
-			})
+			t := Table{Columns: capacityColumns}
+			for _, c := range out.Capacity {
+				t.Rows = append(t.Rows, []string{c.Flavor, c.Pool, itoa(c.Free), itoa(c.Total)})
+			}
+			return a.render(a.env.Stdout, out, t)
 		},
-	}
+	}, capacityColumns)
 }
+
+var capacityColumns = []string{"flavor", "pool", "free", "total"}
 
 func (a *app) eventsCmd() *cobra.Command {
 	var since, subject, action string
@@ -182,12 +186,11 @@ func (a *app) eventsCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/events?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tTIME\tACTOR\tACTION\tSUBJECT\tSUMMARY")
-				for _, e := range out.Events {
-					fmt.Fprintf(w, "%d\t%s\t%s(%s)\t%s\t%s\t%s\n", e.ID, e.Time.Local().Format(time.RFC3339), e.Actor, e.Role, e.Action, e.Subject, e.Summary)
-				}
-			})
+			t := Table{Columns: eventColumns}
+			for _, e := range out.Events {
+				t.Rows = append(t.Rows, []string{fmt.Sprint(e.ID), e.Time.Local().Format(time.RFC3339), e.Actor + "(" + string(e.Role) + ")", e.Action, e.Subject, e.Summary})
+			}
+			return a.render(a.env.Stdout, out, t)
 		},
 	}
 	f := c.Flags()
@@ -197,8 +200,10 @@ func (a *app) eventsCmd() *cobra.Command {
 	f.Int64Var(&after, "after", 0, "only events after this id (for paging)")
 	f.IntVar(&limit, "limit", 0, "at most this many")
 	f.IntVar(&tail, "tail", 0, "only the newest N (listed oldest first)")
-	return c
+	return withColumns(c, eventColumns)
 }
+
+var eventColumns = []string{"id", "time", "actor", "action", "subject", "summary"}
 
 func (a *app) tokenCmd() *cobra.Command {
 	c := &cobra.Command{Use: "token", Short: "API tokens: create (shown once), list, revoke"}
@@ -235,16 +240,15 @@ func (a *app) tokenCmd() *cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/tokens", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tROLE\tOWNERS\tCREATED\tREVOKED\tDESCRIPTION")
-				for _, t := range out.Tokens {
-					rev := ""
-					if !t.RevokedAt.IsZero() {
-						rev = t.RevokedAt.Local().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Role, strings.Join(t.Owners, ","), t.CreatedAt.Local().Format(time.RFC3339), rev, t.Description)
+			tb := Table{Columns: tokenColumns}
+			for _, t := range out.Tokens {
+				rev := ""
+				if !t.RevokedAt.IsZero() {
+					rev = t.RevokedAt.Local().Format(time.RFC3339)
 				}
-			})
+				tb.Rows = append(tb.Rows, []string{t.ID, string(t.Role), strings.Join(t.Owners, ","), t.CreatedAt.Local().Format(time.RFC3339), rev, t.Description})
+			}
+			return a.render(a.env.Stdout, out, tb)
 		},
 	}
 	revoke := &cobra.Command{
@@ -255,9 +259,11 @@ func (a *app) tokenCmd() *cobra.Command {
 			return a.deleteEach(cmd.Context(), "/v1/tokens/", "revoked", args)
 		},
 	}
-	c.AddCommand(create, list, revoke)
+	c.AddCommand(create, withColumns(list, tokenColumns), revoke)
 	return c
 }
+
+var tokenColumns = []string{"id", "role", "owners", "created", "revoked", "description"}
 
 func (a *app) adminCmd() *cobra.Command {
 	c := &cobra.Command{Use: "admin", Short: "Administration: secret re-encryption"}

@@ -190,14 +190,14 @@ func TestHandoffFormats(t *testing.T) {
 	e := start(t)
 	e.seed()
 	out := e.ok("allocate", "--owner", "ci-job-1", "--flavor", "small=2", "-o", "env", "--metadata", "job_url=https://ci/1")
-	for _, s := range []string{"IRONPOOL_NODE_COUNT='2'", "IRONPOOL_NODE_0_BMC_PASSWORD='s3cret-bmc'", "IRONPOOL_META_JOB_URL='https://ci/1'"} {
+	for _, s := range []string{"export IRONPOOL_NODE_COUNT='2'", "export IRONPOOL_NODE_0_BMC_PASSWORD='s3cret-bmc'", "export IRONPOOL_META_JOB_URL='https://ci/1'"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("env output lacks %s:\n%s", s, out)
 		}
 	}
 	var id string
 	for _, l := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(l, "IRONPOOL_ALLOCATION_ID="); ok {
+		if v, ok := strings.CutPrefix(l, "export IRONPOOL_ALLOCATION_ID="); ok {
 			id = strings.Trim(v, "'")
 		}
 	}

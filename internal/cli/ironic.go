@@ -67,6 +67,9 @@ func errNote(msg string) string {
 	return ", error: " + msg
 }
 
+// manageableColumns are the columns of `node manageable`.
+var manageableColumns = []string{"ironic_uuid", "name", "resource_class", "cpus", "memory_mb", "provision_state"}
+
 // ironicNodeCmds are the node verbs that go through Ironic only; power
 // and inspect, which also work without it, are in bmc.go.
 func (a *app) ironicNodeCmds() []*cobra.Command {
@@ -93,14 +96,14 @@ func (a *app) ironicNodeCmds() []*cobra.Command {
 			if err := a.call(cmd.Context(), "GET", "/v1/ironic/manageable", nil, &out); err != nil {
 				return err
 			}
-			return a.print(&out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "IRONIC_UUID\tNAME\tRESOURCE_CLASS\tCPUS\tMEMORY_MB\tPROVISION_STATE")
-				for _, n := range out.Nodes {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", n.IronicUUID, n.Name, n.ResourceClass, n.CPUs, n.MemoryMB, n.ProvisionState)
-				}
-			})
+			t := Table{Columns: manageableColumns}
+			for _, n := range out.Nodes {
+				t.Rows = append(t.Rows, []string{n.IronicUUID, n.Name, n.ResourceClass, itoa(n.CPUs), i64(n.MemoryMB), n.ProvisionState})
+			}
+			return a.render(a.env.Stdout, &out, t)
 		},
 	}
+	withColumns(manageable, manageableColumns)
 	var owner, name, ttl, lease string
 	adopt := &cobra.Command{
 		Use:   "adopt IRONIC_UUID --owner OWNER [--name NAME] [--ttl D | --lease none]",

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +13,9 @@ import (
 
 func (a *app) nodeCmd() *cobra.Command {
 	c := &cobra.Command{Use: "node", Short: "Inventory: add, import, list, show, get/set fields, delete, maintenance"}
-	c.AddCommand(a.nodeAdd(), a.nodeImport(), a.nodeList(), a.nodeShow(), a.nodeGet(), a.nodeSet(),
-		a.nodeDelete(), a.nodeMaintenance())
+	c.AddCommand(withColumns(a.nodeAdd(), nodeColumns), a.nodeImport(), a.nodeExport(), a.nodeList(),
+		withColumns(a.nodeShow(), nodeColumns), a.nodeGet(), withColumns(a.nodeSet(), nodeColumns),
+		a.nodeDelete(), withColumns(a.nodeMaintenance(), nodeColumns))
 	c.AddCommand(a.ironicNodeCmds()...)
 	c.AddCommand(a.bmcNodeCmds()...)
 	return c
@@ -44,6 +44,7 @@ func (a *app) nodeAdd() *cobra.Command {
 			if n.Fields, err = kv("field", fields); err != nil {
 				return err
 			}
+			nodeDefaults(n)
 			cl, err := a.client()
 			if err != nil {
 				return err
@@ -63,7 +64,7 @@ func (a *app) nodeAdd() *cobra.Command {
 	f.IntVar(&n.CPUs, "cpus", 0, "CPU count")
 	f.Int64Var(&n.MemoryMB, "memory-mb", 0, "memory in MiB")
 	f.Int64Var(&n.LocalGB, "local-gb", 0, "local disk in GiB")
-	f.StringVar(&n.CPUArch, "arch", "x86_64", "CPU architecture")
+	f.StringVar(&n.CPUArch, "arch", "", "CPU architecture (default "+DefaultCPUArch+", the same as node import)")
 	f.StringVar(&n.ResourceClass, "resource-class", "", "resource class")
 	f.StringSliceVar(&n.Traits, "trait", nil, "trait, e.g. CUSTOM_GPU (repeatable)")
 	f.StringVar(&n.Pool, "pool", "", "pool (default \"default\")")
@@ -115,6 +116,11 @@ func (a *app) nodeList() *cobra.Command {
 		Short: "List nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s := *q["state"]; s != "" {
+				if err := ironpool.NodeState(s).Check("state"); err != nil {
+					return err
+				}
+			}
 			v := url.Values{}
 			for k, p := range q {
 				if *p != "" {
@@ -129,23 +135,34 @@ func (a *app) nodeList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(map[string]any{"nodes": nodes}, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "NAME\tPOOL\tSTATE\tCPUS\tMEMORY_MB\tLOCAL_GB\tARCH\tOWNER\tBMC")
-				for _, n := range nodes {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", n.Name, n.Pool, n.State, n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.Owner, n.BMC.Address)
-				}
-			})
+			t := Table{Columns: nodeListColumns}
+			for _, n := range nodes {
+				t.Rows = append(t.Rows, []string{n.Name, n.Pool, string(n.State), itoa(n.CPUs), i64(n.MemoryMB), i64(n.LocalGB), n.CPUArch, n.Owner, n.BMC.Address})
+			}
+			return a.render(a.env.Stdout, map[string]any{"nodes": nodes}, t)
 		},
 	}
 	for k, p := range q {
 		c.Flags().StringVar(p, k, "", "only nodes with this "+k)
 	}
-	return c
+	return withColumns(c, nodeListColumns)
 }
 
+// nodeListColumns are the columns of `node list`.
+var nodeListColumns = []string{"name", "pool", "state", "cpus", "memory_mb", "local_gb", "arch", "owner", "bmc"}
+
+// nodeColumns are the fields `node show` (and add, set, maintenance) prints.
+var nodeColumns = []string{"name", "uuid", "pool", "state", "maintenance_reason", "last_error", "cpus", "memory_mb", "local_gb",
+	"cpu_arch", "resource_class", "traits", "macs", "bmc.address", "bmc.username", "bmc.password", "owner", "allocation_id",
+	"ironic_uuid", "provision_state", "power_state", "pending", "fields.*"}
+
 func (a *app) printNode(n *ironpool.Node) error {
-	return a.print(n, func(w *tabwriter.Writer) {
-		row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	t := Table{Record: true, Rows: [][]string{{}}}
+	row := func(k string, v any) {
+		t.Columns = append(t.Columns, k)
+		t.Rows[0] = append(t.Rows[0], fmt.Sprint(v))
+	}
+	{
 		row("name", n.Name)
 		row("uuid", n.UUID)
 		row("pool", n.Pool)
@@ -190,7 +207,8 @@ func (a *app) printNode(n *ironpool.Node) error {
 		for k, v := range n.Fields {
 			row("fields."+k, v)
 		}
-	})
+	}
+	return a.render(a.env.Stdout, n, t)
 }
 
 func (a *app) nodeShow() *cobra.Command {
@@ -258,11 +276,18 @@ func (a *app) nodeSet() *cobra.Command {
 
 func (a *app) nodeDelete() *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME...",
-		Short: "Delete nodes (refused while allocated)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "delete NAME...",
+		Short:   "Delete nodes, all or none (refused while any is allocated)",
+		Example: `  ironpool node delete n1 n2 n3   # deletes all three, or none if one is allocated or unknown`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.deleteEach(cmd.Context(), "/v1/nodes/", "deleted", args)
+			if err := a.call(cmd.Context(), "POST", "/v1/nodes/delete", map[string]any{"names": args}, nil); err != nil {
+				return err
+			}
+			for _, n := range args {
+				fmt.Fprintf(a.env.Stdout, "deleted %s\n", n)
+			}
+			return nil
 		},
 	}
 }

@@ -23,6 +23,49 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 	return b, err
 }
 
+// fileNode is one entry of ironpool's own node file as `node export`
+// writes it: the keys parseOwnEntry reads, so what export writes import
+// takes back (TestNodeExportRoundTrip checks the two agree).
+type fileNode struct {
+	Name          string            `yaml:"name" json:"name"`
+	UUID          string            `yaml:"uuid,omitempty" json:"uuid,omitempty"`
+	Pool          string            `yaml:"pool,omitempty" json:"pool,omitempty"`
+	CPUs          int               `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	MemoryMB      int64             `yaml:"memory_mb,omitempty" json:"memory_mb,omitempty"`
+	LocalGB       int64             `yaml:"local_gb,omitempty" json:"local_gb,omitempty"`
+	CPUArch       string            `yaml:"cpu_arch,omitempty" json:"cpu_arch,omitempty"`
+	ResourceClass string            `yaml:"resource_class,omitempty" json:"resource_class,omitempty"`
+	Traits        []string          `yaml:"traits,omitempty" json:"traits,omitempty"`
+	MACs          []string          `yaml:"macs,omitempty" json:"macs,omitempty"`
+	BMC           fileBMC           `yaml:"bmc" json:"bmc"`
+	Fields        map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
+}
+
+// fileBMC is a node file's bmc mapping.
+type fileBMC struct {
+	Address  string `yaml:"address" json:"address"`
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+}
+
+// DefaultCPUArch is the architecture a node gets when neither `node add
+// --arch` nor its entry in an import file names one. Both paths apply it
+// through nodeDefaults, so a node means the same whichever way it came in.
+const DefaultCPUArch = "x86_64"
+
+func nodeDefaults(n *ironpool.Node) {
+	if n.CPUArch == "" {
+		n.CPUArch = DefaultCPUArch
+	}
+}
+
+// toFileNode is the export form of a node.
+func toFileNode(n *ironpool.Node) fileNode {
+	return fileNode{Name: n.Name, UUID: n.UUID, Pool: n.Pool, CPUs: n.CPUs, MemoryMB: n.MemoryMB, LocalGB: n.LocalGB,
+		CPUArch: n.CPUArch, ResourceClass: n.ResourceClass, Traits: n.Traits, MACs: n.MACs,
+		BMC: fileBMC{Address: n.BMC.Address, Username: n.BMC.Username, Password: n.BMC.Password}, Fields: n.Fields}
+}
+
 // ParseNodeFile reads nodes from YAML or JSON: a list, or a map with a
 // `nodes` list. Entries are ironpool's format, or the format of
 // `openstack baremetal create` (recognised by `driver`/`driver_info`). An
@@ -70,6 +113,7 @@ func ParseNodeFile(data []byte) ([]*ironpool.Node, error) {
 		if err != nil {
 			return nil, ironpool.FieldErrorf(field, "%v", err)
 		}
+		nodeDefaults(n)
 		out = append(out, n)
 	}
 	return out, nil

@@ -30,6 +30,7 @@ func (a *app) serveCmd() *cobra.Command {
 			if err := a.applyConfig(cmd, configFile); err != nil {
 				return err
 			}
+			m.DataDir = a.dataDir
 			var err error
 			if m.Pool.DefaultTTL, err = ironpool.ParseDuration("default-ttl", defTTL); err != nil {
 				return err
@@ -88,7 +89,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.Listen, "listen", "127.0.0.1:8650", "API address")
 	f.StringVar(&m.DB, "db", "", "SQLite file or postgres:// URL (default DATA_DIR/ironpool.db)")
 	f.StringVar(&m.SQLiteSynchronous, "sqlite-synchronous", "full", "SQLite durability: full syncs every commit; normal may lose the last commits on power loss (never on a crash of the process)")
-	f.StringVar(&m.DataDir, "data-dir", "", "directory for the key file, admin.token and the default database (env IRONPOOL_DATA_DIR, default ~/.local/state/ironpool)")
 	f.StringVar(&m.SecretKeyFile, "secret-key-file", "", "key encrypting BMC passwords (default DATA_DIR/secret.key, created on first start; or env IRONPOOL_SECRET_KEY)")
 	f.StringSliceVar(&m.OldSecretKeyFiles, "old-secret-key-file", nil, "earlier keys still accepted for reading during a rotation")
 	f.StringVar(&m.TLSCert, "tls-cert", "", "TLS certificate (PEM); serve HTTPS")
@@ -105,6 +105,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.IntVar(&m.Background.Health.RecoverAfter, "health-recover-after", 2, "consecutive good probes that bring a quarantined node back")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
 	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
+	f.DurationVar(&m.Pool.WaiterGrace, "waiter-grace", 30*time.Second, "cancel a queued request when no client has waited on it for this long (negative: never)")
 	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text, or json for one JSON object per line (every request gets an access log line at info)")
@@ -122,6 +123,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Var(server.SecretFile{Dest: &m.Ironic.Password}, "ironic-password-file", "file holding the HTTP basic password for --ironic-url")
 	f.StringVar(&m.Ironic.Cloud, "ironic-cloud", "", "clouds.yaml cloud to reach Ironic by (Keystone, or auth_type none/http_basic with baremetal_endpoint_override), instead of --ironic-url")
 	f.StringVar(&m.Ironic.CloudsFile, "ironic-clouds-file", "", "clouds.yaml to read for --ironic-cloud (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack)")
-	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only by `ironpool ironic sync`)")
+	f.DurationVar(&m.Ironic.SyncInterval, "ironic-sync-interval", 30*time.Second, "how often Ironic's nodes are imported and refreshed (negative: only on demand, by running: ironpool ironic sync)")
 	return c
 }

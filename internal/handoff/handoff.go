@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -19,7 +20,7 @@ import (
 )
 
 // Formats lists the handoff formats by name.
-var Formats = []string{"json", "yaml", "env", "base64", "ansible", "ironic", "dnsmasq"}
+var Formats = []string{"json", "yaml", "env", "dotenv", "base64", "ansible", "ironic", "dnsmasq"}
 
 // Write renders a in format to w.
 func Write(w io.Writer, format string, a *ironpool.Allocation) error {
@@ -32,6 +33,8 @@ func Write(w io.Writer, format string, a *ironpool.Allocation) error {
 		return yaml.NewEncoder(w).Encode(toPlain(a))
 	case "env":
 		return Env(w, a)
+	case "dotenv":
+		return Dotenv(w, a)
 	case "base64":
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -64,12 +67,13 @@ func Quote(s string) string {
 
 var nonIdent = regexp.MustCompile(`[^A-Z0-9_]`)
 
-// Env writes IRONPOOL_… assignments for `eval "$(ironpool allocate … -o env)"`:
-// the allocation, then per node (by index) its name, BMC and specs, and a
-// list of the names. Every value is single-quoted, so no value can run code.
-func Env(w io.Writer, a *ironpool.Allocation) error {
-	var b strings.Builder
-	set := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, Quote(v)) }
+// Vars returns the IRONPOOL_… variables of an allocation in a fixed order:
+// the allocation, then per node (by index) its name, BMC and specs, a list of
+// the names, and the metadata. Env and Dotenv render the same list, so the
+// two forms never disagree about a name.
+func Vars(a *ironpool.Allocation) [][2]string {
+	var out [][2]string
+	set := func(k, v string) { out = append(out, [2]string{k, v}) }
 	set("IRONPOOL_ALLOCATION_ID", a.ID)
 	set("IRONPOOL_OWNER", a.Owner)
 	set("IRONPOOL_STATE", string(a.State))
@@ -89,8 +93,40 @@ func Env(w io.Writer, a *ironpool.Allocation) error {
 		set(p+"FLAVOR", flavorOf(a, n.Name))
 	}
 	set("IRONPOOL_NODES", strings.Join(names, " "))
-	for k, v := range a.Metadata {
-		set("IRONPOOL_META_"+nonIdent.ReplaceAllString(strings.ToUpper(k), "_"), v)
+	keys := make([]string, 0, len(a.Metadata))
+	for k := range a.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		set("IRONPOOL_META_"+nonIdent.ReplaceAllString(strings.ToUpper(k), "_"), a.Metadata[k])
+	}
+	return out
+}
+
+// Env writes `export IRONPOOL_…='…'` lines for a shell to eval or source.
+// They are exported so that the commands a CI hook starts see them too, and
+// every value is single-quoted, so no value can run code.
+func Env(w io.Writer, a *ironpool.Allocation) error {
+	var b strings.Builder
+	for _, kv := range Vars(a) {
+		fmt.Fprintf(&b, "export %s=%s\n", kv[0], Quote(kv[1]))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Dotenv writes plain KEY=VALUE lines, the form GitHub Actions reads from
+// $GITHUB_ENV and GitLab from a dotenv report: no quotes, one line each.
+// Those readers take a line break as the end of a value, so a value holding
+// one is refused rather than split into a second, forged variable.
+func Dotenv(w io.Writer, a *ironpool.Allocation) error {
+	var b strings.Builder
+	for _, kv := range Vars(a) {
+		if strings.ContainsAny(kv[1], "\r\n") {
+			return ironpool.FieldErrorf("output", "%s holds a line break, which the dotenv form cannot carry; use -o env or -o json", kv[0])
+		}
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -79,6 +79,11 @@ var matrix = []matrixRow{
 		n, _ := s.node()
 		return request{"DELETE", "/v1/nodes/" + n, nil}
 	}, adminOnly(204)},
+	{"delete-nodes", func(s *testServer, _ string) request {
+		n1, _ := s.node()
+		n2, _ := s.node()
+		return request{"POST", "/v1/nodes/delete", map[string]any{"names": []string{n1, n2}}}
+	}, adminOnly(204)},
 	{"set-maintenance", func(s *testServer, _ string) request {
 		n, _ := s.node()
 		return request{"PUT", "/v1/nodes/" + n + "/maintenance", map[string]any{"reason": "fan"}}

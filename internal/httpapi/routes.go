@@ -48,6 +48,10 @@ func (b *allocateBody) request() (*ironpool.AllocationRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.TTL != "" && ttl == 0 {
+		// An explicit zero used to mean "the default" silently.
+		return nil, ironpool.FieldErrorf("ttl", "must be positive (got %q); leave it out for the server's default", b.TTL)
+	}
 	wait, err := ironpool.ParseDuration("wait", b.Wait)
 	if err != nil {
 		return nil, err
@@ -134,6 +138,11 @@ func (s *Server) routes() {
 			Flavor     string `query:"flavor" maxLength:"63"`
 			Allocation string `query:"allocation" maxLength:"64"`
 		}) (*nodesReply, error) {
+			if in.State != "" {
+				if err := ironpool.NodeState(in.State).Check("state"); err != nil {
+					return nil, err
+				}
+			}
 			f := ironpool.NodeFilter{Pool: in.Pool, State: ironpool.NodeState(in.State), Owner: in.Owner, Allocation: in.Allocation}
 			if in.Flavor != "" {
 				fl, err := svc.FindFlavor(ctx, in.Flavor)
@@ -187,6 +196,14 @@ func (s *Server) routes() {
 		}) (*nodeReply, error) {
 			n, err := svc.SetFields(ctx, in.Name, in.Body.Set)
 			return &nodeReply{n}, err
+		})
+	register(s, http.MethodPost, "/v1/nodes/delete", "delete-nodes", "Delete several nodes, all or none (refused while any is allocated)", 204,
+		func(ctx context.Context, in *struct {
+			Body struct {
+				Names []string `json:"names" maxItems:"10000"`
+			}
+		}) (*struct{}, error) {
+			return nil, svc.DeleteNodes(ctx, in.Body.Names)
 		})
 	register(s, http.MethodDelete, "/v1/nodes/{name}", "delete-node", "Delete a node (refused while allocated)", 204,
 		func(ctx context.Context, in *NameParam) (*struct{}, error) {
@@ -258,6 +275,7 @@ func (s *Server) routes() {
 			status := http.StatusCreated
 			if a.State == ironpool.AllocQueued {
 				status = http.StatusAccepted
+				a = svc.WithQueueInfo(ctx, a)
 			}
 			return &allocReply{Status: status, Body: a}, nil
 		})
@@ -277,6 +295,11 @@ func (s *Server) routes() {
 			Live  bool   `query:"live" doc:"Only queued and active allocations"`
 			Limit int    `query:"limit" minimum:"0" maximum:"10000"`
 		}) (*allocsReply, error) {
+			if in.State != "" {
+				if err := ironpool.AllocationState(in.State).Check("state"); err != nil {
+					return nil, err
+				}
+			}
 			a, err := svc.FindAllocations(ctx, ironpool.AllocationFilter{Owner: in.Owner,
 				State: ironpool.AllocationState(in.State), Live: in.Live, Limit: in.Limit})
 			out := &allocsReply{}
@@ -295,12 +318,7 @@ func (s *Server) routes() {
 			if wait > 5*time.Minute {
 				wait = 5 * time.Minute
 			}
-			var a *ironpool.Allocation
-			if wait > 0 {
-				a, err = svc.WaitAllocation(ctx, in.ID, wait)
-			} else {
-				a, err = svc.FindAllocation(ctx, in.ID)
-			}
+			a, err := svc.WatchAllocation(ctx, in.ID, wait)
 			return &allocReply{Status: 200, Body: a}, err
 		})
 	register(s, http.MethodPost, "/v1/allocations/{id}/extend", "extend-allocation", "Renew a lease to now + ttl", 200,

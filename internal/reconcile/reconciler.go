@@ -49,6 +49,10 @@ type Config struct {
 	PerAllocationBMC []string
 	// Health tunes the BMC health checks (health.go).
 	Health HealthConfig
+	// WaiterGrace is how long a queued request may go without a client
+	// waiting on it before it is cancelled (default 30s; negative: never).
+	// See waiters.go.
+	WaiterGrace time.Duration
 }
 
 // BackendConfig tunes the backend reconciler and the periodic sync.
@@ -68,6 +72,9 @@ type BackendConfig struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.WaiterGrace == 0 {
+		c.WaiterGrace = 30 * time.Second
+	}
 	if c.ReplicaID == "" {
 		b := make([]byte, 6)
 		rand.Read(b)
@@ -121,9 +128,10 @@ type Reconciler struct {
 	// other replicas. Both must not block; either may be nil.
 	Changed, Broadcast func()
 
-	wake   chan struct{}
-	work   workers
-	health healthState
+	wake    chan struct{}
+	work    workers
+	health  healthState
+	waiters waiterState
 
 	mu     sync.Mutex
 	leader bool
@@ -280,6 +288,9 @@ func (r *Reconciler) loop(ctx context.Context) {
 func (r *Reconciler) tick(ctx context.Context) time.Duration {
 	changed := r.expire(ctx)
 	if r.startWork(ctx) > 0 {
+		changed = true
+	}
+	if r.cancelAbandoned(ctx) {
 		changed = true
 	}
 	if r.serveQueue(ctx) {

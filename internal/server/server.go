@@ -139,6 +139,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Pool.CleanInline = m.Background.CleanInline()
+	if m.Background.WaiterGrace == 0 {
+		m.Background.WaiterGrace = m.Pool.WaiterGrace // one flag, --waiter-grace, for both halves
+	}
 	m.Service = service.New(m.Store, m.Pool, m.Log)
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
 	m.Service.Work = m.Reconciler
@@ -320,6 +323,9 @@ func (m *Main) URL() string {
 // Close stops serving, then the loops, then the store.
 func (m *Main) Close() error {
 	var err error
+	if m.Service != nil {
+		m.Service.StopWaits()
+	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = m.http.Shutdown(ctx)

@@ -33,6 +33,10 @@ type Config struct {
 	// CleanInline says released local nodes need no cleaning step (no
 	// clean command is configured), so they are available again at once.
 	CleanInline bool
+	// WaiterGrace is how long a queued request may go without a waiter
+	// before the reconciler cancels it; long-polls renew their request
+	// three times within it (waiters.go). Default 30s; negative: never.
+	WaiterGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -47,6 +51,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefaultMode == "" {
 		c.DefaultMode = ironpool.ModeNone
+	}
+	if c.WaiterGrace == 0 {
+		c.WaiterGrace = 30 * time.Second
 	}
 }
 
@@ -105,6 +112,7 @@ type Service struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever allocations change
 	hub     waitHub       // long-poll waiters (waithub.go)
+	waiters waiterState   // shutting long-polls down (waiters.go)
 }
 
 // New returns a service over store.

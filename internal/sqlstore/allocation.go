@@ -33,9 +33,14 @@ func (a candidate) less(b candidate) int {
 // candidates reads up to limit free nodes that satisfy c, best fit first.
 // The ORDER BY follows the nodes_fit index, so the read stops after limit
 // matching rows however large the pool is.
-func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string) ([]candidate, error) {
+func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...exclusion) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
 	where, args = s.reachableSQL(where, args, 1)
+	for _, e := range ex {
+		if cond, a := e.render(1 + len(args)); cond != "" {
+			where, args = append(where, cond), append(args, a...)
+		}
+	}
 	cond := "state = $1"
 	if len(where) > 0 {
 		cond += " AND " + strings.Join(where, " AND ")
@@ -61,7 +66,7 @@ func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constrain
 // match picks nodes for every item of a, or reports that the free nodes
 // cannot satisfy it. Reading only Need(counts) candidates per item is enough
 // for an exact answer (see package alloc).
-func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string) ([][]candidate, bool, error) {
+func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...exclusion) ([][]candidate, bool, error) {
 	counts := make([]int, len(a.Items))
 	for i, it := range a.Items {
 		counts[i] = it.Count
@@ -70,7 +75,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 	lists := make([][]candidate, len(a.Items))
 	byID := map[int64]candidate{}
 	for i := range a.Items {
-		c, err := s.candidates(ctx, q, &a.Items[i].Constraints, need, lock)
+		c, err := s.candidates(ctx, q, &a.Items[i].Constraints, need, lock, ex...)
 		if err != nil {
 			return nil, false, err
 		}
@@ -123,14 +128,14 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 // Dialect.WaitSerial, so waiters queue for each other instead of holding
 // rows another waiter needs. Transactions that only skip never wait for a
 // row, so no cycle is left.
-func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) ([][]candidate, bool, error) {
+func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...exclusion) ([][]candidate, bool, error) {
 	if s.Dialect.LockSkip == "" {
-		return s.match(ctx, tx, a, "")
+		return s.match(ctx, tx, a, "", ex...)
 	}
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT match_skip`); err != nil {
 		return nil, false, err
 	}
-	picks, ok, err := s.match(ctx, tx, a, s.Dialect.LockSkip)
+	picks, ok, err := s.match(ctx, tx, a, s.Dialect.LockSkip, ex...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -147,7 +152,7 @@ func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocat
 	if err := s.waitSerial(ctx, tx); err != nil {
 		return nil, false, err
 	}
-	return s.match(ctx, tx, a, s.Dialect.LockWait)
+	return s.match(ctx, tx, a, s.Dialect.LockWait, ex...)
 }
 
 // waitSerial takes the dialect's lock that admits one row-waiting
@@ -208,7 +213,11 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 		if name == "" {
 			name = fmt.Sprintf("item %d", f.Item)
 		}
-		parts = append(parts, fmt.Sprintf("%s: asked %d, %d match, %d free", name, f.Requested, f.Matching, f.Free))
+		p := fmt.Sprintf("%s: asked %d, %d match, %d free", name, f.Requested, f.Matching, f.Free)
+		if f.Reserved > 0 {
+			p += fmt.Sprintf(", %d reserved for queued requests", f.Reserved)
+		}
+		parts = append(parts, p)
 	}
 	return &ironpool.Error{Code: ironpool.ECAPACITY, Field: "items",
 		Message:   "not enough free nodes (" + strings.Join(parts, "; ") + ")",
@@ -237,7 +246,13 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 				return s.enqueue(ctx, tx, a, ttl)
 			}
 		}
-		picks, ok, err := s.matchLocked(ctx, tx, a)
+		// Freed nodes go to the queue first: a request that does not
+		// queue leaves alone every node a queued request could use.
+		reserved, err := s.queueReservation(ctx, tx)
+		if err != nil {
+			return err
+		}
+		picks, ok, err := s.matchLocked(ctx, tx, a, reserved)
 		if err != nil {
 			return err
 		}
@@ -245,7 +260,7 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 			if queue {
 				return s.enqueue(ctx, tx, a, ttl)
 			}
-			sf, err := s.shortfall(ctx, tx, a)
+			sf, err := s.reservedShortfall(ctx, tx, a, reserved)
 			if err != nil {
 				return err
 			}
@@ -267,8 +282,14 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 }
 
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ttl time.Duration) error {
+	if err := s.admit(ctx, tx, a); err != nil {
+		return err
+	}
 	a.ExpiresAt = time.Time{}
 	if err := s.insertAllocation(ctx, tx, a, ironpool.AllocQueued, ttl); err != nil {
+		return err
+	}
+	if err := s.recordRequester(ctx, tx, a.ID); err != nil {
 		return err
 	}
 	return s.insertEvent(ctx, tx, "allocation.queued", "allocation/"+a.ID,
@@ -439,6 +460,11 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		if err := s.waitSerial(ctx, tx); err != nil {
 			return err
 		}
+		expired, err := s.failExpiredQueued(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		changed = append(changed, expired...)
 		queued, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq LIMIT 100 `+s.Dialect.LockWait,
 			string(ironpool.AllocQueued))
 		if err != nil {
@@ -484,7 +510,11 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 				string(a.State), ms(a.ExpiresAt), string(items)); err != nil {
 				return err
 			}
-			if err := s.claim(ctx, tx, a, picks, now); err != nil {
+			rctx, err := s.requesterContext(ctx, tx, a.ID)
+			if err != nil {
+				return err
+			}
+			if err := s.claim(rctx, tx, a, picks, now); err != nil {
 				return err
 			}
 			claimed[a.ID] = picks

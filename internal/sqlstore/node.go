@@ -369,33 +369,36 @@ func boolInt(b bool) int {
 
 // DeleteNode removes a node unless an allocation holds it.
 func (s *Store) DeleteNode(ctx context.Context, name string) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		n, err := s.findNode(ctx, tx, name, s.Dialect.LockWait)
-		if err != nil {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.deleteNode(ctx, tx, name) })
+}
+
+// deleteNode is DeleteNode inside tx; DeleteNodes calls it per name.
+func (s *Store) deleteNode(ctx context.Context, tx *sql.Tx, name string) error {
+	n, err := s.findNode(ctx, tx, name, s.Dialect.LockWait)
+	if err != nil {
+		return err
+	}
+	if n.AllocationID != "" || n.State.Held() {
+		return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "name",
+			Message: fmt.Sprintf("node %s is allocated to %s (allocation %s)", n.Name, n.Owner, n.AllocationID),
+			Hint:    "release the allocation first: ironpool release " + n.AllocationID}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM ports WHERE node_id = $1`, n.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE id = $1`, n.ID); err != nil {
+		return err
+	}
+	if n.IronicUUID != "" {
+		// A deleted backend node stays deleted: sync must not bring it
+		// back on its next pass.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ignored_backend_nodes (backend_id, endpoint, name, created_at)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (backend_id) DO NOTHING`,
+			n.IronicUUID, n.IronicEndpoint, n.Name, ms(s.Now())); err != nil {
 			return err
 		}
-		if n.AllocationID != "" || n.State.Held() {
-			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "name",
-				Message: fmt.Sprintf("node %s is allocated to %s (allocation %s)", n.Name, n.Owner, n.AllocationID),
-				Hint:    "release the allocation first: ironpool release " + n.AllocationID}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM ports WHERE node_id = $1`, n.ID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE id = $1`, n.ID); err != nil {
-			return err
-		}
-		if n.IronicUUID != "" {
-			// A deleted backend node stays deleted: sync must not bring it
-			// back on its next pass.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ignored_backend_nodes (backend_id, endpoint, name, created_at)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (backend_id) DO NOTHING`,
-				n.IronicUUID, n.IronicEndpoint, n.Name, ms(s.Now())); err != nil {
-				return err
-			}
-		}
-		return s.insertEvent(ctx, tx, "node.deleted", "node/"+n.Name, "deleted "+n.Name)
-	})
+	}
+	return s.insertEvent(ctx, tx, "node.deleted", "node/"+n.Name, "deleted "+n.Name)
 }
 
 // FinishCleaning ends a node's cleaning.

@@ -236,11 +236,13 @@ func testRelease(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("ByOwner", func(t *testing.T) {
 		s := open(t)
 		ctx := ctxFor(t)
-		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8))
+		mustCreate(t, s, newNode(t, "n1", 8), newNode(t, "n2", 8), newNode(t, "n3", 8, "CUSTOM_Q"))
 		a1 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
 		a2 := mustAllocate(t, s, request("lab1", item("", 1, anyNode())))
 		b := mustAllocate(t, s, request("lab2", item("", 1, anyNode())))
-		q := queued("lab1", time.Hour, item("", 1, anyNode()))
+		// The queued request wants only n3 (b's), so the node a1 frees is
+		// not reserved for it and a3 may take it.
+		q := queued("lab1", time.Hour, item("", 1, ironpool.Constraints{Traits: []string{"CUSTOM_Q"}}))
 		if err := s.Allocate(ctx, q, true); err != nil || q.State != ironpool.AllocQueued {
 			t.Fatalf("queue: %v %s", err, q.State)
 		}

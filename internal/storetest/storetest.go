@@ -72,6 +72,9 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Status", func(t *testing.T) { testStatus(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("AllocateNodes", func(t *testing.T) { testAllocateNodes(t, open) })
+	t.Run("Waiters", func(t *testing.T) { testWaiters(t, open) })
+	t.Run("QueuePromises", func(t *testing.T) { testQueuePromises(t, open) })
+	t.Run("DeleteNodes", func(t *testing.T) { testDeleteNodes(t, open) })
 	t.Run("Console", func(t *testing.T) { testConsole(t, open) })
 }
 

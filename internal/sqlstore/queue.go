@@ -1,0 +1,358 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"ironpool"
+	"ironpool/internal/alloc"
+)
+
+// This file keeps the queue's promises (see queue.go in package ironpool):
+// admission, deadlines whatever the position, freed nodes to the queue
+// first, attribution to the requester, and where a request stands.
+
+// exclusion is the constraints of queued requests' items: a request that
+// comes later may not take a free node matching any of them.
+type exclusion []ironpool.Constraints
+
+// render returns the condition "the node matches none of ex", its
+// arguments numbered after n existing ones, or "" for an empty ex.
+func (ex exclusion) render(n int) (string, []any) {
+	var ors []string
+	var args []any
+	for i := range ex {
+		where, a := constraintSQL(&ex[i], n+len(args))
+		args = append(args, a...)
+		if len(where) == 0 {
+			ors = append(ors, "1 = 1")
+		} else {
+			ors = append(ors, "("+strings.Join(where, " AND ")+")")
+		}
+	}
+	if len(ors) == 0 {
+		return "", nil
+	}
+	return "NOT (" + strings.Join(ors, " OR ") + ")", args
+}
+
+// queuedItems returns the items of queued requests, in queue order, with
+// seq strictly below before (0: all of them).
+func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclusion, error) {
+	query := `SELECT items FROM allocations WHERE state = $1 ORDER BY seq`
+	args := []any{string(ironpool.AllocQueued)}
+	if before > 0 {
+		query = `SELECT items FROM allocations WHERE state = $1 AND seq < $2 ORDER BY seq`
+		args = append(args, before)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("queued items: %w", err)
+	}
+	defer rows.Close()
+	var ex exclusion
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var items []ironpool.AllocationItem
+		if err := json.Unmarshal([]byte(raw), &items); err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			ex = append(ex, it.Constraints)
+		}
+	}
+	return ex, rows.Err()
+}
+
+// queueReservation is what a request that does not queue must leave alone:
+// every node a queued request could use.
+func (s *Store) queueReservation(ctx context.Context, q querier) (exclusion, error) {
+	return s.queuedItems(ctx, q, 0)
+}
+
+// reservedShortfall is the shortfall of a refused request when nodes are
+// reserved for the queue: Free counts only the nodes it may take, Reserved
+// the free matching ones kept for requests queued earlier.
+func (s *Store) reservedShortfall(ctx context.Context, q querier, a *ironpool.Allocation, ex exclusion) ([]ironpool.Shortfall, error) {
+	sf, err := s.shortfall(ctx, q, a)
+	if err != nil || len(ex) == 0 {
+		return sf, err
+	}
+	for i := range a.Items {
+		free, err := s.countFree(ctx, q, &a.Items[i].Constraints, ex)
+		if err != nil {
+			return nil, err
+		}
+		sf[i].Reserved, sf[i].Free = sf[i].Free-free, free
+	}
+	return sf, nil
+}
+
+// countFree counts the available nodes matching c and not ex.
+func (s *Store) countFree(ctx context.Context, q querier, c *ironpool.Constraints, ex exclusion) (int, error) {
+	where, args := constraintSQL(c, 1)
+	if cond, a := ex.render(1 + len(args)); cond != "" {
+		where, args = append(where, cond), append(args, a...)
+	}
+	cond := "state = $1"
+	if len(where) > 0 {
+		cond += " AND " + strings.Join(where, " AND ")
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM nodes WHERE `+cond, append([]any{string(ironpool.NodeAvailable)}, args...)...).Scan(&n)
+	return n, err
+}
+
+// admit refuses a request that no state of the pool could satisfy: it
+// would wait for nodes that do not exist and block every request behind
+// it. Nodes count in any state, since allocated, cleaning, maintenance and
+// error nodes may all come back.
+func (s *Store) admit(ctx context.Context, q querier, a *ironpool.Allocation) error {
+	counts := make([]int, len(a.Items))
+	for i, it := range a.Items {
+		counts[i] = it.Count
+	}
+	need := alloc.Need(counts)
+	lists := make([][]candidate, len(a.Items))
+	fits := true
+	for i := range a.Items {
+		where, args := constraintSQL(&a.Items[i].Constraints, 0)
+		cond := "1 = 1"
+		if len(where) > 0 {
+			cond = strings.Join(where, " AND ")
+		}
+		rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at FROM nodes
+			WHERE %s ORDER BY cpus, memory_mb, local_gb, last_allocated_at, id LIMIT %d`, cond, need), args...)
+		if err != nil {
+			return fmt.Errorf("admission: %w", err)
+		}
+		for rows.Next() {
+			var c candidate
+			if err := rows.Scan(&c.id, &c.name, &c.cpus, &c.memoryMB, &c.localGB, &c.last); err != nil {
+				rows.Close()
+				return err
+			}
+			lists[i] = append(lists[i], c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(lists[i]) < counts[i] {
+			fits = false
+		}
+	}
+	if fits {
+		if _, ok := matchLists(counts, lists); ok {
+			return nil
+		}
+	}
+	sf, err := s.shortfall(ctx, q, a)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	for _, f := range sf {
+		name := f.Flavor
+		if name == "" {
+			name = fmt.Sprintf("item %d", f.Item)
+		}
+		parts = append(parts, fmt.Sprintf("%s: asked %d, %d match in all", name, f.Requested, f.Matching))
+	}
+	msg := "no state of the pool could satisfy this request (" + strings.Join(parts, "; ") + ")"
+	if fits {
+		msg += "; the items compete for the same nodes"
+	}
+	return &ironpool.Error{Code: ironpool.ECAPACITY, Field: "items", Message: msg, Shortfall: sf,
+		Hint: "it was not queued: it would wait forever; ask for fewer nodes or add matching nodes"}
+}
+
+// matchLists runs the exact matcher over per-item candidate lists, ranking
+// nodes best fit first as match does.
+func matchLists(counts []int, lists [][]candidate) ([][]int64, bool) {
+	byID := map[int64]candidate{}
+	for _, l := range lists {
+		for _, n := range l {
+			byID[n.id] = n
+		}
+	}
+	all := make([]candidate, 0, len(byID))
+	for _, n := range byID {
+		all = append(all, n)
+	}
+	slices.SortFunc(all, candidate.less)
+	rank := make(map[int64]int64, len(all))
+	for i, n := range all {
+		rank[n.id] = int64(i)
+	}
+	cands := make([][]alloc.Candidate, len(lists))
+	for i, l := range lists {
+		for _, n := range l {
+			cands[i] = append(cands[i], alloc.Candidate{ID: n.id, Rank: rank[n.id]})
+		}
+	}
+	return alloc.Match(counts, cands)
+}
+
+// recordRequester stores who queued allocation id, from ctx's actor.
+func (s *Store) recordRequester(ctx context.Context, tx *sql.Tx, id string) error {
+	a := ironpool.ActorFromContext(ctx)
+	if a == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE allocations SET requested_by = $1, requested_role = $2 WHERE id = $3`,
+		a.TokenID, string(a.Role), id)
+	return err
+}
+
+// requesterContext returns ctx acting as the token that queued allocation
+// id, so the events of serving it name the requester, not the system.
+func (s *Store) requesterContext(ctx context.Context, tx *sql.Tx, id string) (context.Context, error) {
+	var by, role string
+	err := tx.QueryRowContext(ctx, `SELECT requested_by, requested_role FROM allocations WHERE id = $1`, id).Scan(&by, &role)
+	if err != nil || by == "" {
+		return ctx, err
+	}
+	return ironpool.NewContextWithActor(ctx, &ironpool.Actor{TokenID: by, Role: ironpool.Role(role)}), nil
+}
+
+// failExpiredQueued fails every queued request whose wait ran out, wherever
+// it stands in the queue: the dispatcher stops at the first request that
+// does not fit, so the deadlines behind a blocked head were not enforced.
+func (s *Store) failExpiredQueued(ctx context.Context, tx *sql.Tx, now time.Time) ([]*ironpool.Allocation, error) {
+	rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations
+		WHERE state = $1 AND wait_until > 0 AND wait_until <= $2 ORDER BY seq `+s.Dialect.LockWait,
+		string(ironpool.AllocQueued), ms(now))
+	if err != nil {
+		return nil, err
+	}
+	var out []*ironpool.Allocation
+	for _, r := range rows {
+		a := r.alloc
+		sf, err := s.shortfall(ctx, tx, a)
+		if err != nil {
+			return nil, err
+		}
+		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message, now
+		if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
+			string(a.State), a.LastError, ms(now)); err != nil {
+			return nil, err
+		}
+		if err := s.insertEvent(ctx, tx, "allocation.failed", "allocation/"+a.ID, a.LastError); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// QueueInfo says where queued allocation id stands; see ironpool.Store.
+func (s *Store) QueueInfo(ctx context.Context, id string) (*ironpool.QueueInfo, error) {
+	var info *ironpool.QueueInfo
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		info = nil
+		var seq int64
+		err := tx.QueryRowContext(ctx, `SELECT seq FROM allocations WHERE id = $1 AND state = $2`, id, string(ironpool.AllocQueued)).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE id = $1`, id)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		a := rows[0].alloc
+		info = &ironpool.QueueInfo{}
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN seq < $1 THEN 1 ELSE 0 END), 0), COUNT(*) FROM allocations WHERE state = $2`,
+			seq, string(ironpool.AllocQueued)).Scan(&info.Position, &info.Length); err != nil {
+			return err
+		}
+		info.Position++
+		ahead, err := s.queuedItems(ctx, tx, seq)
+		if err != nil {
+			return err
+		}
+		if info.Items, err = s.reservedShortfall(ctx, tx, a, ahead); err != nil {
+			return err
+		}
+		short := false
+		var parts []string
+		for _, f := range info.Items {
+			if f.Free < f.Requested {
+				short = true
+				name := f.Flavor
+				if name == "" {
+					name = fmt.Sprintf("item %d", f.Item)
+				}
+				p := fmt.Sprintf("%s: asked %d, %d match, %d free", name, f.Requested, f.Matching, f.Free)
+				if f.Reserved > 0 {
+					p += fmt.Sprintf(", %d reserved for requests ahead", f.Reserved)
+				}
+				parts = append(parts, p)
+			}
+		}
+		var reason []string
+		if n := info.Position - 1; n > 0 {
+			reason = append(reason, fmt.Sprintf("%d request(s) ahead in the queue", n))
+		}
+		switch {
+		case short:
+			reason = append(reason, "short of nodes ("+strings.Join(parts, "; ")+")")
+		default:
+			_, ok, err := s.match(ctx, tx, a, "", ahead)
+			if err != nil {
+				return err
+			}
+			if ok {
+				reason = append(reason, "fits now: about to be served")
+			} else {
+				info.Compete = true
+				reason = append(reason, "every item fits alone, but the items compete for the same nodes")
+			}
+		}
+		info.Reason = strings.Join(reason, "; ")
+		info.EstimatedAt, err = s.estimate(ctx, tx, a, info.Items)
+		return err
+	})
+	return info, err
+}
+
+// estimate is when the leases holding nodes that match a's items will have
+// freed enough of them, if they run to their expiry.
+func (s *Store) estimate(ctx context.Context, q querier, a *ironpool.Allocation, items []ironpool.Shortfall) (time.Time, error) {
+	var at time.Time
+	for i, f := range items {
+		missing := f.Requested - f.Free
+		if missing <= 0 {
+			continue
+		}
+		where, args := constraintSQL(&a.Items[i].Constraints, 1)
+		cond := "a.state = $1"
+		for _, w := range where {
+			cond += " AND n." + w
+		}
+		var exp int64
+		err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT a.expires_at FROM nodes n JOIN allocations a ON a.id = n.allocation_id
+			WHERE %s ORDER BY a.expires_at LIMIT 1 OFFSET %d`, cond, missing-1),
+			append([]any{string(ironpool.AllocActive)}, args...)...).Scan(&exp)
+		if errors.Is(err, sql.ErrNoRows) {
+			return time.Time{}, nil // not enough leased nodes: no lease's end would do it
+		} else if err != nil {
+			return time.Time{}, err
+		}
+		if t := fromMS(exp); t.After(at) {
+			at = t
+		}
+	}
+	return at, nil
+}
