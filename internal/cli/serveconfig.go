@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,8 @@ func configKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
 func envName(flag string) string { return "IRONPOOL_" + strings.ToUpper(configKey(flag)) }
 
 // configFlags returns the flags that have a key and a variable: all of
-// serve's own but --config itself and --help.
+// serve's own but --config itself and --help, and --data-dir, which every
+// command shares but a server's configuration must be able to set.
 func configFlags(c *cobra.Command) []*pflag.Flag {
 	var out []*pflag.Flag
 	c.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
@@ -36,6 +38,10 @@ func configFlags(c *cobra.Command) []*pflag.Flag {
 			out = append(out, f)
 		}
 	})
+	if f := c.InheritedFlags().Lookup("data-dir"); f != nil {
+		out = append(out, f)
+		slices.SortFunc(out, func(a, b *pflag.Flag) int { return strings.Compare(a.Name, b.Name) })
+	}
 	return out
 }
 

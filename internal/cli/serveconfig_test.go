@@ -121,7 +121,10 @@ const (
 // regenerated (IRONPOOL_UPDATE_DOCS=1).
 func TestConfigDoc(t *testing.T) {
 	a := &app{env: Env{Getenv: func(string) string { return "" }}}
-	c := a.serveCmd()
+	c, _, err := a.root().Find([]string{"serve"}) // attached, so --data-dir is inherited
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	b.WriteString("| Flag | YAML key | Environment | Default | Meaning |\n|---|---|---|---|---|\n")
 	for _, f := range configFlags(c) {
