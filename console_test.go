@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // TestAggregateUsage checks the usage series on hand-made records: spells

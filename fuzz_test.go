@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // FuzzParseBMCAddress checks that the BMC URL parser never panics on

@@ -1,4 +1,4 @@
-module ironpool
+module github.com/ironpool/ironpool
 
 go 1.26.8
 

@@ -43,12 +43,12 @@ func TestBinaryHasNoTestingPackages(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("skipped: no go command to list the binary's packages")
 	}
-	out, err := exec.Command("go", "list", "-deps", "ironpool/cmd/ironpool").Output()
+	out, err := exec.Command("go", "list", "-deps", "github.com/ironpool/ironpool/cmd/ironpool").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		ours := strings.HasPrefix(pkg, "ironpool/")
+		ours := strings.HasPrefix(pkg, "github.com/ironpool/ironpool/")
 		if pkg == "testing" || strings.HasPrefix(pkg, "testing/") || (ours && strings.HasSuffix(pkg, "test")) {
 			t.Errorf("cmd/ironpool depends on %s", pkg)
 		}

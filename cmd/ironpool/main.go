@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/cli"
 )
 
 func main() {

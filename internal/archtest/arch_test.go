@@ -34,7 +34,7 @@ type rule struct {
 	except []string
 }
 
-const mod = "ironpool"
+const mod = "github.com/ironpool/ironpool"
 
 var stores = []string{mod + "/internal/sqlstore", mod + "/internal/sqlite", mod + "/internal/postgres"}
 
@@ -45,13 +45,13 @@ var rules = []rule{
 		of: []string{mod + "/internal/service", mod + "/internal/reconcile"}, forbid: stores},
 	{name: "the request service and the reconciler import no HTTP package",
 		of: []string{mod + "/internal/service", mod + "/internal/reconcile"}, direct: true,
-		forbid: []string{"net/http", "github.com/danielgtaylor/huma", mod + "/internal/httpapi", mod + "/internal/client"}},
+		forbid: []string{"net/http", "github.com/danielgtaylor/huma", mod + "/internal/httpapi", mod + "/client"}},
 	{name: "the request service and the reconciler do not import internal/ironic",
 		of: []string{mod + "/internal/service", mod + "/internal/reconcile"}, forbid: []string{mod + "/internal/ironic"}},
 	{name: "the service does not import the reconciler (it declares Workflows)",
 		of: []string{mod + "/internal/service"}, forbid: []string{mod + "/internal/reconcile"}},
 	{name: "stores import no transport and no backend",
-		of: stores, forbid: []string{"net/http", mod + "/internal/httpapi", mod + "/internal/client", mod + "/internal/ironic", "github.com/gophercloud"}},
+		of: stores, forbid: []string{"net/http", mod + "/internal/httpapi", mod + "/client", mod + "/internal/ironic", "github.com/gophercloud"}},
 	{name: "internal/httpapi imports no store",
 		of: []string{mod + "/internal/httpapi"}, forbid: stores},
 	{name: "only the wiring (internal/server) imports internal/ironic",

@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/client"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
 )
 
 // Options describe one run.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/sqlite"
-	"ironpool/internal/sqlstore"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // BenchmarkStoreAllocate measures one allocate+release pair (a 2-item

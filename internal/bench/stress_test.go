@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/bench"
-	"ironpool/internal/client"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/bench"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 func startServer(t *testing.T) (*server.Main, *client.Client) {

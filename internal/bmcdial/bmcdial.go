@@ -7,9 +7,9 @@ package bmcdial
 import (
 	"context"
 
-	"ironpool"
-	"ironpool/internal/ipmi"
-	"ironpool/internal/redfish"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ipmi"
+	"github.com/ironpool/ironpool/internal/redfish"
 )
 
 // Dialer implements ironpool.BMCDialer.

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/bmctest"
-	"ironpool/internal/reconcile"
-	"ironpool/internal/redfishsim"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/bmctest"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestPerAllocationAccounts: in a pool set to per-allocation BMC

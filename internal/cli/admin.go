@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func (a *app) flavorCmd() *cobra.Command {

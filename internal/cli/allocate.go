@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
-	"ironpool/internal/client"
-	"ironpool/internal/handoff"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/handoff"
 )
 
 // parseItems turns --flavor NAME=COUNT and --constraint EXPR[,count=N]

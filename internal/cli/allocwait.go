@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/client"
-	"ironpool/internal/handoff"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/handoff"
 )
 
 // releaseBound is how long a release keeps retrying connection errors. A

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool/internal/bench"
-	"ironpool/internal/client"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/bench"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 func (a *app) benchCmd() *cobra.Command {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // readPasswordFile reads a password file named by flag, or, with none,

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/bmctest"
-	"ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool/internal/bmctest"
+	"github.com/ironpool/ironpool/internal/redfishsim"
 )
 
 func pwFile(t *testing.T, pw string) string {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // startGrace runs a real server whose queued requests need a waiter seen

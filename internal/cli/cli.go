@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
-	"ironpool/internal/client"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // Env is what a command sees of its surroundings; tests supply their own.

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Dynamic completion: `ironpool completion bash|zsh|fish|powershell` (cobra's)

@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"ironpool"
-	"ironpool/internal/cli"
-	"ironpool/internal/client"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // TestReleaseRepeatedOwner: --owner a --owner b releases both; the old CLI

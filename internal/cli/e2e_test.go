@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/cli"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // env is a running server plus a way to drive the CLI against it.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/cli"
 )
 
 // shellWords splits a command line the way sh would for the quoting the

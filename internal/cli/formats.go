@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
-	"ironpool/internal/handoff"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/handoff"
 )
 
 // formatsAnnotation is the cobra annotation that lists the -o values a

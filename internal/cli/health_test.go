@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/bmctest"
-	"ironpool/internal/reconcile"
-	"ironpool/internal/redfishsim"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/bmctest"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestHealthChecks: a BMC stopped during the test quarantines its free

@@ -12,7 +12,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // ironicCmd is `ironpool ironic …`: operations on the Ironic behind the pool.

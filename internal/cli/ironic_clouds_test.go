@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/ironic"
-	"ironpool/internal/ironictest"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ironic"
+	"github.com/ironpool/ironpool/internal/ironictest"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestIronicCloudHTTPBasic runs the server against a real Ironic that

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/ironic"
-	"ironpool/internal/ironictest"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ironic"
+	"github.com/ironpool/ironpool/internal/ironictest"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestIronicPasswordsByPolicy: an Ironic whose show_password policy lets

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/client"
-	"ironpool/internal/ironictest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/ironictest"
 )
 
 // TestAllocationPeer measures, in one run on one machine, allocations per

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/ironictest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ironictest"
 )
 
 // otherConsumer is another client of the same Ironic (Nova, Metal3,

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // manCmd writes one man page per command, generated from the command tree

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"ironpool/internal/molteniron"
+	"github.com/ironpool/ironpool/internal/molteniron"
 )
 
 // exitCode is returned by a verb that has already printed its outcome and

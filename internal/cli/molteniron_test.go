@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/cli"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // mustMoltenIron starts a server with the Molten Iron listener acting as

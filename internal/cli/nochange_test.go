@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/cli"
 )
 
 // TestFlagMistakesChangeNothing: every command that changes state checks

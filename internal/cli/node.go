@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func (a *app) nodeCmd() *cobra.Command {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // nodeExport writes nodes in ironpool's own node file format, the one

@@ -8,8 +8,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
-	"ironpool/internal/driverinfo"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/driverinfo"
 )
 
 // maxFileSize bounds an import file read from stdin.

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // FuzzParseNodeFile checks that the import file parser never panics and

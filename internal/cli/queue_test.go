@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/client"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
 )
 
 // apiClient is an admin client of e's server, for queueing requests that no

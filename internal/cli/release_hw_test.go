@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/reconcile"
-	"ironpool/internal/redfishsim"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestReleasePowerOff: in a pool set to power released nodes off, release

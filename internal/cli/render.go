@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // The one rendering layer of list and show commands, after OpenStack's

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool/internal/secret"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // rotateKeyCmd starts a key rotation. Rotation is deliberately split into

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ironpool"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 func (a *app) serveCmd() *cobra.Command {

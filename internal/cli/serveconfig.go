@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Every serve flag can also come from an environment variable and from the

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/testlog"
 )
 
 // parseServe builds the serve command, parses args and applies the config

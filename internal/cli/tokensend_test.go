@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	"ironpool/internal/cli"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/testlog"
 )
 
 // runWith runs the CLI with exactly vars as its environment.

@@ -10,7 +10,7 @@ import (
 )
 
 // Version is the release version, set at build time with
-// -ldflags "-X ironpool/internal/cli.Version=v1.2.3"; otherwise the module
+// -ldflags "-X github.com/ironpool/ironpool/internal/cli.Version=v1.2.3"; otherwise the module
 // version the Go toolchain recorded ("(devel)" for a build from a checkout).
 var Version = ""
 

@@ -32,7 +32,7 @@ import (
 	"strconv"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // FromBMC returns the Ironic driver and driver_info for a BMC. Empty

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // TestRoundTrip checks BMC → driver_info → BMC for every BMC scheme, both

@@ -15,8 +15,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
-	"ironpool/internal/driverinfo"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/driverinfo"
 )
 
 // Formats lists the handoff formats by name.

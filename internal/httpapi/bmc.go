@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 
-	"ironpool"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 type powerReportReply struct{ Body *service.PowerReport }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // consoleRoutes are what the dashboard needs beyond the plain lists: a

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/reconcile"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/testlog"
 )
 
 // TestCleanNode runs the clean of a node in error again through

@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"io"
-	"ironpool/internal/testlog"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
 
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // testServer is a real ironpool server on a free port with tokens for each

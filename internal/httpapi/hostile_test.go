@@ -3,7 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +12,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"ironpool/internal/httpapi"
-	"ironpool/internal/service"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool/internal/httpapi"
+	"github.com/ironpool/ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // problemDoc is the part of a problem document these tests read.

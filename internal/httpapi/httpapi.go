@@ -16,9 +16,9 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"ironpool"
-	"ironpool/internal/dashboard"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/dashboard"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // Version is the API version shown in the OpenAPI document.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"ironpool"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // MaxImportBytes bounds a node import's body; other bodies get 1 MiB.

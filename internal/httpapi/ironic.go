@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 type syncReply struct{ Body *ironpool.SyncResult }

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // Metrics counts requests by route and status and their latency, and serves

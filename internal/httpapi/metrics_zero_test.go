@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // TestMetricsZeroSeries: a pool whose only node is allocated still has an

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // TestOpenAPIResponses: every operation documents its problem statuses

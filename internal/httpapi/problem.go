@@ -9,7 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Problem is ironpool's RFC 9457 problem document: the standard members plus

@@ -8,7 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Bodies and replies. Domain types serve directly where their JSON is the

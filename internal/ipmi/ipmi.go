@@ -20,7 +20,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
 	"github.com/bougou/go-ipmi/pkg/types"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Conn is one RMCP+ session with one BMC. It implements

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/bmctest"
-	"ironpool/internal/ipmi"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/bmctest"
+	"github.com/ironpool/ironpool/internal/ipmi"
 )
 
 // TestPowerAndBootAgainstIPMISim drives OpenIPMI's ipmi_sim through every

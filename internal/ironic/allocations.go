@@ -7,7 +7,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/allocations"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // allocationTimeout bounds the wait for one Ironic allocation; an idle

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/driverinfo"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/driverinfo"
 )
 
 // Backend adapts a Client to ironpool.Backend: it is the one place where

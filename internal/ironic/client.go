@@ -16,7 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Baseline is the Ironic API microversion every request carries; see the

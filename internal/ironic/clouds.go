@@ -11,7 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // cloud is the part of one clouds.yaml entry ironpool reads itself: the

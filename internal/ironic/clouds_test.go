@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // writeClouds writes a clouds.yaml into a temporary directory.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // StateError is the root package's BackendStateError: a node landed in a

@@ -22,7 +22,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Integration tests against a real Ironic (hack/ironic/start.sh: Ironic 21.4

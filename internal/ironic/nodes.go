@@ -12,8 +12,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
-	"ironpool"
-	"ironpool/internal/driverinfo"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/driverinfo"
 )
 
 // NodeInfo is what ironpool needs to know about one Ironic node. Secrets in

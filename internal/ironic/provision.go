@@ -10,7 +10,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // patch is one JSON-patch operation. gophercloud's nodes.UpdateOperation

@@ -10,8 +10,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 
-	"ironpool"
-	"ironpool/internal/driverinfo"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/driverinfo"
 )
 
 // ManagedBy is the extra.managed_by value Register writes, so ironpool can

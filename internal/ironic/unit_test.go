@@ -19,7 +19,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func nodeFromJSON(t *testing.T, s string) nodes.Node {

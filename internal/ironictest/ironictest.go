@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/ironic"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ironic"
 )
 
 // Instance is one running Ironic owned by a test.

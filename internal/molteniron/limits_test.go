@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/server"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/testlog"
 )
 
 // TestListenLoopbackOnly: the unauthenticated listener binds loopback

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Node fields the listener keeps so it can answer exactly what Molten Iron

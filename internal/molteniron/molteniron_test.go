@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/molteniron"
-	"ironpool/internal/server"
-	"ironpool/internal/servertest"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/molteniron"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/servertest"
 )
 
 // MustMain starts the same server the binary runs, on loopback port 0 with

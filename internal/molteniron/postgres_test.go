@@ -3,16 +3,16 @@ package molteniron_test
 import (
 	"context"
 	"fmt"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
 	"io"
-	"ironpool/internal/postgres/pgtest"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"ironpool/internal/molteniron"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/molteniron"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 func TestPostgresReplicas(t *testing.T) {

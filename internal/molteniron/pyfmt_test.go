@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func TestEncodeJSON(t *testing.T) {

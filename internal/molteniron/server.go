@@ -22,8 +22,8 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/service"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // Methods are the protocol's methods, in the order the docs list them.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // column is one column of a status table: its title, its width in the

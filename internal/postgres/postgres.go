@@ -30,9 +30,9 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"ironpool"
-	"ironpool/internal/sqlstore"
-	"ironpool/migrations"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool/migrations"
 )
 
 // Dialect describes PostgreSQL to the shared store. Candidate rows are

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/postgres"
-	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/storetest"
-	"ironpool/internal/storetest/opener"
-	"ironpool/migrations"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/postgres"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/storetest"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool/migrations"
 )
 
 // TestStore runs the contract suite on PostgreSQL.

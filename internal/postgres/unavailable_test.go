@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"ironpool"
-	"ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/sqlstore"
 )
 
 // TestUnreachableIsUnavailable: a replica whose PostgreSQL cannot be

@@ -8,8 +8,8 @@ import (
 	"math/big"
 	"strings"
 
-	"ironpool"
-	"ironpool/internal/fanout"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/fanout"
 )
 
 const passwordAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"

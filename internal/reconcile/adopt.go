@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Manageable lists the backend nodes ironpool could adopt: active, with no

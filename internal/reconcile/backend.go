@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // backendFor returns the backend that holds n, or nil when n is not linked

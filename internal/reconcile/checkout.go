@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Checkout: a node allocated in mode handoff or lessee owes PendingCheckout

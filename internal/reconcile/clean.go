@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Cleaning: a released node owes PendingClean until it is fit to be

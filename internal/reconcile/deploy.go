@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Deploy (the Compass flow): the service stores the allocation's deploy

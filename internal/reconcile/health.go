@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // HealthConfig tunes the BMC health checks: every Interval (jittered by a

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Inspect runs the backend's inspection on a free node and copies what it

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/reconcile"
 )
 
 // cleaningPool is a harness whose released local nodes run cmd as their

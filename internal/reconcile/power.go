@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Power powers a node on or off or reboots it ("on", "off", "reboot"), or

@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // serveQueue hands freed nodes to queued requests, first come first

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/reconcile"
-	"ironpool/internal/service"
-	"ironpool/internal/sqlstore"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // clock is a controlled time source shared by the store and the service.

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/service"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // fakeIronic is a scripted Backend for the reconciler's error paths that a

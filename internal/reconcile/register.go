@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Registration: the service marks a pool node PendingRegister (state

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/reconcile"
 )
 
 // jitterStore delays every write a little, at random, so that the reaper

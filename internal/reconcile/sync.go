@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Sync imports the backend's nodes into the pool and refreshes the ones it

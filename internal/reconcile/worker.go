@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // The pool database is the source of truth: a node's Pending says what is

@@ -26,7 +26,7 @@ import (
 	"github.com/stmcginnis/gofish/common"
 	"github.com/stmcginnis/gofish/redfish"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Dialer opens Redfish connections. It implements the Redfish half of

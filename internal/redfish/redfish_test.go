@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/redfish"
-	"ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/redfish"
+	"github.com/ironpool/ironpool/internal/redfishsim"
 )
 
 func newSim() *redfishsim.Sim {

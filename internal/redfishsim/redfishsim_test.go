@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/bmctest"
-	"ironpool/internal/redfishsim"
+	"github.com/ironpool/ironpool/internal/bmctest"
+	"github.com/ironpool/ironpool/internal/redfishsim"
 )
 
 func newSim() *redfishsim.Sim {

@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // EnvKey is the environment variable that may carry the key instead of a

@@ -30,7 +30,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // KeySize is the length of a key in bytes; AES-256 needs exactly 32.

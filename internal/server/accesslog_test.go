@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/server"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/testlog"
 )
 
 // TestJSONAccessLog runs a server with --log-format json at debug level and

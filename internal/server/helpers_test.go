@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"io"
-	"ironpool/internal/testlog"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
-	"ironpool/internal/cli"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // run starts m on a free port with its log captured at debug level, the

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // engines runs body against a server on SQLite and one on the real

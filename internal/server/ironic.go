@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/ironic"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/ironic"
 )
 
 // IronicOptions say which Ironics back the pool. With no URL, Cloud or

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/secret"
-	"ironpool/internal/server"
-	"ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/sqlite"
 )
 
 // startErr runs a server that is expected not to start and returns why.

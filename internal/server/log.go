@@ -4,7 +4,7 @@ import (
 	"io"
 	"log/slog"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // NewLogger builds the server's log: format "text" (logfmt-like, for people

@@ -10,8 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/molteniron"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/molteniron"
 )
 
 // MoltenIronTokenID is the actor name the Molten Iron listener's requests

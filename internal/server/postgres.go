@@ -4,10 +4,10 @@ import (
 	"context"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/postgres"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/postgres"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/sqlstore"
 )
 
 // openPostgres opens the shared PostgreSQL store.

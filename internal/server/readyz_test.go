@@ -13,8 +13,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 type readiness struct {

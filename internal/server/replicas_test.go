@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/bench"
-	"ironpool/internal/client"
-	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/secret"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/bench"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // replicas starts n servers on one PostgreSQL schema, sharing one key.

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/secret"
-	"ironpool/internal/server"
-	"ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/sqlite"
 )
 
 // resealBatch is the store's batch size; the test needs more nodes than

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // TestSecretsStayHidden drives a server through adding nodes, failed

@@ -18,13 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/bmcdial"
-	"ironpool/internal/httpapi"
-	"ironpool/internal/reconcile"
-	"ironpool/internal/secret"
-	"ironpool/internal/service"
-	"ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/bmcdial"
+	"github.com/ironpool/ironpool/internal/httpapi"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/sqlite"
 )
 
 // Main is one ironpool server.

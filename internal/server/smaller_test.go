@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // TestHeldNodeBMCAddressFixed: while a node is allocated its BMC address

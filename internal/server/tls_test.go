@@ -8,7 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"ironpool/internal/testlog"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"math/big"
 	"net"
 	"os"
@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/cli"
+	"github.com/ironpool/ironpool/internal/cli"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key to

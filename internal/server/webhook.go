@@ -4,8 +4,8 @@ import (
 	"os"
 	"strings"
 
-	"ironpool"
-	"ironpool/internal/webhook"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/webhook"
 )
 
 // startWebhooks starts the webhook sender when URLs are configured. It must

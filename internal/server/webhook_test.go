@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"io"
-	"ironpool/internal/testlog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // hookReceiver records the events a webhook delivers, checking each

@@ -4,8 +4,8 @@ import (
 	"context"
 	"net"
 
-	"ironpool"
-	"ironpool/internal/bmcdial"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/bmcdial"
 )
 
 // LoopbackDialer is the BMC dialer of test servers: the real one for BMCs

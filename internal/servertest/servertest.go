@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"ironpool/internal/server"
+	"github.com/ironpool/ironpool/internal/server"
 )
 
 // Start runs m and closes it when the test ends. What m leaves empty is

@@ -1,6 +1,6 @@
 package service
 
-import "ironpool"
+import "github.com/ironpool/ironpool"
 
 // perAllocation reports whether n's pool hands out per-allocation BMC
 // accounts (Config.PerAllocationBMC names the pools; "*" is every pool).

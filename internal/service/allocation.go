@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // resolve turns a request into an allocation with every item's constraints

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // The backend verbs: each authorizes and validates here, then records what

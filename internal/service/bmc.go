@@ -6,8 +6,8 @@ import (
 	"slices"
 	"sort"
 
-	"ironpool"
-	"ironpool/internal/fanout"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/fanout"
 )
 
 // bmcConcurrency bounds how many BMCs one request talks to at once.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // The operator's console (the dashboard) reads a node's history and the

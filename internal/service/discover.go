@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // DiscoverRequest walks one Redfish service.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // CreateNodes validates and adds nodes, all or none. With several nodes the

@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // MaxDeleteNames bounds one multi-node delete.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Operations the service performs. Each HTTP route, CLI verb and Molten Iron

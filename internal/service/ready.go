@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // BackgroundLease is the store lease the reconciler's leader holds; a fresh

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Config holds the request path's tunables.

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // tokenPrefix marks ironpool tokens so they are easy to spot in a leaked

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // A queued request needs a live waiter. CI runners kill jobs (SIGKILL after

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Long-polls (`GET /v1/allocations/{id}?wait=`) wait here. Each waiter used

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/reconcile"
-	"ironpool/internal/service"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/reconcile"
+	"github.com/ironpool/ironpool/internal/service"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // countingStore is the real SQLite store, counting the reads a waiting

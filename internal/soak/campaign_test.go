@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
 )
 
 // TestCampaign is the campaign itself: IRONPOOL_SOAK_OPS client operations,

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Evidence is what the checker judges: the client history, the audit log

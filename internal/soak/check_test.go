@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Kind is what one operation did.

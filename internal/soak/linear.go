@@ -6,7 +6,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // The allocation register: each allocation id is a register whose value is

@@ -16,8 +16,8 @@ import (
 
 	_ "modernc.org/sqlite" // the integrity check of the SQLite file after the run
 
-	"ironpool"
-	"ironpool/internal/client"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
 )
 
 // Config describes one campaign against one target.

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/client"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/client"
 )
 
 // PoolName is the pool the campaign seeds and allocates from.

@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/sqlite"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // TestSynchronous: commits are synced (synchronous=FULL) unless the

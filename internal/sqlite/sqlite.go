@@ -21,9 +21,9 @@ import (
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
-	"ironpool"
-	"ironpool/internal/sqlstore"
-	"ironpool/migrations"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool/migrations"
 )
 
 // Dialect describes SQLite to the shared store.

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/storetest"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/storetest"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // TestStore runs the contract suite on a real SQLite file.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/storetest/opener"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // TestFullDiskIsUnavailable: when the database cannot grow (SQLite's

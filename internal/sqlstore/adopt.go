@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // AllocateNodes creates an active allocation holding exactly the given

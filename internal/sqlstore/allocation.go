@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"ironpool"
-	"ironpool/internal/alloc"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/alloc"
 )
 
 // candidate is a free node as the matcher sees it.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // heldFrom is when an allocation took its nodes: the time of its

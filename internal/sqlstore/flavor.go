@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // CreateFlavor adds a flavor.

@@ -4,7 +4,7 @@ import (
 	"database/sql"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // SetNow replaces the store's clock. The contract suite (internal/storetest)

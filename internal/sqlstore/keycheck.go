@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // keyCheckName and keyCheckAAD name the sealed key check in settings; the

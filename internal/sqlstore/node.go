@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 const nodeColumns = `id, uuid, name, pool, state, cpus, memory_mb, local_gb, cpu_arch, resource_class,

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // DeleteNodes removes every named node or none; see ironpool.NodeService.

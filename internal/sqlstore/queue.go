@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/alloc"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/alloc"
 )
 
 // This file keeps the queue's promises (see queue.go in package ironpool):

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"ironpool"
-	"ironpool/migrations"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/migrations"
 )
 
 // Readiness reads the schema version and the named lease, through the read

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Status summarizes the pool in one read snapshot.

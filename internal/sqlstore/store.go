@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Dialect is what differs between the SQL engines.

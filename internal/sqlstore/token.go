@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // CreateToken stores a token (its hash only).

@@ -3,7 +3,7 @@ package sqlstore
 import (
 	"errors"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // unavailable turns an engine error that means "the database cannot serve

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // TouchWaiter records a live waiter; see ironpool.Store.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testAllocateNodes checks the adopt path: an allocation holding exactly

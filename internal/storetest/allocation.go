@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func testAllocate(t *testing.T, open func(t *testing.T) ironpool.Store) {

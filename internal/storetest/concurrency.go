@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // stressWorkers and stressDuration size the concurrency test: enough

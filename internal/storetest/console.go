@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testConsole checks what the dashboard's node page and usage chart read:

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testDeadlineWakes: NextExpiry, which the background loop sleeps until,

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func testFlavors(t *testing.T, open func(t *testing.T) ironpool.Store) {

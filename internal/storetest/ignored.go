@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testIgnoredBackendNodes: deleting a backend-linked node marks it ignored

@@ -3,7 +3,7 @@ package storetest
 import (
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testKeys checks what the store does with keys that do not fit its data:

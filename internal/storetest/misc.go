@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
-	"ironpool/internal/secret"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/secret"
 )
 
 func testEvents(t *testing.T, open func(t *testing.T) ironpool.Store) {

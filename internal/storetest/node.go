@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func testNodes(t *testing.T, open func(t *testing.T) ironpool.Store) {

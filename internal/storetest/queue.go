@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testQueuePromises: admission, deadlines behind a blocked head, freed

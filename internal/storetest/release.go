@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {

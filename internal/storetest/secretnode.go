@@ -3,7 +3,7 @@ package storetest
 import (
 	"testing"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // CreateSecretNode adds node name with the given BMC password to s and

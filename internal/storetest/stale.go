@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testStaleDispatch: DispatchQueue called with a time read long before

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Clock is implemented by stores whose notion of "now" tests may set, so

@@ -10,7 +10,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testTraits checks that traits match exactly. Trait names hold `_`, which

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // testWaiters: a queued request whose waiter was last seen before the

@@ -32,7 +32,7 @@ import (
 	"sync"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".

@@ -7,8 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/ironpool/ironpool/internal/testlog"
 	"io"
-	"ironpool/internal/testlog"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // memSource is an in-memory event log standing in for the store.

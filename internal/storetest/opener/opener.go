@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ironpool"
-	"ironpool/internal/postgres"
-	"ironpool/internal/postgres/pgtest"
-	"ironpool/internal/secret"
-	"ironpool/internal/sqlite"
-	"ironpool/internal/sqlstore"
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/postgres"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/secret"
+	"github.com/ironpool/ironpool/internal/sqlite"
+	"github.com/ironpool/ironpool/internal/sqlstore"
 )
 
 // MustSealer returns a keyring with a fresh random key.

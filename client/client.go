@@ -1,6 +1,14 @@
-// Package client is the Go client of ironpool's REST API. The CLI is built
-// on it, and so are the end-to-end tests and the benchmark, so all three
-// exercise exactly what scripts see.
+// Package client is the Go client of ironpool's REST API, for programs
+// that integrate ironpool (a Terraform provider, a CI plugin, a dashboard):
+// import "github.com/ironpool/ironpool/client". The CLI is built on it, and
+// so are the end-to-end tests and the benchmark, so all of them exercise
+// exactly what outside programs see.
+//
+// Every error reply becomes an *ironpool.Error carrying the problem's code
+// (ironpool.ECAPACITY, ENOTFOUND, …), field, hint and, for a refused
+// allocation, the per-item shortfall, so callers branch on errors.As and
+// the code. Calls take a context and stop when it ends; GetAllocation with
+// a wait long-polls a queued request. docs/CLIENT.md has a whole program.
 package client
 
 import (
@@ -18,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"ironpool"
+	"github.com/ironpool/ironpool"
 )
 
 // Client talks to one ironpool server.
