@@ -36,6 +36,9 @@ type Backend interface {
 	// Unreserve removes the reservation named name, and nothing else; one
 	// already gone is not an error.
 	Unreserve(ctx context.Context, name string) error
+	// ClearInstance removes what a deploy left on a node that is not
+	// deployed (instance_info, instance_uuid), as after a failed deploy.
+	ClearInstance(ctx context.Context, id string) error
 	Manage(ctx context.Context, id string) error
 	Provide(ctx context.Context, id string) error
 	// WaitForProvisionState waits until the node reaches want (timeout 0:

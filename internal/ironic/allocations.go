@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/allocations"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironpool/ironpool"
 )
@@ -111,6 +112,31 @@ func (c *Client) Reserve(ctx context.Context, id, name string, extra map[string]
 // is not an error.
 func (c *Client) Unreserve(ctx context.Context, name string) error {
 	return c.DeleteAllocation(ctx, name)
+}
+
+// ClearInstance removes what a deploy left on a node that is not deployed:
+// instance_info and instance_uuid (after a failed or interrupted deploy
+// Ironic keeps both, and nobody else could then use the node). A deployed
+// node is left alone: undeploy clears it.
+func (c *Client) ClearInstance(ctx context.Context, id string) error {
+	full, err := nodes.Get(ctx, c.sc, id).Extract()
+	if err != nil {
+		return mapError(ctx, err, "get node "+id)
+	}
+	if full.ProvisionState == "active" || full.TargetProvisionState != "" {
+		return nil
+	}
+	var ops []nodes.Patch
+	if len(full.InstanceInfo) > 0 {
+		ops = append(ops, patch{Op: "remove", Path: "/instance_info"})
+	}
+	if full.InstanceUUID != "" {
+		ops = append(ops, patch{Op: "remove", Path: "/instance_uuid"})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return c.patchNode(ctx, id, "clear the instance of node "+id, ops...)
 }
 
 // DeleteAllocation releases an Ironic allocation (by UUID or name), which

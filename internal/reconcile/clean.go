@@ -136,6 +136,11 @@ func (r *Reconciler) cleanBackend(ctx context.Context, n *ironpool.Node) error {
 		if err := b.Unreserve(ctx, reservationName(n)); err != nil {
 			return fail(err)
 		}
+		// A failed or interrupted deploy leaves instance_info and an
+		// instance_uuid behind, which would keep the node from anyone.
+		if err := b.ClearInstance(ctx, n.IronicUUID); err != nil {
+			return fail(err)
+		}
 	}
 	switch info.ProvisionState {
 	case "active", "deploy failed":

@@ -89,6 +89,13 @@ func (f *fakeIronic) Reserve(ctx context.Context, uuid, name string, extra map[s
 	f.set(func(n *ironpool.BackendNode) { n.InstanceUUID = "alloc-" + name })
 	return nil
 }
+func (f *fakeIronic) ClearInstance(ctx context.Context, uuid string) error {
+	if err := f.record("clear instance"); err != nil {
+		return err
+	}
+	f.set(func(n *ironpool.BackendNode) { n.InstanceUUID = "" })
+	return nil
+}
 func (f *fakeIronic) Unreserve(ctx context.Context, name string) error {
 	if err := f.record("unreserve"); err != nil {
 		return err
@@ -210,6 +217,10 @@ func TestCleanErrorPaths(t *testing.T) {
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"maintenance off", "manage", "provide"}},
 		{name: "DeployedByOwnerIsUndeployed", node: ironpool.BackendNode{ProvisionState: "active"},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"undeploy"}, notCalled: "manage"},
+		// A deploy Ironic refused after ironpool wrote instance_info
+		// leaves the node available with an instance: cleared.
+		{name: "LeftoverInstanceIsCleared", node: ironpool.BackendNode{ProvisionState: "available", InstanceUUID: "leftover-deploy"},
+			wantState: ironpool.NodeAvailable, wantCalls: []string{"clear instance", "manage", "provide"}},
 		{name: "LesseeIsCleared", node: ironpool.BackendNode{ProvisionState: "available", Lessee: "lab1"},
 			wantState: ironpool.NodeAvailable, wantCalls: []string{"lessee ", "manage", "provide"}},
 		{name: "StepUnderWayIsAwaited", node: ironpool.BackendNode{ProvisionState: "cleaning", TargetProvisionState: "available"},
