@@ -31,7 +31,7 @@ func binary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "ironpool"), "ironpool/cmd/ironpool")
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "ironpool"), "github.com/ironpool/ironpool/cmd/ironpool")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

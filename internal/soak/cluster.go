@@ -21,7 +21,7 @@ import (
 // SIGSTOP hit a server exactly as they would in production.
 func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "ironpool")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "ironpool/cmd/ironpool")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ironpool/ironpool/cmd/ironpool")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
