@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -87,22 +86,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 			byID[n.id] = n
 		}
 	}
-	all := make([]candidate, 0, len(byID))
-	for _, n := range byID {
-		all = append(all, n)
-	}
-	slices.SortFunc(all, candidate.less)
-	rank := make(map[int64]int64, len(all))
-	for i, n := range all {
-		rank[n.id] = int64(i)
-	}
-	cands := make([][]alloc.Candidate, len(lists))
-	for i, l := range lists {
-		for _, n := range l {
-			cands[i] = append(cands[i], alloc.Candidate{ID: n.id, Rank: rank[n.id]})
-		}
-	}
-	picks, ok := alloc.Match(counts, cands)
+	picks, ok := matchLists(counts, lists)
 	if !ok {
 		return nil, false, nil
 	}
