@@ -61,6 +61,9 @@ type Store struct {
 	// drives: nodes linked to any other are never picked, since nobody here
 	// could check them out or clean them. Set by SetReachable.
 	Reachable []string
+	// ReservationGap is the cleaning gap kept between consecutive holds
+	// of a node (leases and reservations); see reservation.go.
+	ReservationGap time.Duration
 
 	group *groupCommit
 }
