@@ -100,4 +100,3 @@ func (s *Server) reservationRoutes() {
 			return &struct{ Body *ironpool.Calendar }{c}, err
 		})
 }
-
