@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool/internal/server"
-	"github.com/ironpool/ironpool/internal/service"
 	"github.com/ironpool/ironpool/internal/servertest"
+	"github.com/ironpool/ironpool/internal/service"
 )
 
 // offsetClock is real time moved forward by what the test adds, shared by
