@@ -92,9 +92,19 @@ func (e idExclusion) render(n int) (string, []any) {
 var bookableStates = []ironpool.NodeState{ironpool.NodeAvailable, ironpool.NodeAllocated, ironpool.NodeCleaning,
 	ironpool.NodeDeploying, ironpool.NodeDeployed}
 
+// rowVersion is what a booking read of a node row: the row lock update
+// finds the row only if none of it changed since. State and allocation
+// cover a claim or a release, updated_at an extend (which bumps it), even
+// within one millisecond of the read.
+type rowVersion struct {
+	updated    int64
+	state      string
+	allocation string
+}
+
 // windowCandidates reads up to limit nodes in one of states that satisfy c
-// and ex, best fit first, with the updated_at each was read at.
-func (s *Store) windowCandidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, states []ironpool.NodeState, ex ...excluder) ([]candidate, map[int64]int64, error) {
+// and ex, best fit first, with the version each was read at.
+func (s *Store) windowCandidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, states []ironpool.NodeState, ex ...excluder) ([]candidate, map[int64]rowVersion, error) {
 	where, args := constraintSQL(c, 0)
 	where, args = s.reachableSQL(where, args, 0)
 	var ph []string
@@ -108,22 +118,22 @@ func (s *Store) windowCandidates(ctx context.Context, q querier, c *ironpool.Con
 			where, args = append(where, cond), append(args, a...)
 		}
 	}
-	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at, updated_at FROM nodes
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at, updated_at, state, COALESCE(allocation_id, '') FROM nodes
 		WHERE %s ORDER BY cpus, memory_mb, local_gb, last_allocated_at, id LIMIT %d`, strings.Join(where, " AND "), limit), args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("window candidates: %w", err)
 	}
 	defer rows.Close()
 	var out []candidate
-	seen := map[int64]int64{}
+	seen := map[int64]rowVersion{}
 	for rows.Next() {
 		var c candidate
-		var upd int64
-		if err := rows.Scan(&c.id, &c.name, &c.cpus, &c.memoryMB, &c.localGB, &c.last, &upd); err != nil {
+		var v rowVersion
+		if err := rows.Scan(&c.id, &c.name, &c.cpus, &c.memoryMB, &c.localGB, &c.last, &v.updated, &v.state, &v.allocation); err != nil {
 			return nil, nil, err
 		}
 		out = append(out, c)
-		seen[c.id] = upd
+		seen[c.id] = v
 	}
 	return out, seen, rows.Err()
 }
@@ -131,7 +141,7 @@ func (s *Store) windowCandidates(ctx context.Context, q querier, c *ironpool.Con
 // windowMatch picks nodes for counts[i] of every item among the nodes in
 // states that satisfy ex, with package alloc's exact matcher over the best
 // Need(counts) candidates per item, and locks the picks. The lock is an
-// update of each picked row conditioned on the updated_at it was read at:
+// update of each picked row conditioned on the version it was read at:
 // on PostgreSQL a concurrent claim, extend or booking of the node changes
 // or holds the row, the update then finds nothing, and the match is taken
 // again on what has committed since (SQLite's single writer never gets
@@ -145,7 +155,7 @@ func (s *Store) windowMatch(ctx context.Context, tx *sql.Tx, items []ironpool.Al
 	for attempt := 0; ; attempt++ {
 		lists := make([][]candidate, len(items))
 		byID := map[int64]candidate{}
-		seen := map[int64]int64{}
+		seen := map[int64]rowVersion{}
 		for i := range items {
 			if counts[i] == 0 {
 				continue
@@ -172,8 +182,9 @@ func (s *Store) windowMatch(ctx context.Context, tx *sql.Tx, items []ironpool.Al
 		for i, ids := range picks {
 			for _, id := range ids {
 				out[i] = append(out[i], byID[id])
+				v := seen[id]
 				res, err := tx.ExecContext(ctx, `UPDATE nodes SET updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at + 1 END
-					WHERE id = $2 AND updated_at = $3`, ms(s.Now()), id, seen[id])
+					WHERE id = $2 AND updated_at = $3 AND state = $4 AND COALESCE(allocation_id, '') = $5`, ms(s.Now()), id, v.updated, v.state, v.allocation)
 				if err != nil {
 					return nil, false, fmt.Errorf("lock node: %w", err)
 				}

@@ -322,6 +322,65 @@ func testReservations(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 	})
 
+	t.Run("ItemsCompete", func(t *testing.T) {
+		s, c, ctx := setup(t, 1)
+		err := s.Reserve(ctx, booking("lab1", c.Now().Add(time.Hour), c.Now().Add(2*time.Hour),
+			item("", 1, anyNode()), item("", 1, anyNode())))
+		e := wantCode(t, err, ironpool.ECAPACITY)
+		if e.Field != "items" || !strings.Contains(e.Message, "compete") {
+			t.Errorf("refusal = %q (field %q), want the items named as competing", e.Message, e.Field)
+		}
+	})
+
+	// Bookings and allocations racing for the same nodes never leave two
+	// holds of one node closer than the gap: on PostgreSQL they run in
+	// parallel transactions, and the booking's row locks and the claim's
+	// re-check in its own statement are what keep them apart.
+	t.Run("ConcurrentHolds", func(t *testing.T) {
+		s, c, ctx := setup(t, 4)
+		start := c.Now().Add(time.Hour)
+		errs := make(chan error, 16)
+		for i := range 16 {
+			go func() {
+				var err error
+				if i%2 == 0 {
+					err = s.Reserve(ctx, booking(fmt.Sprintf("lab%d", i), start, start.Add(time.Hour), item("", 1, anyNode())))
+				} else {
+					err = s.Allocate(ctx, leaseAt(c, fmt.Sprintf("ci%d", i), 2*time.Hour, item("", 1, anyNode())), false)
+				}
+				switch ironpool.ErrorCode(err) {
+				case "", ironpool.ECAPACITY, ironpool.ECONFLICT:
+					errs <- nil
+				default:
+					errs <- err
+				}
+			}()
+		}
+		for range 16 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		cal, err := s.Calendar(ctx, "", c.Now(), c.Now().Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		for _, n := range cal.Nodes {
+			held += len(n.Holds)
+			for i, a := range n.Holds {
+				for _, b := range n.Holds[i+1:] {
+					if a.End.Add(testGap).After(b.Start) && b.End.Add(testGap).After(a.Start) {
+						t.Errorf("node %s: %s %s and %s %s overlap within the gap", n.Node, a.Kind, a.ID, b.Kind, b.ID)
+					}
+				}
+			}
+		}
+		if held != 4 {
+			t.Errorf("%d holds on 4 nodes, want every node held once", held)
+		}
+	})
+
 	t.Run("Property", func(t *testing.T) { testReservationProperty(t, open) })
 }
 
