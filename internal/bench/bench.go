@@ -43,6 +43,23 @@ type Result struct {
 	P50         Millis  `json:"p50_ms"`
 	P99         Millis  `json:"p99_ms"`
 	Max         Millis  `json:"max_ms"`
+
+	load Load // for MergeResults
+}
+
+// resultOf is a Load of allocate+release pairs as a Result.
+func resultOf(nodes int, l Load) Result {
+	return Result{Nodes: nodes, Clients: l.Clients, Seconds: l.Seconds, Allocations: l.Served, Refused: l.Refused,
+		Errors: l.Errors, PerSecond: l.PerSecond, P50: l.P50, P99: l.P99, Max: l.Max, load: l}
+}
+
+// MergeResults adds runs measured in turns, as Merge does loads.
+func MergeResults(rs ...Result) Result {
+	ls := make([]Load, len(rs))
+	for i, r := range rs {
+		ls[i] = r.load
+	}
+	return resultOf(rs[0].Nodes, Merge(ls...))
 }
 
 func (r Result) String() string {
@@ -150,8 +167,7 @@ func RunMany(ctx context.Context, cs []*client.Client, o Options) (Result, error
 		rngs[w] = rand.New(rand.NewPCG(uint64(w), 7))
 	}
 	l := Drive(ctx, o.Clients, o.Duration, allocateRelease(cs, o.Pool, rngs))
-	r := Result{Nodes: o.Nodes, Clients: o.Clients, Seconds: l.Seconds, Allocations: l.Served, Refused: l.Refused,
-		Errors: l.Errors, PerSecond: l.PerSecond, P50: l.P50, P99: l.P99, Max: l.Max}
+	r := resultOf(o.Nodes, l)
 	if l.Served == 0 && l.FirstErr != nil {
 		return r, l.FirstErr
 	}

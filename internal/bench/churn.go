@@ -27,7 +27,9 @@ const ChurnPool = "bench-churn"
 type Churn struct {
 	Leases int
 	// Start is when the first lease should expire (the load's planned
-	// start) and Spread how long after it the last one does.
+	// start) and Spread how long after it the last one does. Create moves
+	// Start later when making the leases runs slower than planned; the
+	// caller starts the load at Start as it is after Create.
 	Start  time.Time
 	Spread time.Duration
 
@@ -60,11 +62,12 @@ type ChurnResult struct {
 // bench-small node of ChurnPool, with TTLs such that lease k of the
 // creation order expires at Start + Spread·(1 − (k+½)/Leases): the first
 // created expire last, so the leases created while the estimate of Start
-// was still uncertain have the most slack.
+// was still uncertain have the most slack. Start is re-planned from the
+// rate of creation as it goes.
 func (ch *Churn) Create(ctx context.Context, c *client.Client, clients int) error {
 	ch.began = time.Now()
 	ch.expires = make(map[string]time.Time, ch.Leases)
-	var next atomic.Int64
+	var next, made atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
 	for w := range max(1, clients) {
@@ -74,7 +77,10 @@ func (ch *Churn) Create(ctx context.Context, c *client.Client, clients int) erro
 				if k >= ch.Leases || ctx.Err() != nil || first.Load() != nil {
 					return
 				}
-				at := ch.Start.Add(time.Duration(float64(ch.Spread) * (1 - (float64(k)+0.5)/float64(ch.Leases))))
+				ch.mu.Lock()
+				start := ch.Start
+				ch.mu.Unlock()
+				at := start.Add(time.Duration(float64(ch.Spread) * (1 - (float64(k)+0.5)/float64(ch.Leases))))
 				ttl := max(time.Until(at), 100*time.Millisecond)
 				a, err := c.Allocate(ctx, &client.AllocateBody{Owner: "churn-" + strconv.Itoa(w), Pool: ChurnPool,
 					TTL: strconv.FormatInt(ttl.Milliseconds(), 10) + "ms", Items: []ironpool.ItemRequest{{Flavor: Shapes[0].Flavor, Count: 1}}})
@@ -82,8 +88,19 @@ func (ch *Churn) Create(ctx context.Context, c *client.Client, clients int) erro
 					first.CompareAndSwap(nil, fmt.Errorf("churn lease %d: %w", k, err))
 					return
 				}
+				done := made.Add(1)
 				ch.mu.Lock()
 				ch.expires[a.ID] = a.ExpiresAt
+				if done >= 100 && done%50 == 0 {
+					// Re-plan from the rate so far (with a margin); the
+					// start only moves later, and the leases made before
+					// expire last, so they keep most of their slack.
+					rate := float64(done) / time.Since(ch.began).Seconds()
+					est := time.Now().Add(time.Duration(float64(ch.Leases-int(done))/rate*1.2*float64(time.Second)) + time.Second)
+					if est.After(ch.Start) {
+						ch.Start = est
+					}
+				}
 				ch.mu.Unlock()
 			}
 		})
@@ -151,3 +168,6 @@ func (ch *Churn) Lag(ctx context.Context, c *client.Client, loadStart time.Time,
 	}
 	return r, nil
 }
+
+// Took is how long Create ran.
+func (ch *Churn) Took() time.Duration { return ch.took }

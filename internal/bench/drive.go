@@ -31,6 +31,39 @@ type Load struct {
 	// FirstErr is the first failure, kept for the report when nothing was
 	// served at all.
 	FirstErr error `json:"-"`
+
+	lat []time.Duration // sorted, for Merge
+}
+
+// Merge adds loads measured in turns (see the cli's --floor, which
+// alternates ironpool and the floor so both see the same machine): counts
+// and seconds add up, percentiles are of all the latencies together.
+func Merge(ls ...Load) Load {
+	var m Load
+	for _, l := range ls {
+		m.Clients = l.Clients
+		m.Seconds += l.Seconds
+		m.Served += l.Served
+		m.Refused += l.Refused
+		m.Errors += l.Errors
+		m.lat = append(m.lat, l.lat...)
+		if m.FirstErr == nil {
+			m.FirstErr = l.FirstErr
+		}
+	}
+	slices.Sort(m.lat)
+	m.fill()
+	return m
+}
+
+// fill sets the rate and percentiles from the counts and latencies.
+func (l *Load) fill() {
+	if l.Seconds > 0 {
+		l.PerSecond = float64(l.Served) / l.Seconds
+	}
+	if n := len(l.lat); n > 0 {
+		l.P50, l.P99, l.Max = Millis(l.lat[n/2]), Millis(l.lat[n*99/100]), Millis(l.lat[n-1])
+	}
 }
 
 // Millis is a duration that encodes in JSON as fractional milliseconds, so
@@ -84,10 +117,8 @@ func Drive(ctx context.Context, clients int, dur time.Duration, op Op) Load {
 	}
 	slices.Sort(all)
 	l := Load{Clients: clients, Seconds: elapsed.Seconds(), Served: served.Load(), Refused: refused.Load(),
-		Errors: failed.Load(), PerSecond: float64(served.Load()) / elapsed.Seconds()}
-	if len(all) > 0 {
-		l.P50, l.P99, l.Max = Millis(all[len(all)/2]), Millis(all[len(all)*99/100]), Millis(all[len(all)-1])
-	}
+		Errors: failed.Load(), lat: all}
+	l.fill()
 	if e, ok := firstErr.Load().(error); ok {
 		l.FirstErr = e
 	}
