@@ -81,10 +81,21 @@ var Shapes = []struct {
 // number, so seeding in chunks yields the same pool as seeding at once.
 // Every BMC address is loopback: the server's health checks never reach
 // out of the machine, even when a run outlives their interval.
-func NewNodes(pool string, from, to int) []*ironpool.Node {
+func NewNodes(pool string, from, to int) []*ironpool.Node { return newNodes(pool, from, to, len(Shapes)) }
+
+// NewChurnNodes are NewNodes of the bench-small shape only, for ChurnPool:
+// every churn lease takes one, and on a pool of one shape the store's
+// best-fit scan costs the same for the first lease and the last, so the
+// rate at which the leases are made (which plans the churn run, see
+// Churn.Create) stays what its start measured. (On mixed shapes, each
+// lease after the small nodes are gone scans past every free small node
+// of the other pools: the candidate index does not lead with the pool.)
+func NewChurnNodes(from, to int) []*ironpool.Node { return newNodes(ChurnPool, from, to, 1) }
+
+func newNodes(pool string, from, to, shapes int) []*ironpool.Node {
 	nodes := make([]*ironpool.Node, 0, max(0, to-from))
 	for i := from; i < to; i++ {
-		s := Shapes[i%len(Shapes)]
+		s := Shapes[i%shapes]
 		nodes = append(nodes, &ironpool.Node{Name: fmt.Sprintf("%s-n%07d", pool, i), Pool: pool, CPUs: s.CPUs,
 			MemoryMB: s.Mem, LocalGB: s.Disk, CPUArch: "x86_64",
 			MACs: []string{fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", len(pool)%256, (i>>24)&255, (i>>16)&255, (i>>8)&255, i&255)},
@@ -112,9 +123,16 @@ func Seed(ctx context.Context, c *client.Client, n int, pool string) error {
 	if err := SeedFlavors(ctx, c); err != nil {
 		return err
 	}
+	return seedAPI(ctx, c, n, func(from, to int) []*ironpool.Node { return NewNodes(pool, from, to) })
+}
+
+// SeedChurn adds n NewChurnNodes through the API.
+func SeedChurn(ctx context.Context, c *client.Client, n int) error { return seedAPI(ctx, c, n, NewChurnNodes) }
+
+func seedAPI(ctx context.Context, c *client.Client, n int, nodes func(from, to int) []*ironpool.Node) error {
 	const batch = 5000
 	for start := 0; start < n; start += batch {
-		if _, err := c.ImportNodes(ctx, NewNodes(pool, start, min(n, start+batch))); err != nil {
+		if _, err := c.ImportNodes(ctx, nodes(start, min(n, start+batch))); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 	}
@@ -131,8 +149,17 @@ const SeedChunk = 20000
 // server that will measure them starts (or that server must be
 // restarted), since a server may keep in memory what it read at start.
 func SeedStore(ctx context.Context, st *sqlstore.Store, n int, pool string) error {
+	return seedStore(ctx, st, n, func(from, to int) []*ironpool.Node { return NewNodes(pool, from, to) })
+}
+
+// SeedChurnStore adds n NewChurnNodes with the bulk insert.
+func SeedChurnStore(ctx context.Context, st *sqlstore.Store, n int) error {
+	return seedStore(ctx, st, n, NewChurnNodes)
+}
+
+func seedStore(ctx context.Context, st *sqlstore.Store, n int, nodes func(from, to int) []*ironpool.Node) error {
 	for start := 0; start < n; start += SeedChunk {
-		if err := st.BulkCreateNodes(ctx, NewNodes(pool, start, min(n, start+SeedChunk))); err != nil {
+		if err := st.BulkCreateNodes(ctx, nodes(start, min(n, start+SeedChunk))); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 	}

@@ -21,15 +21,14 @@ import (
 const ChurnPool = "bench-churn"
 
 // Churn is a set of live leases whose TTLs are spread so that they expire
-// one after another, at an even pace, while a load runs: the reaper
+// one after another, at an even pace, while a load runs (but for the
+// calibration leases, see Create): the reaper
 // (internal/reconcile) releases about Leases/Spread of them per second on
 // top of the load. Lag reads, from the audit log, how late each expiry was.
 type Churn struct {
 	Leases int
-	// Start is when the first lease should expire (the load's planned
-	// start) and Spread how long after it the last one does. Create moves
-	// Start later when making the leases runs slower than planned; the
-	// caller starts the load at Start as it is after Create.
+	// Spread is how long the expiries last from Start; Create sets Start,
+	// the planned start of the load, at which the caller starts it.
 	Start  time.Time
 	Spread time.Duration
 
@@ -44,6 +43,9 @@ type Churn struct {
 // audit event's time, and the lease's expiry).
 type ChurnResult struct {
 	Leases int `json:"leases"`
+	// Expiring is how many of them expire during the load (the others
+	// are the calibration leases, see Churn.Create).
+	Expiring int `json:"expiring"`
 	// Expired is how many leases the audit log shows expired; Unexpired
 	// how many it did not within the wait after the last expiry.
 	Expired   int `json:"expired"`
@@ -58,57 +60,78 @@ type ChurnResult struct {
 	CreateSeconds float64 `json:"create_seconds"`
 }
 
+// calibrationOwner holds the leases Create makes first, with a long TTL,
+// to measure how fast leases can be made right now; they stay live through
+// the load (they count among the Leases) and Release ends them.
+const calibrationOwner = "churn-calibration"
+
 // Create makes the leases on c from clients goroutines, each of one
-// bench-small node of ChurnPool, with TTLs such that lease k of the
-// creation order expires at Start + Spread·(1 − (k+½)/Leases): the first
-// created expire last, so the leases created while the estimate of Start
-// was still uncertain have the most slack. Start is re-planned from the
-// rate of creation as it goes.
+// bench-small node of ChurnPool. The first Leases/10 (at least 50) are the
+// calibration: made with a one-hour TTL, they give the rate at which
+// leases can be made on this machine right now, from which Create plans
+// Start (the rest at that rate, plus 50%, plus a second). The rest get TTLs
+// such that lease k of the creation order expires at
+// Start + Spread·(1 − (k+½)/rest): the first created expire last, so if
+// making them runs late, the ones already made keep their slack longest.
 func (ch *Churn) Create(ctx context.Context, c *client.Client, clients int) error {
 	ch.began = time.Now()
 	ch.expires = make(map[string]time.Time, ch.Leases)
-	var next, made atomic.Int64
+	cal := min(ch.Leases, max(50, ch.Leases/10))
+	if err := ch.make(ctx, c, clients, cal, func(int) string { return "1h" }, calibrationOwner, nil); err != nil {
+		return err
+	}
+	rate := float64(cal) / time.Since(ch.began).Seconds()
+	rest := ch.Leases - cal
+	ch.Start = time.Now().Add(time.Duration(float64(rest)/rate*1.5*float64(time.Second)) + time.Second)
+	err := ch.make(ctx, c, clients, rest, func(k int) string {
+		at := ch.Start.Add(time.Duration(float64(ch.Spread) * (1 - (float64(k)+0.5)/float64(rest))))
+		ttl := max(time.Until(at), 100*time.Millisecond)
+		return strconv.FormatInt(ttl.Milliseconds(), 10) + "ms"
+	}, "churn", ch.expires)
+	ch.took = time.Since(ch.began)
+	return err
+}
+
+// make creates n leases from clients goroutines, lease k with ttl(k),
+// recording their expiry in into (when not nil).
+func (ch *Churn) make(ctx context.Context, c *client.Client, clients, n int, ttl func(k int) string, owner string, into map[string]time.Time) error {
+	var next atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
 	for w := range max(1, clients) {
 		wg.Go(func() {
 			for {
 				k := int(next.Add(1)) - 1
-				if k >= ch.Leases || ctx.Err() != nil || first.Load() != nil {
+				if k >= n || ctx.Err() != nil || first.Load() != nil {
 					return
 				}
-				ch.mu.Lock()
-				start := ch.Start
-				ch.mu.Unlock()
-				at := start.Add(time.Duration(float64(ch.Spread) * (1 - (float64(k)+0.5)/float64(ch.Leases))))
-				ttl := max(time.Until(at), 100*time.Millisecond)
-				a, err := c.Allocate(ctx, &client.AllocateBody{Owner: "churn-" + strconv.Itoa(w), Pool: ChurnPool,
-					TTL: strconv.FormatInt(ttl.Milliseconds(), 10) + "ms", Items: []ironpool.ItemRequest{{Flavor: Shapes[0].Flavor, Count: 1}}})
+				a, err := c.Allocate(ctx, &client.AllocateBody{Owner: owner + "-" + strconv.Itoa(w), Pool: ChurnPool,
+					TTL: ttl(k), Items: []ironpool.ItemRequest{{Flavor: Shapes[0].Flavor, Count: 1}}})
 				if err != nil {
 					first.CompareAndSwap(nil, fmt.Errorf("churn lease %d: %w", k, err))
 					return
 				}
-				done := made.Add(1)
-				ch.mu.Lock()
-				ch.expires[a.ID] = a.ExpiresAt
-				if done >= 100 && done%50 == 0 {
-					// Re-plan from the rate so far (with a margin); the
-					// start only moves later, and the leases made before
-					// expire last, so they keep most of their slack.
-					rate := float64(done) / time.Since(ch.began).Seconds()
-					est := time.Now().Add(time.Duration(float64(ch.Leases-int(done))/rate*1.2*float64(time.Second)) + time.Second)
-					if est.After(ch.Start) {
-						ch.Start = est
-					}
+				if into != nil {
+					ch.mu.Lock()
+					into[a.ID] = a.ExpiresAt
+					ch.mu.Unlock()
 				}
-				ch.mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	ch.took = time.Since(ch.began)
 	if e, ok := first.Load().(error); ok {
 		return e
+	}
+	return nil
+}
+
+// Release ends the calibration leases.
+func (ch *Churn) Release(ctx context.Context, c *client.Client, clients int) error {
+	for w := range max(1, clients) {
+		if _, err := c.ReleaseOwner(ctx, calibrationOwner+"-"+strconv.Itoa(w)); err != nil && ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+			return err
+		}
 	}
 	return nil
 }
@@ -117,7 +140,7 @@ func (ch *Churn) Create(ctx context.Context, c *client.Client, clients int) erro
 // after the last expiry time) and computes the expiry lag. loadStart is
 // when the measured load began, for EarlyExpiries.
 func (ch *Churn) Lag(ctx context.Context, c *client.Client, loadStart time.Time, wait time.Duration) (ChurnResult, error) {
-	r := ChurnResult{Leases: ch.Leases, CreateSeconds: ch.took.Seconds()}
+	r := ChurnResult{Leases: ch.Leases, Expiring: len(ch.expires), CreateSeconds: ch.took.Seconds()}
 	var last time.Time
 	for _, e := range ch.expires {
 		if e.After(last) {

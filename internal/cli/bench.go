@@ -187,7 +187,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 			t0 := time.Now()
 			err := bench.SeedStore(ctx, st, f.nodes, pool)
 			if err == nil && f.churn {
-				err = bench.SeedStore(ctx, st, f.churnLeases, bench.ChurnPool)
+				err = bench.SeedChurnStore(ctx, st, f.churnLeases)
 			}
 			rep.Seed = bench.Seeding{Nodes: f.nodes + f.churnCount(), Method: "bulk", Seconds: time.Since(t0).Seconds()}
 			if err != nil {
@@ -234,7 +234,7 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		t0 := time.Now()
 		err := bench.Seed(ctx, cl, f.nodes, pool)
 		if err == nil && f.churn {
-			err = bench.Seed(ctx, cl, f.churnLeases, bench.ChurnPool)
+			err = bench.SeedChurn(ctx, cl, f.churnLeases)
 		}
 		rep.Seed = bench.Seeding{Nodes: f.nodes + f.churnCount(), Method: "api", Seconds: time.Since(t0).Seconds()}
 		if err != nil {
@@ -401,13 +401,8 @@ func (a *app) startServerProcess(ctx context.Context, dir, db, sync string) (str
 // runChurn creates the churn leases so that they expire evenly across a
 // second run of the same load, runs it, and reads the expiry lag.
 func runChurn(ctx context.Context, logw io.Writer, cls []*client.Client, o bench.Options, f *benchFlags, base bench.Result) (*bench.ChurnRun, error) {
-	// Creating a lease costs most of an allocate+release pair (measured:
-	// 0.85 of the pair rate): plan the load to start when the leases
-	// should all exist, with a margin; Create re-plans as it goes, and the
-	// first leases created expire last (see Churn.Create).
-	est := time.Duration(float64(f.churnLeases)/max(1, base.PerSecond*0.7)*float64(time.Second)) + 2*time.Second
-	ch := &bench.Churn{Leases: f.churnLeases, Start: time.Now().Add(est), Spread: f.d * 95 / 100}
-	fmt.Fprintf(logw, "churn: creating %d leases (planned in %s)...\n", f.churnLeases, est.Round(time.Second))
+	ch := &bench.Churn{Leases: f.churnLeases, Spread: f.d * 95 / 100}
+	fmt.Fprintf(logw, "churn: creating %d leases...\n", f.churnLeases)
 	if err := ch.Create(ctx, cls[0], f.clients); err != nil {
 		return nil, err
 	}
@@ -424,6 +419,9 @@ func runChurn(ctx context.Context, logw io.Writer, cls []*client.Client, o bench
 	r.Nodes = f.nodes
 	exp, err := ch.Lag(ctx, cls[0], start, 5*time.Second)
 	if err != nil {
+		return nil, err
+	}
+	if err := ch.Release(ctx, cls[0], f.clients); err != nil {
 		return nil, err
 	}
 	return &bench.ChurnRun{Load: r, RateRatio: r.PerSecond / base.PerSecond, Expiry: exp}, nil
@@ -485,8 +483,8 @@ func benchTable(w *tabwriter.Writer, r *bench.Report) {
 	}
 	if c := r.Churn; c != nil {
 		e := c.Expiry
-		fmt.Fprintf(w, "expiry lag (release − expires_at): p50 %s, p99 %s, max %s; %d expired, %d not, %d before the load; leases made in %.1fs\n",
-			e.LagP50, e.LagP99, e.LagMax, e.Expired, e.Unexpired, e.EarlyExpiries, e.CreateSeconds)
+		fmt.Fprintf(w, "expiry lag (release − expires_at): p50 %s, p99 %s, max %s; of %d leases %d expiring: %d expired, %d not, %d before the load; leases made in %.1fs\n",
+			e.LagP50, e.LagP99, e.LagMax, e.Leases, e.Expiring, e.Expired, e.Unexpired, e.EarlyExpiries, e.CreateSeconds)
 	}
 	if mem := r.Memory; mem != nil {
 		fmt.Fprintf(w, "memory (%s, pid %d): VmHWM %d MB, VmRSS %d MB\n", mem.Scope, mem.PID, mem.HWMMB, mem.RSSMB)

@@ -73,7 +73,7 @@ func TestBenchBadFlags(t *testing.T) {
 // its ratio, the churn run and its expiry lag, memory and the machine.
 func TestBenchJSON(t *testing.T) {
 	out, errs, code := runBench(t, "--nodes", "60", "--clients", "2", "--duration", "400ms",
-		"--floor", "--churn", "--churn-leases", "20", "-o", "json")
+		"--floor", "--churn", "--churn-leases", "100", "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -100,9 +100,10 @@ func TestBenchJSON(t *testing.T) {
 		Churn      *struct {
 			RateRatio float64 `json:"rate_ratio"`
 			Expiry    struct {
-				Leases  int      `json:"leases"`
-				Expired int      `json:"expired"`
-				LagP99  *float64 `json:"lag_p99_ms"`
+				Leases   int      `json:"leases"`
+				Expiring int      `json:"expiring"`
+				Expired  int      `json:"expired"`
+				LagP99   *float64 `json:"lag_p99_ms"`
 			} `json:"expiry"`
 		} `json:"churn"`
 		Memory *struct {
@@ -116,13 +117,13 @@ func TestBenchJSON(t *testing.T) {
 	switch {
 	case r.Machine.CPUs < 1 || r.Machine.LoadBefore == "":
 		t.Errorf("machine: %+v", r.Machine)
-	case r.Seed.Nodes != 80 || r.Seed.Method != "bulk":
-		t.Errorf("seed: %+v, want 80 nodes (60 + 20 for the churn) in bulk", r.Seed)
+	case r.Seed.Nodes != 160 || r.Seed.Method != "bulk":
+		t.Errorf("seed: %+v, want 160 nodes (60 + 100 for the churn) in bulk", r.Seed)
 	case r.Ironpool.Allocations == 0 || r.Ironpool.Errors != 0 || r.Ironpool.Rate <= 0 || r.Ironpool.P99 == nil:
 		t.Errorf("ironpool: %+v", r.Ironpool)
 	case r.Floor == nil || r.Floor.Served == 0 || r.Floor.P50 == nil || r.FloorRatio == nil || *r.FloorRatio <= 0:
 		t.Errorf("floor missing or empty: %s", out)
-	case r.Churn == nil || r.Churn.Expiry.Leases != 20 || r.Churn.Expiry.Expired != 20 || r.Churn.Expiry.LagP99 == nil || r.Churn.RateRatio <= 0:
+	case r.Churn == nil || r.Churn.Expiry.Leases != 100 || r.Churn.Expiry.Expiring != 50 || r.Churn.Expiry.Expired != 50 || r.Churn.Expiry.LagP99 == nil || r.Churn.RateRatio <= 0:
 		t.Errorf("churn: %s", out)
 	case r.Memory == nil || r.Memory.Scope != "server+clients" || r.Memory.HWM <= 0:
 		t.Errorf("memory: %s", out)
