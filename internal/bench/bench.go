@@ -81,7 +81,9 @@ var Shapes = []struct {
 // number, so seeding in chunks yields the same pool as seeding at once.
 // Every BMC address is loopback: the server's health checks never reach
 // out of the machine, even when a run outlives their interval.
-func NewNodes(pool string, from, to int) []*ironpool.Node { return newNodes(pool, from, to, len(Shapes)) }
+func NewNodes(pool string, from, to int) []*ironpool.Node {
+	return newNodes(pool, from, to, len(Shapes))
+}
 
 // NewChurnNodes are NewNodes of the bench-small shape only, for ChurnPool:
 // every churn lease takes one, and on a pool of one shape the store's
@@ -127,7 +129,9 @@ func Seed(ctx context.Context, c *client.Client, n int, pool string) error {
 }
 
 // SeedChurn adds n NewChurnNodes through the API.
-func SeedChurn(ctx context.Context, c *client.Client, n int) error { return seedAPI(ctx, c, n, NewChurnNodes) }
+func SeedChurn(ctx context.Context, c *client.Client, n int) error {
+	return seedAPI(ctx, c, n, NewChurnNodes)
+}
 
 func seedAPI(ctx context.Context, c *client.Client, n int, nodes func(from, to int) []*ironpool.Node) error {
 	const batch = 5000
