@@ -150,6 +150,8 @@ type Allocation struct {
 	Items     []AllocationItem  `json:"items"`
 	Metadata  map[string]string `json:"metadata"`
 	LastError string            `json:"last_error,omitempty"`
+	// Priority is the queue priority the request carries (its token's).
+	Priority int `json:"priority"`
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -197,7 +199,7 @@ type Plan struct {
 type AllocationFilter struct {
 	ID     string
 	Owner  string
-	Owners []string // any of these (for scoped callers); nil means no restriction
+	Owners []string // any of these names or patterns (for scoped callers); nil means no restriction
 	State  AllocationState
 	Live   bool // queued or active only
 	Limit  int

@@ -86,6 +86,8 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	if err != nil {
 		return nil, err
 	}
+	// The request carries its token's priority into the queue.
+	a.Priority = actor.Priority
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
 	}
@@ -132,7 +134,10 @@ func (s *Service) FindAllocations(ctx context.Context, f ironpool.AllocationFilt
 	if err != nil {
 		return nil, err
 	}
-	if actor.Role == ironpool.RoleUser && !slices.Contains(actor.Owners, ironpool.AnyOwner) {
+	// A user token sees its owners' allocations only; an entry of its
+	// owner list may be a pattern, which the store matches exactly as
+	// CanActFor does.
+	if !actor.Unscoped() {
 		if f.Owner != "" && !actor.CanActFor(f.Owner) {
 			return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "owner", Message: "this token may not act for owner " + f.Owner}
 		}
