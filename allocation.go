@@ -159,6 +159,10 @@ type Allocation struct {
 	// clock, read once in the transaction that writes, and ExpiresAt to
 	// CreatedAt+TTL when the allocation becomes active.
 	TTL time.Duration `json:"-"`
+	// DefaultTTL says TTL is the server's default, not asked for: a quota
+	// whose max_lease is shorter then shortens the lease to it instead of
+	// refusing the request.
+	DefaultTTL bool `json:"-"`
 	// WaitUntil is the deadline of a queued request.
 	WaitUntil  time.Time `json:"wait_until,omitzero"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`

@@ -27,8 +27,8 @@ func ValidateOwnerPattern(field, p string) error {
 	if p == AnyOwner {
 		return nil
 	}
-	if !IsOwnerPattern(p) {
-		return ValidateName(field, p)
+	if p == "" {
+		return FieldErrorf(field, "is required")
 	}
 	if len(p) > MaxNameLen {
 		return FieldErrorf(field, "is %d characters long; the limit is %d", len(p), MaxNameLen)

@@ -17,7 +17,8 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if req.TTL == 0 {
+	defaulted := req.TTL == 0
+	if defaulted {
 		req.TTL = s.Config.DefaultTTL
 	}
 	if req.TTL > s.Config.MaxTTL {
@@ -31,7 +32,7 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	}
 	now := s.Now().UTC()
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL, DefaultTTL: defaulted}
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}

@@ -230,6 +230,10 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 			return err
 		}
 		if len(quotas) > 0 {
+			if a.DefaultTTL {
+				ttl = clampLease(quotas, a.TTL)
+				a.ExpiresAt = now.Add(ttl)
+			}
 			refusal, permanent, err := s.quotaCheck(ctx, tx, quotas, a, ttl, now)
 			if err != nil {
 				return err

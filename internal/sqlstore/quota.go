@@ -223,6 +223,17 @@ func (s *Store) quotaCheck(ctx context.Context, tx *sql.Tx, quotas []*ironpool.Q
 	return nil, false, nil
 }
 
+// clampLease shortens a default lease to the shortest max_lease of the
+// quotas that apply: a request that named no ttl gets what it may have.
+func clampLease(quotas []*ironpool.Quota, ttl time.Duration) time.Duration {
+	for _, q := range quotas {
+		if q.MaxLease > 0 && ttl > q.MaxLease {
+			ttl = q.MaxLease
+		}
+	}
+	return ttl
+}
+
 func mapKeys(m map[string]int) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for k := range m {
