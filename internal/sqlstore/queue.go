@@ -167,8 +167,44 @@ func (s *Store) itemsOf(ctx context.Context, q querier, ids []string) (exclusion
 
 // queueReservation is what a request that does not queue must leave alone:
 // every node a queued request could use.
+//
+// A queued request its owner's quota does not allow now reserves nothing:
+// it could not take the nodes if they were left to it, and reserving them
+// would let an owner over its quota block everyone else's immediate
+// requests by queueing.
 func (s *Store) queueReservation(ctx context.Context, q querier) (exclusion, error) {
-	return s.queuedItems(ctx, q, 0)
+	var quotas int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas`).Scan(&quotas); err != nil {
+		return nil, err
+	}
+	if quotas == 0 {
+		return s.queuedItems(ctx, q, 0)
+	}
+	rows, err := s.queryAllocations(ctx, q, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq`, string(ironpool.AllocQueued))
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	var ex exclusion
+	for _, r := range rows {
+		qs, err := s.quotasFor(ctx, q, r.alloc.Owner, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(qs) > 0 {
+			refusal, _, err := s.quotaCheck(ctx, q, qs, r.alloc, r.ttl, now)
+			if err != nil {
+				return nil, err
+			}
+			if refusal != nil {
+				continue
+			}
+		}
+		for _, it := range r.alloc.Items {
+			ex = append(ex, it.Constraints)
+		}
+	}
+	return ex, nil
 }
 
 // reservedShortfall is the shortfall of a refused request when nodes are
@@ -410,6 +446,22 @@ func (s *Store) QueueInfo(ctx context.Context, id string) (*ironpool.QueueInfo, 
 			} else {
 				info.Compete = true
 				reason = append(reason, "every item fits alone, but the items compete for the same nodes")
+			}
+		}
+		qs, err := s.quotasFor(ctx, tx, a.Owner, false)
+		if err != nil {
+			return err
+		}
+		if len(qs) > 0 {
+			refusal, _, err := s.quotaCheck(ctx, tx, qs, a, rows[0].ttl, s.Now().UTC())
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				// Said first: it is why the request waits even where the
+				// pool could serve it.
+				reason = append([]string{"waiting for quota: " + refusal.Message}, reason...)
+				info.Quota = refusal.Quota
 			}
 		}
 		info.Reason = strings.Join(reason, "; ")

@@ -51,7 +51,7 @@ func scanQuotas(rows *sql.Rows) ([]*ironpool.Quota, error) {
 
 // quotasFor returns the quotas that apply to owner, sorted by subject,
 // with their rows locked when lock is set.
-func (s *Store) quotasFor(ctx context.Context, tx *sql.Tx, owner string, lock bool) ([]*ironpool.Quota, error) {
+func (s *Store) quotasFor(ctx context.Context, tx querier, owner string, lock bool) ([]*ironpool.Quota, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT owner FROM quotas ORDER BY owner`)
 	if err != nil {
 		return nil, fmt.Errorf("quotas: %w", err)
@@ -180,7 +180,7 @@ func (s *Store) nodeHours(ctx context.Context, qr querier, p string, since, unti
 // refusal of the first quota (by subject) and limit that does not allow
 // it, and whether that refusal is permanent: the request alone is over the
 // limit, so waiting for usage to fall would never serve it.
-func (s *Store) quotaCheck(ctx context.Context, tx *sql.Tx, quotas []*ironpool.Quota, a *ironpool.Allocation, ttl time.Duration, now time.Time) (*ironpool.Error, bool, error) {
+func (s *Store) quotaCheck(ctx context.Context, tx querier, quotas []*ironpool.Quota, a *ironpool.Allocation, ttl time.Duration, now time.Time) (*ironpool.Error, bool, error) {
 	asked, perFlavor := 0, map[string]int{}
 	for _, it := range a.Items {
 		asked += it.Count

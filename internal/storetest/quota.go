@@ -238,6 +238,17 @@ func testQuotas(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		if len(changed) != 1 || changed[0].ID != o.ID {
 			t.Fatalf("dispatched %v, want only the other owner's request", changed)
 		}
+		// The quota-blocked request reserves no nodes: an immediate
+		// request of another owner takes a node its item matches.
+		third := mustAllocate(t, s, request("third", small(1)))
+		info, err := s.QueueInfo(context.Background(), w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info == nil || info.Quota == nil || info.Quota.Quota != "lab" || !strings.HasPrefix(info.Reason, "waiting for quota: quota lab max_nodes") {
+			t.Errorf("queue info = %+v, want it to say it waits for quota lab", info)
+		}
+		mustRelease(t, s, third.ID, true)
 		// A request over the quota on its own is refused, never queued.
 		wantCode(t, s.Allocate(ctxFor(t), queued("lab", time.Hour, small(3)), true), ironpool.EQUOTA)
 		mustRelease(t, s, held.ID, true)
