@@ -107,3 +107,38 @@ func TestOwnerPatternToken(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenPriorityCarried: a request carries its token's priority (the
+// queue orders by it); a token created without one has the default, 5.
+func TestTokenPriorityCarried(t *testing.T) {
+	s := startServer(t)
+	var tok struct {
+		Token    string `json:"token"`
+		Priority int    `json:"priority"`
+	}
+	s.mustDo(s.admin, "POST", "/v1/tokens", map[string]any{"role": "user", "owners": []string{"rel-*"}, "priority": 8}, 201, &tok)
+	if tok.Priority != 8 {
+		t.Fatalf("token priority = %d, want 8", tok.Priority)
+	}
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{tok.Token, 8}, {s.user, 5}} {
+		owner := "rel-1"
+		if c.token == s.user {
+			owner = "lab1"
+		}
+		_, pool := s.node()
+		var a struct{ Priority int }
+		s.mustDo(c.token, "POST", "/v1/allocations", allocBody(owner, pool), 201, &a)
+		if a.Priority != c.want {
+			t.Errorf("allocation for %s: priority %d, want %d", owner, a.Priority, c.want)
+		}
+	}
+	for _, bad := range []int{-1, 10} {
+		st, _, body := s.do(s.admin, "POST", "/v1/tokens", map[string]any{"role": "user", "owners": []string{"x"}, "priority": bad})
+		if st != 400 || !strings.Contains(string(body), `"field":"priority"`) {
+			t.Errorf("priority %d: %d %s, want 400 naming priority", bad, st, body)
+		}
+	}
+}
