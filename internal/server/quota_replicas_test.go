@@ -41,13 +41,16 @@ func TestQuotasAcrossReplicas(t *testing.T) {
 	granted := map[string]*ironpool.Allocation{}
 	var refusedByQuota atomic.Int64
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(3 * time.Second)
+	deadline, hardStop := time.Now().Add(3*time.Second), time.Now().Add(30*time.Second)
+	var grants atomic.Int64
 	for w := range 64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c, owner := cs[w%3], owners[w%4]
-			for i := 0; time.Now().Before(deadline); i++ {
+			// Until the deadline and 100 grants, so a busy machine still
+			// presses on the quotas; at most 30s.
+			for i := 0; (time.Now().Before(deadline) || grants.Load() < 100) && time.Now().Before(hardStop); i++ {
 				items := []ironpool.ItemRequest{{Flavor: bench.Shapes[(w+i)%len(bench.Shapes)].Flavor, Count: 1 + (w+i)%3}}
 				a, err := c.Allocate(ctx, &client.AllocateBody{Owner: owner, Items: items, Pool: "shared", TTL: "1h"})
 				switch ironpool.ErrorCode(err) {
@@ -61,6 +64,7 @@ func TestQuotasAcrossReplicas(t *testing.T) {
 					t.Errorf("allocate: %v", err)
 					return
 				}
+				grants.Add(1)
 				mu.Lock()
 				granted[a.ID] = a
 				mu.Unlock()
