@@ -156,8 +156,15 @@ const overlapSQL = `nodes * ((CASE WHEN end_ms = 0 OR end_ms > $2 THEN $2 ELSE e
 
 // nodeHours sums the node-hours the owners matching p used in [since, until).
 func (s *Store) nodeHours(ctx context.Context, qr querier, p string, since, until time.Time) (float64, error) {
-	rows, err := qr.QueryContext(ctx, `SELECT owner, SUM(`+overlapSQL+`) FROM usage_log
-		WHERE start_ms < $2 AND (end_ms = 0 OR end_ms > $1) GROUP BY owner`, ms(since), ms(until))
+	// A quota on one name reads that owner's rows only (usage_owner); a
+	// pattern reads the window's rows of every owner and matches here.
+	query, args := `SELECT owner, SUM(`+overlapSQL+`) FROM usage_log
+		WHERE start_ms < $2 AND (end_ms = 0 OR end_ms > $1) GROUP BY owner`, []any{ms(since), ms(until)}
+	if p != ironpool.AnyOwner && !ironpool.IsOwnerPattern(p) {
+		query, args = `SELECT owner, SUM(`+overlapSQL+`) FROM usage_log
+		WHERE owner = $3 AND start_ms < $2 AND (end_ms = 0 OR end_ms > $1) GROUP BY owner`, append(args, p)
+	}
+	rows, err := qr.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("node-hours: %w", err)
 	}

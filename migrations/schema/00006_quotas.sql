@@ -33,6 +33,7 @@ CREATE TABLE usage_log (
 );
 CREATE INDEX usage_allocation ON usage_log (allocation_id);
 CREATE INDEX usage_end ON usage_log (end_ms, owner);
+CREATE INDEX usage_owner ON usage_log (owner, end_ms);
 
 -- priority orders the queue (higher first, then arrival, with aging). A
 -- token carries one (0..9, default 5) and every request it makes takes it.
