@@ -27,9 +27,12 @@ func (s *Service) SetQuota(ctx context.Context, q *ironpool.Quota) (*ironpool.Qu
 		if err == nil && st.Warning == "" {
 			st.Warning = "max_lease " + q.MaxLease.String() + " is over the server's maximum lease of " + s.Config.MaxTTL.String() + ", which applies first"
 		}
+		s.notify()
 		return st, err
 	}
-	return s.Store.SetQuota(ctx, q)
+	st, err := s.Store.SetQuota(ctx, q)
+	s.notify() // a raised quota may let a queued request through
+	return st, err
 }
 
 // DeleteQuota removes a quota (admin).

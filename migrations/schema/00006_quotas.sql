@@ -35,6 +35,20 @@ CREATE INDEX usage_allocation ON usage_log (allocation_id);
 CREATE INDEX usage_end ON usage_log (end_ms, owner);
 CREATE INDEX usage_owner ON usage_log (owner, end_ms);
 
+-- The allocations active at the upgrade hold nodes already: they get
+-- their usage rows here (from their allocation.created event, else their
+-- creation), so an owner's quota counts them from the first request after
+-- the upgrade. Their flavor is not known to SQL ('' : they count against
+-- max_nodes and node-hours, not max_flavor); holds that ended before the
+-- upgrade are not carried over.
+INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms)
+SELECT a.id, a.owner, '', COUNT(n.id),
+    COALESCE((SELECT MIN(e.time) FROM events e WHERE e.subject = 'allocation/' || a.id
+        AND e.action = 'allocation.created'), a.created_at)
+FROM allocations a JOIN nodes n ON n.allocation_id = a.id
+WHERE a.state = 'active'
+GROUP BY a.id, a.owner, a.created_at;
+
 -- priority orders the queue (higher first, then arrival, with aging). A
 -- token carries one (0..9, default 5) and every request it makes takes it.
 ALTER TABLE tokens ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;
