@@ -177,3 +177,28 @@ func TestQuotaBadInput(t *testing.T) {
 		t.Errorf("quotas changed:\n%s\n%s", quotasBefore, quotasAfter)
 	}
 }
+
+// TestQueueWaitsForQuota: with --wait, a request its owner's quota does
+// not allow yet is queued although nodes are free, says it waits for
+// quota, and is served by the background loop once the owner releases.
+func TestQueueWaitsForQuota(t *testing.T) {
+	e := start(t)
+	e.seed()
+	e.ok("quota", "set", "lab", "--max-nodes", "1")
+	var held struct{ ID string }
+	e.jsonOf(&held, "allocate", "--owner", "lab", "--flavor", "small=1")
+	id := e.queue("lab", "small", 1, "1m")
+	a := e.allocation(id)
+	if a.State != "queued" || a.Queue == nil || !strings.HasPrefix(a.Queue.Reason, "waiting for quota: quota lab max_nodes") || a.Queue.Quota == nil {
+		t.Fatalf("queued over quota: %+v %+v", a, a.Queue)
+	}
+	e.ok("release", held.ID)
+	deadline := time.Now().Add(15 * time.Second)
+	for e.allocation(id).State != "active" {
+		if time.Now().After(deadline) {
+			t.Fatalf("not served after the release: %+v", e.allocation(id))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.ok("release", id)
+}
