@@ -37,6 +37,9 @@ const (
 	OpStatus            = "status.read"
 	OpEventsRead        = "events.read"
 	OpTokenManage       = "token.manage"
+	OpQuotaManage       = "quota.manage"
+	OpQuotaRead         = "quota.read"
+	OpUsageRead         = "usage.read"
 	OpKeyRotate         = "key.rotate"
 	OpIronicSync        = "ironic.sync"
 	OpMoltenIronWipe    = "molteniron.delete_db"
@@ -80,6 +83,9 @@ var Policy = map[string][]ironpool.Role{
 	OpStatus:            everyone,
 	OpEventsRead:        staff,
 	OpTokenManage:       admin,
+	OpQuotaManage:       admin,
+	OpQuotaRead:         everyone, // quotas are policy, like flavors: readable by every role
+	OpUsageRead:         everyone, // a user: only the owners it acts for (Usage)
 	OpKeyRotate:         admin,
 	OpIronicSync:        staff,
 	OpMoltenIronWipe:    admin,

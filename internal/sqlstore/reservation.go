@@ -220,6 +220,24 @@ func (s *Store) Reserve(ctx context.Context, r *ironpool.Reservation) error {
 		if r.Metadata == nil {
 			r.Metadata = map[string]string{}
 		}
+		// Quotas admit a booking as they would the request alone: a window
+		// longer than max_lease, or more nodes than a quota allows at all,
+		// is refused now. Usage during the window is not predicted, and the
+		// start makes the allocation without a second check: the booking
+		// was its admission.
+		quotas, err := s.quotasFor(ctx, tx, r.Owner, false)
+		if err != nil {
+			return err
+		}
+		if len(quotas) > 0 {
+			refusal, permanent, err := s.quotaCheck(ctx, tx, quotas, &ironpool.Allocation{Owner: r.Owner, Items: r.Items}, r.End.Sub(r.Start), now)
+			if err != nil {
+				return err
+			}
+			if refusal != nil && permanent {
+				return refusal
+			}
+		}
 		counts := make([]int, len(r.Items))
 		for i, it := range r.Items {
 			counts[i] = it.Count

@@ -322,6 +322,21 @@ func testReservations(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 	})
 
+	t.Run("Quota", func(t *testing.T) {
+		s, c, ctx := setup(t, 2)
+		if _, err := s.SetQuota(ctx, &ironpool.Quota{Owner: "lab*", MaxLease: time.Hour, MaxNodes: 1}); err != nil {
+			t.Fatal(err)
+		}
+		before := takeSnapshot(t, s)
+		start := c.Now().Add(time.Hour)
+		wantCode(t, s.Reserve(ctx, booking("lab1", start, start.Add(2*time.Hour), item("", 1, anyNode()))), ironpool.EQUOTA)
+		wantCode(t, s.Reserve(ctx, booking("lab1", start, start.Add(time.Hour), item("", 2, anyNode()))), ironpool.EQUOTA)
+		sameSnapshot(t, s, before, "bookings over quota")
+		if err := s.Reserve(ctx, booking("lab1", start, start.Add(time.Hour), item("", 1, anyNode()))); err != nil {
+			t.Errorf("booking within the quota: %v", err)
+		}
+	})
+
 	t.Run("ItemsCompete", func(t *testing.T) {
 		s, c, ctx := setup(t, 1)
 		err := s.Reserve(ctx, booking("lab1", c.Now().Add(time.Hour), c.Now().Add(2*time.Hour),
