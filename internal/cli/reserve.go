@@ -86,7 +86,8 @@ start the reservation becomes an allocation of the owner expiring at --end
 (see ` + "`ironpool reservation show ID`" + ` for its allocation id).
 
 Exit codes: 0 booked, 2 invalid request, 3 the window cannot be served (the
-message names the item and the interval that is short), 4 not allowed.`,
+message names the item and the interval that is short), 4 not allowed,
+9 refused by a quota of the owner.`,
 		Example: `  ironpool reserve --owner lab1 --flavor standard=2 --flavor storage=1 --start +1d --end +1d8h -o json
   ironpool reserve --owner lab1 --constraint 'cpus>=16,count=2' --start 2026-03-01T08:00:00Z --end 2026-03-01T18:00:00Z`,
 		Args: cobra.NoArgs,
