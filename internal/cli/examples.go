@@ -15,6 +15,9 @@ var examples = map[string]string{
 	"ironpool allocation show": `  ironpool allocation show "$ID"
   ironpool allocation show "$ID" -o value -c state
   ironpool allocation export "$ID" -o ansible > inventory.yaml`,
+	"ironpool quota list":   "  ironpool quota list\n  ironpool quota list -o json",
+	"ironpool quota show":   "  ironpool quota show 'ci-*'",
+	"ironpool quota delete": "  ironpool quota delete 'ci-*' lab1",
 	"ironpool reservation list": `  ironpool reservation list
   ironpool reservation list --owner lab1 --all -o json`,
 	"ironpool reservation show": `  ironpool reservation show "$RID"
