@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("QueuePromises", func(t *testing.T) { testQueuePromises(t, open) })
 	t.Run("DeleteNodes", func(t *testing.T) { testDeleteNodes(t, open) })
 	t.Run("Console", func(t *testing.T) { testConsole(t, open) })
+	t.Run("Topology", func(t *testing.T) { testTopology(t, open) })
 }
 
 // testActor is the actor the suite's changes are made as, so events can be
