@@ -167,26 +167,22 @@ func keepsSpread(picks [][]int64, group map[int64]string, max int) bool {
 
 // together tries the request inside every group and keeps the cheapest.
 func together(counts []int, lists [][]Candidate, rank map[int64]int64, group map[int64]string) Result {
-	seen := map[string]bool{}
-	for _, l := range lists {
+	// One pass splits every list by group, keeping rank order.
+	by := map[string][][]Candidate{}
+	for i, l := range lists {
 		for _, c := range l {
-			seen[group[c.ID]] = true
+			g := group[c.ID]
+			if by[g] == nil {
+				by[g] = make([][]Candidate, len(lists))
+			}
+			by[g][i] = append(by[g][i], c)
 		}
 	}
-	names := slices.Sorted(maps.Keys(seen))
+	names := slices.Sorted(maps.Keys(by))
 	best := Result{}
 	var bestCost int64
-	in := make([][]Candidate, len(lists))
 	for _, g := range names {
-		for i, l := range lists {
-			in[i] = in[i][:0]
-			for _, c := range l {
-				if group[c.ID] == g {
-					in[i] = append(in[i], c)
-				}
-			}
-		}
-		picks, ok := Match(counts, in)
+		picks, ok := Match(counts, by[g])
 		if !ok {
 			continue
 		}
@@ -207,15 +203,7 @@ func together(counts []int, lists [][]Candidate, rank map[int64]int64, group map
 	// without a group capacity (k) is a maximum matching inside g.
 	k := Need(counts)
 	for _, g := range names {
-		for i, l := range lists {
-			in[i] = in[i][:0]
-			for _, c := range l {
-				if group[c.ID] == g {
-					in[i] = append(in[i], c)
-				}
-			}
-		}
-		f := newFlow(counts, in, rank, group, k)
+		f := newFlow(counts, by[g], rank, group, k)
 		if n := f.run(); n > best.Placed {
 			best.Placed, best.BestGroup = n, g
 		}
