@@ -336,6 +336,9 @@ func (a *app) renderAs(w io.Writer, format string, al *ironpool.Allocation) erro
 		if !al.ExpiresAt.IsZero() {
 			fmt.Fprintf(tw, "expires\t%s (in %s)\n", al.ExpiresAt.Local().Format(time.RFC3339), time.Until(al.ExpiresAt).Round(time.Second))
 		}
+		if al.Topology != nil {
+			fmt.Fprintf(tw, "topology\t%s\n", al.Topology)
+		}
 		if al.LastError != "" {
 			fmt.Fprintf(tw, "last_error\t%s\n", al.LastError)
 		}

@@ -79,6 +79,9 @@ func TestTopologyEndToEnd(t *testing.T) {
 	if shown.Topology == nil || shown.Topology.Spread != "rack" {
 		t.Errorf("allocation show lost the topology: %+v", shown.Topology)
 	}
+	if out := e.ok("allocation", "show", a.ID); !strings.Contains(out, "topology") || !strings.Contains(out, "spread rack") {
+		t.Errorf("allocation show table lacks the topology:\n%s", out)
+	}
 	e.ok("release", a.ID)
 
 	// Across items: 2 + 1 nodes, three racks.
