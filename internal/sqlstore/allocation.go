@@ -525,11 +525,11 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		for _, q := range queued {
 			a := q.alloc
 			if !a.WaitUntil.After(now) {
-				sf, err := s.shortfall(ctx, tx, a)
+				why, err := s.waitFailure(ctx, tx, a)
 				if err != nil {
 					return err
 				}
-				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
+				a.State, a.LastError = ironpool.AllocFailed, why
 				if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
 					string(a.State), a.LastError, ms(now)); err != nil {
 					return err

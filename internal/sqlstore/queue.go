@@ -349,11 +349,11 @@ func (s *Store) failExpiredQueued(ctx context.Context, tx *sql.Tx, now time.Time
 	var out []*ironpool.Allocation
 	for _, r := range rows {
 		a := r.alloc
-		sf, err := s.shortfall(ctx, tx, a)
+		why, err := s.waitFailure(ctx, tx, a)
 		if err != nil {
 			return nil, err
 		}
-		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message, now
+		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, why, now
 		if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
 			string(a.State), a.LastError, ms(now)); err != nil {
 			return nil, err

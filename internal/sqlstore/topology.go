@@ -240,3 +240,24 @@ func (s *Store) admitTopology(ctx context.Context, q querier, a *ironpool.Alloca
 		Message: "no state of the pool could satisfy this request: " + topologyShort(a, res, ""),
 		Hint:    "it was not queued: it would wait forever; ask for fewer nodes, a looser topology, or set the field on more nodes"}
 }
+
+// waitFailure is the last_error of a queued request whose wait ran out:
+// the per-item counts, led by the topology constraint the free nodes do
+// not meet when the request has one and that is what is short.
+func (s *Store) waitFailure(ctx context.Context, q querier, a *ironpool.Allocation) (string, error) {
+	sf, err := s.shortfall(ctx, q, a)
+	if err != nil {
+		return "", err
+	}
+	msg := capacityError(sf).Message
+	if a.Topology != nil {
+		_, res, err := s.matchTopology(ctx, q, a, "", false)
+		if err != nil {
+			return "", err
+		}
+		if !res.OK {
+			msg = topologyShort(a, res, "free") + "; " + msg
+		}
+	}
+	return "wait deadline passed: " + msg, nil
+}

@@ -267,6 +267,32 @@ func testTopology(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 	})
 
+	t.Run("DeadlineNamesTopology", func(t *testing.T) {
+		// Two nodes are free, but in one rack: the spread request waits
+		// until its deadline, and its last_error says it was the spread.
+		s := open(t)
+		ctx := ctxFor(t)
+		mustCreate(t, s, topoNode(t, "default", "a", 8, "r1"), topoNode(t, "default", "b", 9, "r1"),
+			topoNode(t, "default", "c", 10, "r2"))
+		mustAllocate(t, s, request("other", item("", 1, ironpool.Constraints{CPUs: 10})))
+		a := queued("lab", time.Minute, item("", 2, anyNode()))
+		a.Topology = &ironpool.Topology{Spread: "rack"}
+		if err := s.Allocate(ctx, a, true); err != nil || a.State != ironpool.AllocQueued {
+			t.Fatalf("Allocate: %v, state %s; want queued", err, a.State)
+		}
+		if _, err := s.DispatchQueue(ctx, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.FindAllocation(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "wait deadline passed: spread rack: no 2 free nodes in distinct rack values; at most 1 can be placed"
+		if got.State != ironpool.AllocFailed || !strings.HasPrefix(got.LastError, want) {
+			t.Errorf("state %s, last_error %q; want failed and %q", got.State, got.LastError, want)
+		}
+	})
+
 	t.Run("TogetherRefusal", func(t *testing.T) {
 		s := open(t)
 		ctx := ctxFor(t)
