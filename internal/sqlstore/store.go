@@ -62,7 +62,8 @@ type Store struct {
 	// could check them out or clean them. Set by SetReachable.
 	Reachable []string
 
-	group *groupCommit
+	group  *groupCommit
+	tokens tokenCache
 }
 
 // New returns a store over the given pools.
