@@ -27,22 +27,6 @@ func TestStore(t *testing.T) {
 	})
 }
 
-// TestStoreGroupCommit runs the contract suite on PostgreSQL with group
-// commit on (postgres.Options.GroupWriters): concurrent writes share
-// transactions, each under its own savepoint, so a failing write must
-// still fail alone and leave the others committed.
-func TestStoreGroupCommit(t *testing.T) {
-	pgtest.DSN(t)
-	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{GroupWriters: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
-}
-
 // TestPasswordNotInColumn reads the nodes table as text: a dump of the
 // database must not reveal a BMC password.
 func TestPasswordNotInColumn(t *testing.T) {
