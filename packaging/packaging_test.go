@@ -42,7 +42,7 @@ var staticBinary = sync.OnceValues(func() (string, error) {
 	}
 	binDir = dir
 	bin := filepath.Join(dir, "ironpool")
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/ironpool/ironpool/internal/cli.Version="+testVersion, "-o", bin, "../cmd/ironpool")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/ironpool/ironpool/internal/buildinfo.Version="+testVersion, "-o", bin, "../cmd/ironpool")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", &buildError{out: string(out), err: err}

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/bmcdial"
 	"github.com/ironpool/ironpool/internal/httpapi"
+	"github.com/ironpool/ironpool/internal/metrics"
 	"github.com/ironpool/ironpool/internal/reconcile"
 	"github.com/ironpool/ironpool/internal/secret"
 	"github.com/ironpool/ironpool/internal/service"
@@ -69,15 +69,18 @@ type Main struct {
 	MoltenIronAllowDeleteDB bool
 	MoltenIronAllowRemote   bool
 
+	// MetricsTokenRequired makes /metrics answer only to an admin or
+	// operator token.
+	MetricsTokenRequired bool
+
 	// Set by Run.
 	Store      ironpool.Store
 	Service    *service.Service
 	Reconciler *reconcile.Reconciler
 	API        *httpapi.Server
 	Addr       string
-	AdminToken string // the bootstrap token, when this run created it
-
-	metricSources []func(io.Writer) // added to /metrics (the Ironic clients)
+	AdminToken string           // the bootstrap token, when this run created it
+	Metrics    *metrics.Metrics // the registry /metrics serves; every part records into it
 
 	http     *http.Server
 	listener net.Listener
@@ -142,8 +145,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Background.WaiterGrace == 0 {
 		m.Background.WaiterGrace = m.Pool.WaiterGrace // one flag, --waiter-grace, for both halves
 	}
+	m.Metrics = metrics.New()
 	m.Service = service.New(m.Store, m.Pool, m.Log)
+	m.Service.Metrics = m.Metrics
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	m.Reconciler.Metrics = m.Metrics
 	m.Service.Work = m.Reconciler
 	m.Reconciler.Changed = m.Service.Signal
 	if m.BMC == nil {
@@ -166,7 +172,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler.Start()
 	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
-	m.API.Metrics.Sources = m.metricSources
+	m.API.MetricsNeedToken = m.MetricsTokenRequired
+	m.API.Lag = m.Reconciler.Lag
 	if err := m.serve(); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // resolve turns a request into an allocation with every item's constraints
@@ -78,6 +79,20 @@ func cmpOr(a, b string) string {
 // Shortfall) when the free nodes cannot satisfy it; with Wait > 0 an
 // unsatisfiable request is queued instead and returned in state queued.
 func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
+	start := time.Now()
+	a, err := s.allocate(ctx, req)
+	switch {
+	case err != nil:
+		s.Metrics.Allocation(metrics.OutcomeRefused, ironpool.ErrorCode(err), time.Since(start))
+	case a.State == ironpool.AllocQueued:
+		s.Metrics.Allocation(metrics.OutcomeQueued, "", time.Since(start))
+	default:
+		s.Metrics.Allocation(metrics.OutcomeGranted, "", time.Since(start))
+	}
+	return a, err
+}
+
+func (s *Service) allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
 	actor, err := forOwner(ctx, OpAllocCreate, req.Owner)
 	if err != nil {
 		return nil, err
@@ -205,6 +220,9 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if err != nil {
 		return nil, err
 	}
+	if cur.State.Live() {
+		s.Metrics.Released(1) // a repeated release changes nothing and is not counted
+	}
 	s.notify()
 	a := out[0]
 	a.Nodes = nil
@@ -224,6 +242,7 @@ func (s *Service) ReleaseOwner(ctx context.Context, owner string) ([]*ironpool.A
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.Released(len(out))
 	s.notify()
 	for _, a := range out {
 		a.Nodes = nil
