@@ -18,8 +18,11 @@ const (
 	RoleUser     Role = "user"
 )
 
+// Roles lists every role: validation and the OpenAPI enum read it.
+var Roles = []Role{RoleAdmin, RoleOperator, RoleUser}
+
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleOperator || r == RoleUser }
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
 
 // AnyOwner in a token's owner list lets a user token act for every owner
 // (the Molten Iron listener's default scope).

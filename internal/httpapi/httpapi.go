@@ -46,6 +46,8 @@ type Server struct {
 func New(svc *service.Service, log *slog.Logger) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("ironpool", Version)
+	// Apache-2.0, the OpenStack ecosystem's licence (see LICENSE, README).
+	cfg.Info.License = &huma.License{Name: "Apache-2.0", URL: "https://www.apache.org/licenses/LICENSE-2.0"}
 	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
 	cfg.FieldsOptionalByDefault = true
 	// The dashboard serves its own API viewer at /docs, from embedded
@@ -70,6 +72,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
 	s.documentResponses()
+	s.exactSchemas()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metrics", s.serveMetrics(s.Metrics.Registry))

@@ -115,9 +115,10 @@ func New() *Metrics {
 		m.allocations.WithLabelValues(OutcomeRefused, code)
 	}
 	m.allocationDuration.WithLabelValues(OutcomeRefused)
-	for _, p := range []ironpool.Pending{ironpool.PendingCheckout, ironpool.PendingClean, ironpool.PendingRegister,
-		ironpool.PendingDeploy, ironpool.PendingUndeploy} {
-		m.reconcilerRetries.WithLabelValues(string(p))
+	for _, p := range ironpool.PendingWork {
+		if p != ironpool.PendingNone {
+			m.reconcilerRetries.WithLabelValues(string(p))
+		}
 	}
 	m.webhookDeliveries.WithLabelValues("ok")
 	m.webhookDeliveries.WithLabelValues("failed")
