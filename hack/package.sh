@@ -22,7 +22,7 @@ else
   CGO_ENABLED=0 go build -trimpath -ldflags "$(hack/ldflags.sh "$version")" -o "$stage/dist/ironpool" ./cmd/ironpool
 fi
 cp -r packaging "$stage/packaging"
-cp README.md "$stage/"
+cp README.md LICENSE "$stage/"
 cp docs/CONFIG.md "$stage/docs/"
 nfpm_bin=${NFPM:-}
 if [ -z "$nfpm_bin" ]; then

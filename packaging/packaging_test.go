@@ -142,14 +142,15 @@ func TestDeb(t *testing.T) {
 	if len(debs) != 1 {
 		t.Fatalf("hack/package.sh made %v, want one .deb", debs)
 	}
-	info := run(t, "", nil, "dpkg-deb", "--field", debs[0], "Package", "Version")
-	if !strings.Contains(info, "Package: ironpool") || !strings.Contains(info, "Version: "+testVersion) {
+	info := run(t, "", nil, "dpkg-deb", "--field", debs[0], "Package", "Version", "License")
+	if !strings.Contains(info, "Package: ironpool") || !strings.Contains(info, "Version: "+testVersion) ||
+		!strings.Contains(info, "License: Apache-2.0") {
 		t.Errorf("package fields:\n%s", info)
 	}
 	root := t.TempDir()
 	run(t, "", nil, "dpkg", "-x", debs[0], root)
 	for _, f := range []string{"usr/bin/ironpool", "usr/lib/systemd/system/ironpool.service", "etc/ironpool/config.yaml",
-		"etc/default/ironpool", "usr/share/doc/ironpool/CONFIG.md"} {
+		"etc/default/ironpool", "usr/share/doc/ironpool/CONFIG.md", "usr/share/doc/ironpool/copyright"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("the package lacks /%s", f)
 		}

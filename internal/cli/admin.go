@@ -214,6 +214,9 @@ func (a *app) tokenCmd() *cobra.Command {
 		Short: "Create a token; the secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ironpool.Role(role).Check("role"); err != nil {
+				return err // before sending: the server's own check speaks OpenAPI's enum
+			}
 			var t ironpool.Token
 			if err := a.call(cmd.Context(), "POST", "/v1/tokens", map[string]any{"role": role, "owners": owners, "description": desc}, &t); err != nil {
 				return err

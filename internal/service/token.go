@@ -25,8 +25,8 @@ func HashToken(secret string) string {
 
 // NewToken makes a token with a fresh secret (set in Secret, shown once).
 func NewToken(role ironpool.Role, owners []string, description string) (*ironpool.Token, error) {
-	if !role.Valid() {
-		return nil, ironpool.FieldErrorf("role", "%q is not a role (want admin, operator or user)", role)
+	if err := role.Check("role"); err != nil {
+		return nil, err
 	}
 	if role == ironpool.RoleUser && len(owners) == 0 {
 		return nil, ironpool.FieldErrorf("owners", "a user token needs at least one owner (or %q for any)", ironpool.AnyOwner)
