@@ -32,7 +32,7 @@ var enumTypes = map[reflect.Type][]string{
 var enumParams = map[[2]string][]string{
 	{"list-nodes", "state"}:       strs(ironpool.NodeStates),
 	{"list-allocations", "state"}: strs(ironpool.AllocationStates),
-	{"usage", "window"}:       slices.Sorted(maps.Keys(ironpool.UsageWindows)),
+	{"usage", "window"}:           slices.Sorted(maps.Keys(ironpool.UsageWindows)),
 }
 
 func strs[T ~string](xs []T) []string {

@@ -14,6 +14,8 @@
 package metrics
 
 import (
+	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -233,10 +235,40 @@ func (m *Metrics) BackendCall(backend, endpoint, method string, status int, d ti
 	}
 }
 
-// Backend makes a backend's series exist at zero before its first call,
-// so alerts on its errors see a series.
+// Backend makes a backend's error series exist at zero before its first
+// call, so alerts on its errors see a series.
 func (m *Metrics) Backend(backend string) {
 	if m != nil {
 		m.backendErrors.WithLabelValues(backend, "error")
 	}
 }
+
+// Families returns the name of every family this package defines, for
+// tests that check names used elsewhere (docs, dashboards) exist.
+func (m *Metrics) Families() []string {
+	ch := make(chan *prometheus.Desc, 256)
+	go func() {
+		for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.allocations, m.allocationDuration,
+			m.queueWait, m.cleaningDuration, m.cleaningFailures, m.leaseExpiries, m.releases, m.reconcilerRetries,
+			m.webhookDeliveries, m.webhookDrops, m.backendDuration, m.backendRequests, m.backendErrors} {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// BackendFamilies are the families whose series exist only once a backend
+// (Ironic) is connected, since their labels name its endpoint: a server
+// without one shows none of them. The contrib dashboard test accepts their
+// names without a live series.
+var BackendFamilies = []string{"ironpool_backend_request_duration_seconds", "ironpool_ironic_requests_total", "ironpool_backend_errors_total"}
