@@ -160,3 +160,44 @@ func TestContribMetricNames(t *testing.T) {
 		t.Errorf("promtool check rules: %v\n%s", err, out.String())
 	}
 }
+
+// docRow is one row of docs/METRICS.md's table: `name` | type | ….
+var docRow = regexp.MustCompile("(?m)^\\| `(ironpool_[a-z0-9_]+)` \\| (counter|gauge|histogram) \\|")
+
+// TestMetricsDoc checks docs/METRICS.md's table against a live server:
+// every ironpool family the page types is listed with that type, every
+// family internal/metrics defines is listed, and every listed family is
+// on the page (or is one that exists only with a backend connected).
+func TestMetricsDoc(t *testing.T) {
+	page := livePage(t)
+	raw, err := os.ReadFile("../../docs/METRICS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := map[string]string{}
+	for _, m := range docRow.FindAllStringSubmatch(string(raw), -1) {
+		doc[m[1]] = m[2]
+	}
+	live := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (ironpool_\S+) (\S+)$`).FindAllStringSubmatch(page, -1) {
+		live[m[1]] = m[2]
+	}
+	if len(live) < 20 {
+		t.Fatalf("only %d ironpool families on /metrics:\n%s", len(live), page)
+	}
+	for name, typ := range live {
+		if doc[name] != typ {
+			t.Errorf("docs/METRICS.md lists %s as %q; /metrics says %s", name, doc[name], typ)
+		}
+	}
+	for _, name := range metrics.New().Families() {
+		if doc[name] == "" {
+			t.Errorf("docs/METRICS.md does not list %s (internal/metrics defines it)", name)
+		}
+	}
+	for name := range doc {
+		if live[name] == "" && !slices.Contains(metrics.BackendFamilies, name) {
+			t.Errorf("docs/METRICS.md lists %s, which /metrics does not serve", name)
+		}
+	}
+}
