@@ -113,7 +113,7 @@ func New() *Metrics {
 		m.allocations.WithLabelValues(o, "")
 		m.allocationDuration.WithLabelValues(o)
 	}
-	for _, code := range []string{ironpool.ECAPACITY, ironpool.EINVALID, ironpool.EFORBIDDEN, ironpool.ENOTFOUND, ironpool.ECONFLICT} {
+	for _, code := range []string{ironpool.ECAPACITY, ironpool.EQUOTA, ironpool.EINVALID, ironpool.EFORBIDDEN, ironpool.ENOTFOUND, ironpool.ECONFLICT} {
 		m.allocations.WithLabelValues(OutcomeRefused, code)
 	}
 	m.allocationDuration.WithLabelValues(OutcomeRefused)
