@@ -2,8 +2,8 @@ package ironpool
 
 import (
 	"context"
-	"slices"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
