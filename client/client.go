@@ -180,6 +180,9 @@ type AllocateBody struct {
 	Wait     string                 `json:"wait,omitempty"`
 	Mode     ironpool.Mode          `json:"mode,omitempty"`
 	Metadata map[string]string      `json:"metadata,omitempty"`
+	// Topology, when set, spreads the request's nodes over the values of a
+	// node field or packs them into one value (see ironpool.Topology).
+	Topology *ironpool.Topology `json:"topology,omitempty"`
 }
 
 // CreateNode adds one node.

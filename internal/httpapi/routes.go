@@ -41,6 +41,7 @@ type allocateBody struct {
 	Wait     string                 `json:"wait,omitempty" maxLength:"32" doc:"Queue for up to this long if the pool cannot serve the request now"`
 	Mode     ironpool.Mode          `json:"mode,omitempty" maxLength:"16"`
 	Metadata map[string]string      `json:"metadata,omitempty"`
+	Topology *ironpool.Topology     `json:"topology,omitempty" doc:"Where the request's nodes sit relative to each other, by a node field: spread (at most max_per_value per value) or together (one value), across all items"`
 }
 
 func (b *allocateBody) request() (*ironpool.AllocationRequest, error) {
@@ -57,7 +58,7 @@ func (b *allocateBody) request() (*ironpool.AllocationRequest, error) {
 		return nil, err
 	}
 	return &ironpool.AllocationRequest{Owner: b.Owner, Items: b.Items, Pool: b.Pool, TTL: ttl, Wait: wait,
-		Mode: b.Mode, Metadata: b.Metadata}, nil
+		Mode: b.Mode, Metadata: b.Metadata, Topology: b.Topology}, nil
 }
 
 type allocReply struct {

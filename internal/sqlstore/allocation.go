@@ -67,6 +67,10 @@ func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constrain
 // cannot satisfy it. Reading only Need(counts) candidates per item is enough
 // for an exact answer (see package alloc).
 func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...exclusion) ([][]candidate, bool, error) {
+	if a.Topology != nil {
+		picks, res, err := s.matchTopology(ctx, q, a, lock, false, ex...)
+		return picks, res.OK, err
+	}
 	counts := make([]int, len(a.Items))
 	for i, it := range a.Items {
 		counts[i] = it.Count
@@ -221,6 +225,11 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		if a.ID == "" {
 			a.ID = uuid.NewString()
 		}
+		if a.Topology != nil {
+			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
+				return err
+			}
+		}
 		// Quotas first: their rows are the first locks this transaction
 		// takes (see quota.go). A refusal that waiting could lift queues
 		// the request when it may wait; one that the request alone earns
@@ -269,6 +278,9 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 			if queue {
 				return s.enqueue(ctx, tx, a, ttl)
 			}
+			if a.Topology != nil {
+				return s.topologyError(ctx, tx, a, reserved)
+			}
 			sf, err := s.reservedShortfall(ctx, tx, a, reserved)
 			if err != nil {
 				return err
@@ -316,10 +328,15 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 	}
 	items, _ := json.Marshal(a.Items)
 	meta, _ := json.Marshal(a.Metadata)
+	topo := ""
+	if a.Topology != nil {
+		b, _ := json.Marshal(a.Topology)
+		topo = string(b)
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, metadata, ttl_ms,
-		created_at, expires_at, wait_until, priority) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+		created_at, expires_at, wait_until, priority, topology) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
-		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority)
+		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority, topo)
 	if err != nil {
 		if _, ok := s.Dialect.Unique(err); ok {
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
@@ -419,11 +436,23 @@ func itemsSummary(items []ironpool.AllocationItem) string {
 func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Plan, error) {
 	p := &ironpool.Plan{Picks: []ironpool.Pick{}}
 	err := s.read(ctx, func(tx *sql.Tx) error {
+		if a.Topology != nil {
+			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
+				return err
+			}
+		}
 		picks, ok, err := s.match(ctx, tx, a, "")
 		if err != nil {
 			return err
 		}
 		p.Satisfiable = ok
+		if !ok && a.Topology != nil {
+			_, res, err := s.matchTopology(ctx, tx, a, "", false)
+			if err != nil {
+				return err
+			}
+			p.Refusal = topologyShort(a, res, "free")
+		}
 		for i, l := range picks {
 			for _, n := range l {
 				p.Picks = append(p.Picks, ironpool.Pick{Item: i, Node: n.name})
@@ -496,11 +525,11 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		for _, q := range queued {
 			a := q.alloc
 			if !a.WaitUntil.After(now) {
-				sf, err := s.shortfall(ctx, tx, a)
+				why, err := s.waitFailure(ctx, tx, a)
 				if err != nil {
 					return err
 				}
-				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
+				a.State, a.LastError = ironpool.AllocFailed, why
 				if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
 					string(a.State), a.LastError, ms(now)); err != nil {
 					return err
@@ -595,7 +624,7 @@ func updateQueued(ctx context.Context, tx *sql.Tx, id, set string, args ...any) 
 	return nil
 }
 
-const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at, priority`
+const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at, priority, topology`
 
 type allocRow struct {
 	alloc *ironpool.Allocation
@@ -611,11 +640,16 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 	var out []allocRow
 	for rows.Next() {
 		var a ironpool.Allocation
-		var state, mode, items, meta string
+		var state, mode, items, meta, topo string
 		var ttl, created, expires, wait, released int64
 		if err := rows.Scan(&a.ID, &a.Owner, &state, &mode, &items, &meta, &a.LastError, &ttl,
-			&created, &expires, &wait, &released, &a.Priority); err != nil {
+			&created, &expires, &wait, &released, &a.Priority, &topo); err != nil {
 			return nil, err
+		}
+		if topo != "" {
+			if err := json.Unmarshal([]byte(topo), &a.Topology); err != nil {
+				return nil, fmt.Errorf("allocation %s topology: %w", a.ID, err)
+			}
 		}
 		a.State, a.Mode = ironpool.AllocationState(state), ironpool.Mode(mode)
 		if err := json.Unmarshal([]byte(items), &a.Items); err != nil {
