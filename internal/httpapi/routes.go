@@ -101,7 +101,7 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 func tagOf(path string) string {
 	// "/v1/nodes/{name}" → "nodes"; the status routes share one tag.
 	switch seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/"); seg {
-	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic", "usage", "quotas":
+	case "nodes", "flavors", "allocations", "reservations", "calendar", "tokens", "events", "admin", "ironic", "usage", "quotas":
 		return seg
 	}
 	return "status"
@@ -449,6 +449,7 @@ func (s *Server) routes() {
 			res, err := svc.RotateKey(ctx)
 			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
+	s.reservationRoutes()
 	s.ironicRoutes()
 	s.bmcRoutes()
 	s.consoleRoutes()

@@ -33,7 +33,7 @@ func (a candidate) less(b candidate) int {
 // candidates reads up to limit free nodes that satisfy c, best fit first.
 // The ORDER BY follows the nodes_fit index, so the read stops after limit
 // matching rows however large the pool is.
-func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...exclusion) ([]candidate, error) {
+func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...excluder) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
 	where, args = s.reachableSQL(where, args, 1)
 	for _, e := range ex {
@@ -66,7 +66,7 @@ func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constrain
 // match picks nodes for every item of a, or reports that the free nodes
 // cannot satisfy it. Reading only Need(counts) candidates per item is enough
 // for an exact answer (see package alloc).
-func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...exclusion) ([][]candidate, bool, error) {
+func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...excluder) ([][]candidate, bool, error) {
 	if a.Topology != nil {
 		picks, res, err := s.matchTopology(ctx, q, a, lock, false, ex...)
 		return picks, res.OK, err
@@ -117,7 +117,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 // Dialect.WaitSerial, so waiters queue for each other instead of holding
 // rows another waiter needs. Transactions that only skip never wait for a
 // row, so no cycle is left.
-func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...exclusion) ([][]candidate, bool, error) {
+func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...excluder) ([][]candidate, bool, error) {
 	if s.Dialect.LockSkip == "" {
 		return s.match(ctx, tx, a, "", ex...)
 	}
@@ -270,7 +270,7 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		if err != nil {
 			return err
 		}
-		picks, ok, err := s.matchLocked(ctx, tx, a, reserved)
+		picks, ok, err := s.matchLocked(ctx, tx, a, reserved, s.reservedUntil(a.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -356,6 +356,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 	}
 	var vals []string
 	var args []any
+	until := ms(a.ExpiresAt.Add(s.ReservationGap))
 	counts := make([]int, len(picks))
 	for i, p := range picks {
 		counts[i] = len(p)
@@ -367,8 +368,8 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 			res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $1, allocation_id = $2, owner = $3,
 				last_allocated_at = $4, updated_at = $4,
 				pending = CASE WHEN ironic_uuid IS NULL THEN '' ELSE $5 END
-				WHERE id = $6 AND state = 'available'`,
-				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id)
+				WHERE id = $6 AND state = 'available' AND `+reservedCond("$7"),
+				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id, until)
 			if err != nil {
 				return fmt.Errorf("claim node: %w", err)
 			}
@@ -376,7 +377,11 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 			// lock (or row locks), so the row must still be free; anything
 			// else is a bug that must abort rather than hand a node out twice.
 			if k, _ := res.RowsAffected(); k != 1 {
-				return fmt.Errorf("claim node %s: it is no longer available", n.name)
+				// On PostgreSQL a reservation may have been booked on the
+				// node between the candidate read and this statement (which
+				// sees every committed booking): refuse rather than break it.
+				return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "items",
+					Message: fmt.Sprintf("node %s was taken or reserved while this request was being served; retry", n.name)}
 			}
 		}
 	}
@@ -441,7 +446,7 @@ func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Pla
 				return err
 			}
 		}
-		picks, ok, err := s.match(ctx, tx, a, "")
+		picks, ok, err := s.match(ctx, tx, a, "", s.reservedUntil(a.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -556,7 +561,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 					continue
 				}
 			}
-			picks, ok, err := s.matchLocked(ctx, tx, a)
+			picks, ok, err := s.matchLocked(ctx, tx, a, s.reservedUntil(now.Add(q.ttl)))
 			if err != nil {
 				return err
 			}
@@ -795,6 +800,18 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 		if err := s.checkLease(ctx, tx, a, a.ExpiresAt); err != nil {
 			return err
 		}
+		// Touch the nodes first: a booking deciding on them now waits for
+		// this transaction, or this one sees the booking it committed.
+		if _, err := tx.ExecContext(ctx, `UPDATE nodes SET updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at + 1 END
+			WHERE allocation_id = $2`, ms(s.Now()), id); err != nil {
+			return err
+		}
+		if conflict, err := s.extendConflict(ctx, tx, id, a.ExpiresAt); err != nil || conflict != nil {
+			if err != nil {
+				return err
+			}
+			return conflict
+		}
 		// The state condition repeats the check above in the statement that
 		// writes, so the decision never rests on a read alone.
 		res, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2 AND state = $3`,
@@ -933,8 +950,9 @@ func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
 	err := s.R.QueryRowContext(ctx, `SELECT MIN(t) FROM (
 		SELECT MIN(expires_at) AS t FROM allocations WHERE state = $1
-		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2) q`,
-		string(ironpool.AllocActive), string(ironpool.AllocQueued)).Scan(&v)
+		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2
+		UNION ALL SELECT MIN(start_at) FROM reservations WHERE state = $3) q`,
+		string(ironpool.AllocActive), string(ironpool.AllocQueued), string(ironpool.ResPending)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, err
 	}

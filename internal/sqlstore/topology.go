@@ -70,7 +70,7 @@ func (s *Store) checkTopologyKey(ctx context.Context, q querier, t *ironpool.Top
 // groupCandidates reads the nodes matching c that have key, best fit
 // first, and returns them with their values. Free nodes only (with the reachability and exclusion rules
 // of candidates), or with anyState every node, for admission.
-func (s *Store) groupCandidates(ctx context.Context, q querier, c *ironpool.Constraints, key string, anyState bool, lock string, ex ...exclusion) ([]candidate, []string, error) {
+func (s *Store) groupCandidates(ctx context.Context, q querier, c *ironpool.Constraints, key string, anyState bool, lock string, ex ...excluder) ([]candidate, []string, error) {
 	args := []any{fieldsLike(key)}
 	where := []string{"fields LIKE $1"}
 	if !anyState {
@@ -114,7 +114,7 @@ func (s *Store) groupCandidates(ctx context.Context, q querier, c *ironpool.Cons
 // matchTopology is match for a request with a topology (anyState: over
 // every node, for admission). It returns the matcher's result too, whose
 // shortfall a refusal names.
-func (s *Store) matchTopology(ctx context.Context, q querier, a *ironpool.Allocation, lock string, anyState bool, ex ...exclusion) ([][]candidate, alloc.Result, error) {
+func (s *Store) matchTopology(ctx context.Context, q querier, a *ironpool.Allocation, lock string, anyState bool, ex ...excluder) ([][]candidate, alloc.Result, error) {
 	t := a.Topology.Normalized()
 	topo := alloc.Topology{MaxPerGroup: t.MaxPerValue, Together: t.Together != ""}
 	counts := make([]int, len(a.Items))
