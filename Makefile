@@ -9,7 +9,7 @@ test:
 
 # The version comes from git when there is one; `ironpool version` prints it.
 build:
-	go build -ldflags "-X github.com/ironpool/ironpool/internal/cli.Version=$$(git describe --always --dirty 2>/dev/null || echo devel)" -o bin/ironpool ./cmd/ironpool
+	go build -ldflags "-X github.com/ironpool/ironpool/internal/buildinfo.Version=$$(git describe --always --dirty 2>/dev/null || echo devel)" -o bin/ironpool ./cmd/ironpool
 
 bench:
 	go run ./cmd/ironpool bench --nodes 10000 --clients 16 --duration 10s

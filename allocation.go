@@ -2,6 +2,7 @@ package ironpool
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -35,6 +36,9 @@ const (
 	ModeHandoff Mode = "handoff"
 	ModeLessee  Mode = "lessee"
 )
+
+// Modes lists every checkout mode: validation and the OpenAPI enum read it.
+var Modes = []Mode{ModeNone, ModeHandoff, ModeLessee}
 
 // ItemRequest is one line of an allocation request: a flavor name or inline
 // constraints, and a count.
@@ -110,9 +114,7 @@ func (r *AllocationRequest) Validate() error {
 			return err
 		}
 	}
-	switch r.Mode {
-	case "", ModeNone, ModeHandoff, ModeLessee:
-	default:
+	if r.Mode != "" && !slices.Contains(Modes, r.Mode) {
 		return FieldErrorf("mode", "%q is not a checkout mode (want none, handoff or lessee)", truncate(string(r.Mode), 20))
 	}
 	if r.Topology != nil {

@@ -18,8 +18,20 @@ const (
 	RoleUser     Role = "user"
 )
 
+// Roles lists every role: validation and the OpenAPI enum read it.
+var Roles = []Role{RoleAdmin, RoleOperator, RoleUser}
+
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleOperator || r == RoleUser }
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+
+// Check returns EINVALID naming field unless r is a known role; the CLI
+// checks its flag with it before sending, the service the request.
+func (r Role) Check(field string) error {
+	if r.Valid() {
+		return nil
+	}
+	return FieldErrorf(field, "%q is not a role (want admin, operator or user)", truncate(string(r), 20))
+}
 
 // AnyOwner in a token's owner list lets a user token act for every owner
 // (the Molten Iron listener's default scope).

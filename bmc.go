@@ -3,6 +3,7 @@ package ironpool
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,10 +20,13 @@ const (
 	PowerStatus PowerAction = "status"
 )
 
+// PowerActions lists every power action: validation and the OpenAPI enum
+// read it.
+var PowerActions = []PowerAction{PowerOn, PowerOff, PowerReboot, PowerStatus}
+
 // Validate returns EINVALID (field "action") unless a is a known action.
 func (a PowerAction) Validate() error {
-	switch a {
-	case PowerOn, PowerOff, PowerReboot, PowerStatus:
+	if slices.Contains(PowerActions, a) {
 		return nil
 	}
 	return FieldErrorf("action", "%q is not a power action (want on, off, reboot or status)", truncate(string(a), 20))
@@ -51,10 +55,13 @@ const (
 	BootBIOS BootDevice = "bios"
 )
 
+// BootDevices lists every boot device: validation and the OpenAPI enum
+// read it.
+var BootDevices = []BootDevice{BootPXE, BootDisk, BootBIOS}
+
 // Validate returns EINVALID (field "device") unless d is a known device.
 func (d BootDevice) Validate() error {
-	switch d {
-	case BootPXE, BootDisk, BootBIOS:
+	if slices.Contains(BootDevices, d) {
 		return nil
 	}
 	return FieldErrorf("device", "%q is not a boot device (want pxe, disk or bios)", truncate(string(d), 20))

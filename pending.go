@@ -25,3 +25,7 @@ const (
 	// its allocation.
 	PendingUndeploy Pending = "undeploy"
 )
+
+// PendingWork lists every side effect the reconciler may owe (and
+// PendingNone): the OpenAPI enum and the metrics' work label read it.
+var PendingWork = []Pending{PendingNone, PendingCheckout, PendingClean, PendingRegister, PendingDeploy, PendingUndeploy}

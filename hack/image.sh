@@ -15,7 +15,7 @@ mkdir -p "$ctx/state"
 if [ -n "${IRONPOOL_BINARY:-}" ]; then
   cp "$IRONPOOL_BINARY" "$ctx/ironpool"   # already built (static, CGO_ENABLED=0)
 else
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/ironpool/ironpool/internal/cli.Version=$version" -o "$ctx/ironpool" ./cmd/ironpool
+  CGO_ENABLED=0 go build -trimpath -ldflags "$(hack/ldflags.sh "$version")" -o "$ctx/ironpool" ./cmd/ironpool
 fi
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
 echo 'ironpool:x:65532:65532:ironpool:/var/lib/ironpool:/sbin/nologin' > "$ctx/passwd"

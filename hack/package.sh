@@ -19,10 +19,10 @@ mkdir -p "$stage/dist" "$stage/docs"
 if [ -n "${IRONPOOL_BINARY:-}" ]; then
   cp "$IRONPOOL_BINARY" "$stage/dist/ironpool"
 else
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/ironpool/ironpool/internal/cli.Version=$version" -o "$stage/dist/ironpool" ./cmd/ironpool
+  CGO_ENABLED=0 go build -trimpath -ldflags "$(hack/ldflags.sh "$version")" -o "$stage/dist/ironpool" ./cmd/ironpool
 fi
 cp -r packaging "$stage/packaging"
-cp README.md "$stage/"
+cp README.md LICENSE "$stage/"
 cp docs/CONFIG.md "$stage/docs/"
 nfpm_bin=${NFPM:-}
 if [ -z "$nfpm_bin" ]; then

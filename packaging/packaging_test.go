@@ -42,7 +42,7 @@ var staticBinary = sync.OnceValues(func() (string, error) {
 	}
 	binDir = dir
 	bin := filepath.Join(dir, "ironpool")
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/ironpool/ironpool/internal/cli.Version="+testVersion, "-o", bin, "../cmd/ironpool")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/ironpool/ironpool/internal/buildinfo.Version="+testVersion, "-o", bin, "../cmd/ironpool")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", &buildError{out: string(out), err: err}
@@ -149,10 +149,14 @@ func TestDeb(t *testing.T) {
 	root := t.TempDir()
 	run(t, "", nil, "dpkg", "-x", debs[0], root)
 	for _, f := range []string{"usr/bin/ironpool", "usr/lib/systemd/system/ironpool.service", "etc/ironpool/config.yaml",
-		"etc/default/ironpool", "usr/share/doc/ironpool/CONFIG.md"} {
+		"etc/default/ironpool", "usr/share/doc/ironpool/CONFIG.md", "usr/share/doc/ironpool/copyright"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("the package lacks /%s", f)
 		}
+	}
+	// A .deb has no licence field: Debian's place is the copyright file.
+	if c, _ := os.ReadFile(filepath.Join(root, "usr/share/doc/ironpool/copyright")); !strings.Contains(string(c), "Apache License") {
+		t.Errorf("/usr/share/doc/ironpool/copyright does not hold the Apache licence")
 	}
 	pkgBin := filepath.Join(root, "usr/bin/ironpool")
 	if v := run(t, "", nil, pkgBin, "version"); !strings.Contains(v, "ironpool "+testVersion) {

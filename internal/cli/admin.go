@@ -216,6 +216,9 @@ func (a *app) tokenCmd() *cobra.Command {
 		Short: "Create a token; the secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ironpool.Role(role).Check("role"); err != nil {
+				return err // before sending: the server's own check speaks OpenAPI's enum
+			}
 			for i, o := range owners {
 				if err := ironpool.ValidateOwnerPattern(fmt.Sprintf("owner[%d]", i), o); err != nil {
 					return err

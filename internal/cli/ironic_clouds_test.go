@@ -76,7 +76,7 @@ func TestIronicCloudHTTPBasic(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	want := fmt.Sprintf(`ironpool_ironic_requests_total{endpoint=%q,method="GET",status="200"}`, in.URL)
-	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "ironpool_ironic_request_seconds_total") {
+	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "ironpool_backend_request_duration_seconds_count{backend=\"ironic\"") {
 		t.Errorf("/metrics lacks the Ironic call counts (%s):\n%s", want, body)
 	}
 	// The wrong password is refused by Ironic, and the error says so.

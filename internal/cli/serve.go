@@ -114,6 +114,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text, or json for one JSON object per line (every request gets an access log line at info)")
+	f.BoolVar(&m.MetricsTokenRequired, "metrics-token-required", false, "serve /metrics only to an admin or operator token (Prometheus: authorization.credentials_file)")
 	f.StringArrayVar(&m.Webhooks, "webhook", nil, "URL that receives every audit event as a signed JSON POST (repeatable)")
 	f.Var(server.SecretFile{Dest: &m.WebhookSecret}, "webhook-secret-file", "file holding the HMAC secret that signs webhook calls (X-Ironpool-Signature)")
 	f.StringVar(&m.MoltenIronListen, "molteniron-listen", "", "also serve Molten Iron's protocol on this address (e.g. 127.0.0.1:5656); off unless given")

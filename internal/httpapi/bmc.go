@@ -19,10 +19,10 @@ func (s *Server) bmcRoutes() {
 	register(s, http.MethodPost, "/v1/power", "power-nodes", "Power several nodes (or an allocation's) in parallel; reports per node", 200,
 		func(ctx context.Context, in *struct {
 			Body struct {
-				Nodes      []string `json:"nodes,omitempty" maxItems:"1000"`
-				Allocation string   `json:"allocation,omitempty" maxLength:"64"`
-				Action     string   `json:"action" enum:"on,off,reboot,status"`
-				Direct     bool     `json:"direct,omitempty"`
+				Nodes      []string             `json:"nodes,omitempty" maxItems:"1000"`
+				Allocation string               `json:"allocation,omitempty" maxLength:"64"`
+				Action     ironpool.PowerAction `json:"action"`
+				Direct     bool                 `json:"direct,omitempty"`
 			}
 		}) (*powerReportReply, error) {
 			r, err := svc.PowerMany(ctx, service.PowerRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,
@@ -32,10 +32,10 @@ func (s *Server) bmcRoutes() {
 	register(s, http.MethodPost, "/v1/boot-device", "set-boot-device", "Set the boot device of several nodes (or an allocation's) through their BMCs", 200,
 		func(ctx context.Context, in *struct {
 			Body struct {
-				Nodes      []string `json:"nodes,omitempty" maxItems:"1000"`
-				Allocation string   `json:"allocation,omitempty" maxLength:"64"`
-				Device     string   `json:"device" enum:"pxe,disk,bios"`
-				Once       bool     `json:"once,omitempty" doc:"Only for the next boot"`
+				Nodes      []string            `json:"nodes,omitempty" maxItems:"1000"`
+				Allocation string              `json:"allocation,omitempty" maxLength:"64"`
+				Device     ironpool.BootDevice `json:"device"`
+				Once       bool                `json:"once,omitempty" doc:"Only for the next boot"`
 			}
 		}) (*powerReportReply, error) {
 			r, err := svc.SetBootDevice(ctx, service.BootRequest{Nodes: in.Body.Nodes, Allocation: in.Body.Allocation,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/dashboard"
+	"github.com/ironpool/ironpool/internal/metrics"
 	"github.com/ironpool/ironpool/internal/service"
 )
 
@@ -30,13 +31,23 @@ type Server struct {
 	Log     *slog.Logger
 	API     huma.API
 	Mux     *http.ServeMux
-	Metrics *Metrics
+	// Metrics is the registry /metrics serves: the service's when it has
+	// one (so the request path's counters are in it), else a new one.
+	Metrics *metrics.Metrics
+	// MetricsNeedToken makes /metrics answer only to an admin or operator
+	// token (serve --metrics-token-required).
+	MetricsNeedToken bool
+	// Lag reports the reconciler's lag for ironpool_reconciler_lag_seconds;
+	// nil reports 0.
+	Lag func() time.Duration
 }
 
 // New builds the API over svc.
 func New(svc *service.Service, log *slog.Logger) *Server {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("ironpool", Version)
+	// Apache-2.0, the OpenStack ecosystem's licence (see LICENSE, README).
+	cfg.Info.License = &huma.License{Name: "Apache-2.0", URL: "https://www.apache.org/licenses/LICENSE-2.0"}
 	cfg.Info.Description = "Bare-metal pool manager: inventory, all-or-nothing multi-flavor allocation, leases, release with cleaning."
 	cfg.FieldsOptionalByDefault = true
 	// The dashboard serves its own API viewer at /docs, from embedded
@@ -53,13 +64,18 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	// it fetched the document from.
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "the ironpool server this document was fetched from"}}
 	api := humago.New(mux, cfg)
-	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: NewMetrics()}
+	s := &Server{Service: svc, Log: log, API: api, Mux: mux, Metrics: svc.Metrics}
+	if s.Metrics == nil {
+		s.Metrics = metrics.New()
+	}
+	s.registerPoolMetrics()
 	api.UseMiddleware(s.authenticate, s.checkParams)
 	s.routes()
 	s.documentResponses()
+	s.exactSchemas()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /metrics", s.Metrics.serve(svc))
+	mux.HandleFunc("GET /metrics", s.serveMetrics(s.Metrics.Registry))
 	dashboard.Register(mux)
 	return s
 }
@@ -82,7 +98,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.accessLog(r, ri, "", http.StatusInternalServerError, time.Since(start))
 		}
 	}()
-	pattern, status := s.Metrics.observe(w, r, s.Mux)
+	pattern, status := s.observe(w, r, s.Mux)
 	s.accessLog(r, ri, pattern, status, time.Since(start))
 }
 

@@ -80,8 +80,8 @@ func (s *Server) ironicRoutes() {
 		func(ctx context.Context, in *struct {
 			NameParam
 			Body struct {
-				Action string `json:"action" enum:"on,off,reboot,status"`
-				Direct bool   `json:"direct,omitempty" doc:"Go to the node's BMC even when the node is in Ironic"`
+				Action ironpool.PowerAction `json:"action"`
+				Direct bool                 `json:"direct,omitempty" doc:"Go to the node's BMC even when the node is in Ironic"`
 			}
 		}) (*powerReply, error) {
 			r, err := svc.Power(ctx, in.Name, ironpool.PowerAction(in.Body.Action), in.Body.Direct)

@@ -1,47 +1,22 @@
 package httpapi
 
 import (
-	"fmt"
-	"io"
+	"context"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/service"
 )
 
-// Metrics counts requests by route and status and their latency, and serves
-// them with pool gauges in the Prometheus text format. It is small on
-// purpose: a dependency on the Prometheus client for a dozen series is not
-// worth it.
-type Metrics struct {
-	mu       sync.Mutex
-	requests map[[2]string]uint64 // {pattern, status} → count
-	seconds  map[string]float64   // pattern → total seconds
-
-	// The pool gauges come from one status query, shared for gaugesTTL by
-	// every scrape: /metrics needs no token, so a flood of it must not
-	// turn into a flood of database reads.
-	gaugesMu sync.Mutex
-	gaugesAt time.Time
-	gauges   *service.Gauges
-
-	// Sources write further series (the Ironic clients' call counts);
-	// the server adds them before serving.
-	Sources []func(io.Writer)
-}
-
-// gaugesTTL is how long one status query serves /metrics.
-const gaugesTTL = time.Second
-
-// NewMetrics returns empty metrics.
-func NewMetrics() *Metrics {
-	return &Metrics{requests: map[[2]string]uint64{}, seconds: map[string]float64{}}
-}
-
+// statusWriter remembers the status a handler wrote, for the request
+// metrics and the access log.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -50,129 +25,148 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// observe serves r through next and counts it; it returns the matched
-// pattern and the status for the access log.
-func (m *Metrics) observe(w http.ResponseWriter, r *http.Request, next *http.ServeMux) (string, int) {
+// observe serves r through next and records it; it returns the matched
+// pattern ("GET /v1/nodes/{name}", "" when none matched) and the status for
+// the access log. The route label is the pattern's path, never the
+// request's, so ids and names do not become series.
+func (s *Server) observe(w http.ResponseWriter, r *http.Request, next *http.ServeMux) (string, int) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	next.ServeHTTP(sw, r)
 	_, pattern := next.Handler(r)
-	logged := pattern
-	if pattern == "" {
-		pattern = "unmatched"
+	route := pattern
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		route = p
 	}
-	defer m.mu.Unlock()
-	m.mu.Lock()
-	m.requests[[2]string{pattern, fmt.Sprint(sw.status)}]++
-	m.seconds[pattern] += time.Since(start).Seconds()
-	return logged, sw.status
+	if route == "" {
+		route = "unmatched"
+	}
+	method := r.Method
+	if !knownMethod(method) {
+		method = "other" // anyone may send any method: no series per invented one
+	}
+	s.Metrics.HTTPRequest(route, method, sw.status, time.Since(start))
+	return pattern, sw.status
 }
 
-// poolGauges returns gauges at most gaugesTTL old; concurrent scrapes wait
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// poolCollector reads the pool's gauges at scrape time: nodes by pool and
+// state, free nodes per flavor, the queue, leadership, the BMC health
+// check's counters and the store's group commit. One status query serves
+// every scrape within gaugesTTL: /metrics may need no token, so a flood of
+// it must not turn into a flood of database reads.
+type poolCollector struct {
+	svc *service.Service
+	srv *Server
+
+	mu     sync.Mutex
+	at     time.Time
+	gauges *service.Gauges
+}
+
+// gaugesTTL is how long one status query serves /metrics.
+const gaugesTTL = time.Second
+
+var (
+	descNodes = prometheus.NewDesc("ironpool_nodes",
+		"Nodes by pool and state (every state of every pool that has a node, zeros included).", []string{"pool", "state"}, nil)
+	descFree = prometheus.NewDesc("ironpool_free_nodes",
+		"Free nodes that match each flavor, by flavor and the flavor's pool.", []string{"flavor", "pool"}, nil)
+	descQueued = prometheus.NewDesc("ironpool_allocations_queued",
+		"Allocation requests waiting in the queue.", nil, nil)
+	descLeader = prometheus.NewDesc("ironpool_leader",
+		"Whether this replica runs the background loops (1) or not (0).", nil, nil)
+	descLag = prometheus.NewDesc("ironpool_reconciler_lag_seconds",
+		"Seconds since this replica's background loop last finished a pass (0 when it is not the leader).", nil, nil)
+	descProbes        = prometheus.NewDesc("ironpool_bmc_probes_total", "BMC health probes run.", nil, nil)
+	descProbeFailures = prometheus.NewDesc("ironpool_bmc_probe_failures_total", "BMC health probes that failed.", nil, nil)
+	descQuarantines   = prometheus.NewDesc("ironpool_bmc_quarantines_total", "Nodes the health check moved to maintenance.", nil, nil)
+	descRecoveries    = prometheus.NewDesc("ironpool_bmc_recoveries_total", "Quarantined nodes the health check returned.", nil, nil)
+	descWrites        = prometheus.NewDesc("ironpool_store_writes_total", "Write transactions run for callers (SQLite).", nil, nil)
+	descCommits       = prometheus.NewDesc("ironpool_store_commits_total", "Database commits those writes took under group commit (SQLite).", nil, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descNodes, descFree, descQueued, descLeader, descLag, descProbes,
+		descProbeFailures, descQuarantines, descRecoveries, descWrites, descCommits} {
+		ch <- d
+	}
+}
+
+// gaugesNow returns gauges at most gaugesTTL old; concurrent scrapes wait
 // for one query rather than each running their own.
-func (m *Metrics) poolGauges(r *http.Request, svc *service.Service) (*service.Gauges, error) {
-	m.gaugesMu.Lock()
-	defer m.gaugesMu.Unlock()
-	if m.gauges != nil && time.Since(m.gaugesAt) < gaugesTTL {
-		return m.gauges, nil
+func (c *poolCollector) gaugesNow() *service.Gauges {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gauges != nil && time.Since(c.at) < gaugesTTL {
+		return c.gauges
 	}
-	g, err := svc.Gauges(r.Context())
+	ctx, cancel := contextWithTimeout(5 * time.Second)
+	defer cancel()
+	g, err := c.svc.Gauges(ctx)
 	if err != nil {
-		return nil, err
+		return nil // the database is down: the pool gauges are absent, the rest stays
 	}
-	m.gauges, m.gaugesAt = g, time.Now()
-	return g, nil
+	c.gauges, c.at = g, time.Now()
+	return g
 }
 
-// showsOwners reports whether the scrape may see owner names: only with an
-// admin or operator token (Prometheus' authorization.credentials_file),
-// since anyone who reaches the port may read /metrics.
-func showsOwners(r *http.Request, svc *service.Service) bool {
-	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	a, err := svc.Authenticate(r.Context(), secret)
-	return err == nil && (a.Role == ironpool.RoleAdmin || a.Role == ironpool.RoleOperator)
-}
-
-func (m *Metrics) serve(svc *service.Service) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		m.mu.Lock()
-		keys := make([][2]string, 0, len(m.requests))
-		for k := range m.requests {
-			keys = append(keys, k)
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	leader := 0.0
+	if c.svc.Leader() {
+		leader = 1
+	}
+	gauge(descLeader, leader)
+	if c.srv.Lag != nil {
+		gauge(descLag, c.srv.Lag().Seconds())
+	} else {
+		gauge(descLag, 0)
+	}
+	hc := c.svc.HealthCounts()
+	counter(descProbes, float64(hc.Probes))
+	counter(descProbeFailures, float64(hc.Failures))
+	counter(descQuarantines, float64(hc.Quarantines))
+	counter(descRecoveries, float64(hc.Recoveries))
+	g := c.gaugesNow()
+	if g == nil {
+		return
+	}
+	for _, n := range nodeGauges(g.Status.Nodes) {
+		gauge(descNodes, float64(n.Count), n.Pool, string(n.State))
+	}
+	seen := map[[2]string]bool{}
+	for _, row := range g.Status.Capacity {
+		k := [2]string{row.Flavor, row.Pool}
+		if !seen[k] {
+			seen[k] = true
+			gauge(descFree, float64(row.Free), row.Flavor, row.Pool)
 		}
-		sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-		fmt.Fprintln(w, "# HELP ironpool_http_requests_total HTTP requests by route and status.")
-		fmt.Fprintln(w, "# TYPE ironpool_http_requests_total counter")
-		for _, k := range keys {
-			fmt.Fprintf(w, "ironpool_http_requests_total{route=%q,status=%q} %d\n", k[0], k[1], m.requests[k])
-		}
-		fmt.Fprintln(w, "# HELP ironpool_http_request_seconds_total Time spent serving requests by route.")
-		fmt.Fprintln(w, "# TYPE ironpool_http_request_seconds_total counter")
-		routes := make([]string, 0, len(m.seconds))
-		for k := range m.seconds {
-			routes = append(routes, k)
-		}
-		sort.Strings(routes)
-		for _, k := range routes {
-			fmt.Fprintf(w, "ironpool_http_request_seconds_total{route=%q} %g\n", k, m.seconds[k])
-		}
-		m.mu.Unlock()
-		g, err := m.poolGauges(r, svc)
-		if err != nil {
-			return
-		}
-		st := g.Status
-		fmt.Fprintln(w, "# HELP ironpool_nodes Nodes by pool and state (every state of every pool, zeros included).")
-		fmt.Fprintln(w, "# TYPE ironpool_nodes gauge")
-		writeNodeGauges(w, st.Nodes)
-		fmt.Fprintln(w, "# HELP ironpool_allocations_queued Allocation requests waiting in the queue.")
-		fmt.Fprintln(w, "# TYPE ironpool_allocations_queued gauge")
-		fmt.Fprintf(w, "ironpool_allocations_queued %d\n", st.Queued)
-		if showsOwners(r, svc) {
-			fmt.Fprintln(w, "# HELP ironpool_owner_nodes Nodes held per owner (shown to admin and operator tokens only).")
-			fmt.Fprintln(w, "# TYPE ironpool_owner_nodes gauge")
-			for _, o := range st.Owners {
-				fmt.Fprintf(w, "ironpool_owner_nodes{owner=%q} %d\n", o.Owner, o.Nodes)
-			}
-		}
-		leader := 0
-		if svc.Leader() {
-			leader = 1
-		}
-		hc := svc.HealthCounts()
-		for _, c := range []struct {
-			name, help string
-			v          uint64
-		}{
-			{"ironpool_bmc_probes_total", "BMC health probes run.", hc.Probes},
-			{"ironpool_bmc_probe_failures_total", "BMC health probes that failed.", hc.Failures},
-			{"ironpool_bmc_quarantines_total", "Nodes the health check moved to maintenance.", hc.Quarantines},
-			{"ironpool_bmc_recoveries_total", "Quarantined nodes the health check returned.", hc.Recoveries},
-		} {
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v)
-		}
-		fmt.Fprintf(w, "# HELP ironpool_leader Whether this replica runs the background loops.\n# TYPE ironpool_leader gauge\nironpool_leader %d\n", leader)
-		// Group commit (SQLite): writes per commit shows how much batching
-		// the load gives.
-		if g.Commit > 0 {
-			fmt.Fprintf(w, "# HELP ironpool_store_writes_total Write transactions run for callers.\n# TYPE ironpool_store_writes_total counter\nironpool_store_writes_total %d\n", g.Writes)
-			fmt.Fprintf(w, "# HELP ironpool_store_commits_total Database commits those writes took (group commit).\n# TYPE ironpool_store_commits_total counter\nironpool_store_commits_total %d\n", g.Commit)
-		}
-		for _, src := range m.Sources {
-			src(w)
-		}
+	}
+	gauge(descQueued, float64(g.Status.Queued))
+	if g.Commit > 0 {
+		counter(descWrites, float64(g.Writes))
+		counter(descCommits, float64(g.Commit))
 	}
 }
 
-// writeNodeGauges writes ironpool_nodes for every state of every pool that
-// has a node, zeros included: an alert on
-// ironpool_nodes{state="available"} == 0 must see a series at zero, not
-// none.
-func writeNodeGauges(w io.Writer, counts []ironpool.StateCount) {
+// nodeGauges returns a count for every state of every pool that has a
+// node, zeros included: an alert on ironpool_nodes{state="available"} == 0
+// must see a series at zero, not none.
+func nodeGauges(counts []ironpool.StateCount) []ironpool.StateCount {
 	byPool := map[string]map[ironpool.NodeState]int{}
 	var pools []string
 	for _, c := range counts {
@@ -183,9 +177,55 @@ func writeNodeGauges(w io.Writer, counts []ironpool.StateCount) {
 		byPool[c.Pool][c.State] += c.Count
 	}
 	sort.Strings(pools)
+	var out []ironpool.StateCount
 	for _, p := range pools {
 		for _, state := range ironpool.NodeStates {
-			fmt.Fprintf(w, "ironpool_nodes{pool=%q,state=%q} %d\n", p, state, byPool[p][state])
+			out = append(out, ironpool.StateCount{Pool: p, State: state, Count: byPool[p][state]})
 		}
 	}
+	return out
+}
+
+// serveMetrics serves the registry in Prometheus' text format. With
+// MetricsNeedToken, only an admin or operator token may read it
+// (Prometheus: authorization.credentials_file); otherwise anyone who
+// reaches the port may, which is why no family names an owner.
+func (s *Server) serveMetrics(reg *prometheus.Registry) http.HandlerFunc {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.MetricsNeedToken {
+			if status, msg := s.metricsAuth(r); status != 0 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ironpool"`)
+				http.Error(w, msg, status)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
+// metricsAuth returns 0 when r carries an admin or operator token, else
+// the status and message to refuse it with.
+func (s *Server) metricsAuth(r *http.Request) (int, string) {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return http.StatusUnauthorized, "/metrics needs an admin or operator token (serve --metrics-token-required)"
+	}
+	a, err := s.Service.Authenticate(r.Context(), secret)
+	if err != nil {
+		return http.StatusUnauthorized, "unknown or revoked token"
+	}
+	if a.Role != ironpool.RoleAdmin && a.Role != ironpool.RoleOperator {
+		return http.StatusForbidden, "/metrics needs an admin or operator token"
+	}
+	return 0, ""
+}
+
+// registerPoolMetrics adds the pool's gauges to the server's registry.
+func (s *Server) registerPoolMetrics() {
+	s.Metrics.Registry.MustRegister(&poolCollector{svc: s.Service, srv: s})
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

@@ -9,27 +9,30 @@ import (
 
 // TestMetrics reads /metrics after real traffic: the counters and gauges a
 // dashboard or alert would use are there, with the values the traffic made,
-// and no secret is in the page.
+// and no owner name, secret or token is in the page, whichever token the
+// scrape sends (per-owner usage is the API's to show, behind its
+// authorization).
 func TestMetrics(t *testing.T) {
 	s := startServer(t)
 	id := s.allocation("lab1") // one node in its own pool, allocated
 	s.mustDo(s.admin, "DELETE", "/v1/allocations/"+id, nil, 200, nil)
 	s.allocation("lab2")
-	// Without a token (anyone on the network): no owner names.
-	st, hdr, body := s.do("", "GET", "/metrics", nil)
-	if st != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics: %d %s", st, hdr.Get("Content-Type"))
+	_, pool := s.node()
+	s.mustDo(s.admin, "POST", "/v1/allocations", map[string]any{"owner": "lab3",
+		"pool": pool, "items": []map[string]any{{"constraints": map[string]any{"cpus": 1 << 20}, "count": 1}}}, 409, nil)
+	var page string
+	for _, tok := range []string{"", s.user, s.operator, s.admin} {
+		st, hdr, body := s.do(tok, "GET", "/metrics", nil)
+		if st != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+			t.Fatalf("GET /metrics: %d %s", st, hdr.Get("Content-Type"))
+		}
+		for _, owner := range []string{"lab1", "lab2", "lab3", "owner="} {
+			if strings.Contains(string(body), owner) {
+				t.Errorf("/metrics (token %v) names an owner (%s):\n%s", tok != "", owner, body)
+			}
+		}
+		page = string(body)
 	}
-	if strings.Contains(string(body), "lab2") || strings.Contains(string(body), "ironpool_owner_nodes") {
-		t.Errorf("/metrics without a token names owners:\n%s", body)
-	}
-	// A user token is not enough either.
-	if _, _, body := s.do(s.user, "GET", "/metrics", nil); strings.Contains(string(body), "lab2") {
-		t.Errorf("/metrics with a user token names other owners:\n%s", body)
-	}
-	// An operator token (a configured scraper) sees them.
-	st, _, body = s.do(s.operator, "GET", "/metrics", nil)
-	page := string(body)
 	metric := func(pattern string) float64 {
 		t.Helper()
 		m := regexp.MustCompile(`(?m)^` + pattern + ` ([0-9.e+]+)$`).FindStringSubmatch(page)
@@ -39,15 +42,25 @@ func TestMetrics(t *testing.T) {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		return v
 	}
-	if n := metric(`ironpool_http_requests_total\{route="POST /v1/allocations",status="201"\}`); n != 2 {
+	if n := metric(`ironpool_http_requests_total\{method="POST",route="/v1/allocations",status="201"\}`); n != 2 {
 		t.Errorf("allocations counted: %v, want 2", n)
 	}
-	if n := metric(`ironpool_owner_nodes\{owner="lab2"\}`); n != 1 {
-		t.Errorf("nodes held by lab2: %v, want 1", n)
+	if n := metric(`ironpool_http_request_duration_seconds_count\{method="POST",route="/v1/allocations",status_class="2xx"\}`); n != 2 {
+		t.Errorf("allocation latencies observed: %v, want 2", n)
 	}
-	if strings.Contains(page, `owner="lab1"`) {
-		t.Errorf("lab1 released its node but is still listed:\n%s", page)
+	if n := metric(`ironpool_allocations_total\{outcome="granted",reason=""\}`); n != 2 {
+		t.Errorf("granted allocations: %v, want 2", n)
 	}
+	if n := metric(`ironpool_allocations_total\{outcome="refused",reason="no_capacity"\}`); n != 1 {
+		t.Errorf("allocations refused for capacity: %v, want 1", n)
+	}
+	if n := metric(`ironpool_releases_total`); n != 1 {
+		t.Errorf("releases: %v, want 1", n)
+	}
+	metric(`ironpool_build_info\{commit="[^"]*",goversion="go[^"]+",version="[^"]+"\}`)
+	metric(`go_goroutines`)
+	metric(`process_resident_memory_bytes`)
+	metric(`ironpool_reconciler_lag_seconds`)
 	// Summed over pools: every pool has a series per state, zeros included.
 	allocated := 0.0
 	for _, m := range regexp.MustCompile(`(?m)^ironpool_nodes\{pool="p\d+",state="allocated"\} ([0-9.e+]+)$`).FindAllStringSubmatch(page, -1) {
@@ -64,5 +77,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(page, "pw-") || strings.Contains(page, "ipt_") {
 		t.Errorf("a secret reached /metrics:\n%s", page)
+	}
+}
+
+// TestMetricsTokenRequired: with serve --metrics-token-required, /metrics
+// answers 401 without a token and 403 to a user token, and serves an
+// operator's scrape.
+func TestMetricsTokenRequired(t *testing.T) {
+	s := startServer(t)
+	s.m.API.MetricsNeedToken = true
+	for _, c := range []struct {
+		tok  string
+		want int
+	}{{"", 401}, {"ipt_nosuchtoken", 401}, {s.user, 403}, {s.operator, 200}, {s.admin, 200}} {
+		st, _, body := s.do(c.tok, "GET", "/metrics", nil)
+		if st != c.want {
+			t.Errorf("GET /metrics with token %.8q: %d, want %d", c.tok, st, c.want)
+		}
+		if got := strings.Contains(string(body), "ironpool_build_info"); got != (c.want == 200) {
+			t.Errorf("GET /metrics with token %.8q: metrics served %v, want %v", c.tok, got, c.want == 200)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // Baseline is the Ironic API microversion every request carries; see the
@@ -68,6 +69,10 @@ type Config struct {
 	// owner, …), so a pool can take a part of a shared Ironic.
 	Filter url.Values
 
+	// Metrics receives the client's call latencies and errors; nil
+	// records nothing.
+	Metrics *metrics.Metrics
+
 	stats *callStats // set by Connect: where the transport counts calls
 }
 
@@ -99,7 +104,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	var sc *gophercloud.ServiceClient
 	var err error
-	stats := newCallStats()
+	stats := newCallStats(cfg.Metrics)
 	cfg.stats = stats
 	if cfg.Cloud != "" {
 		sc, err = cloudClient(ctx, cfg)
@@ -118,6 +123,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		filter:         cfg.Filter,
 		stats:          stats,
 	}
+	stats.setEndpoint(c.endpoint)
 	if err := c.probe(ctx); err != nil {
 		return nil, err
 	}

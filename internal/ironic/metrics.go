@@ -1,26 +1,31 @@
 package ironic
 
 import (
-	"fmt"
-	"io"
 	"net/http"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
-// callStats counts the HTTP calls a client makes to Ironic, by method and
-// status, and their time, so operators can alert on a slow or failing
-// Ironic (the reconciler hides both by retrying).
+// callStats records the HTTP calls a client makes to Ironic (by endpoint,
+// method and status) and their latency, so operators can alert on a slow
+// or failing Ironic (the reconciler hides both by retrying).
 type callStats struct {
-	mu      sync.Mutex
-	calls   map[[2]string]uint64 // {method, status or "error"} → count
-	seconds map[string]float64   // method → total seconds
+	m        *metrics.Metrics
+	mu       sync.Mutex
+	endpoint string // the client's Endpoint(), once Connect knows it
 }
 
-func newCallStats() *callStats {
-	return &callStats{calls: map[[2]string]uint64{}, seconds: map[string]float64{}}
+func newCallStats(m *metrics.Metrics) *callStats {
+	m.Backend("ironic")
+	return &callStats{m: m}
+}
+
+func (s *callStats) setEndpoint(ep string) {
+	s.mu.Lock()
+	s.endpoint = ep
+	s.mu.Unlock()
 }
 
 // countingTransport records every round trip in stats.
@@ -32,41 +37,18 @@ type countingTransport struct {
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
-	status := "error"
+	status := 0
 	if err == nil {
-		status = strconv.Itoa(resp.StatusCode)
+		status = resp.StatusCode
 	}
 	t.stats.mu.Lock()
-	t.stats.calls[[2]string{req.Method, status}]++
-	t.stats.seconds[req.Method] += time.Since(start).Seconds()
+	ep := t.stats.endpoint
 	t.stats.mu.Unlock()
+	if ep == "" {
+		// Before Connect knows the endpoint (Keystone's token request):
+		// the server asked, without a path that might carry a project.
+		ep = req.URL.Scheme + "://" + req.URL.Host
+	}
+	t.stats.m.BackendCall("ironic", ep, req.Method, status, time.Since(start))
 	return resp, err
-}
-
-// WriteMetrics writes the client's call counts and time in Prometheus'
-// text format, labelled with its endpoint.
-func (c *Client) WriteMetrics(w io.Writer) {
-	s := c.stats
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := make([][2]string, 0, len(s.calls))
-	for k := range s.calls {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-	fmt.Fprintln(w, "# HELP ironpool_ironic_requests_total HTTP requests to Ironic by method and status (\"error\": no answer).")
-	fmt.Fprintln(w, "# TYPE ironpool_ironic_requests_total counter")
-	for _, k := range keys {
-		fmt.Fprintf(w, "ironpool_ironic_requests_total{endpoint=%q,method=%q,status=%q} %d\n", c.endpoint, k[0], k[1], s.calls[k])
-	}
-	methods := make([]string, 0, len(s.seconds))
-	for m := range s.seconds {
-		methods = append(methods, m)
-	}
-	sort.Strings(methods)
-	fmt.Fprintln(w, "# HELP ironpool_ironic_request_seconds_total Time spent waiting for Ironic by method.")
-	fmt.Fprintln(w, "# TYPE ironpool_ironic_request_seconds_total counter")
-	for _, m := range methods {
-		fmt.Fprintf(w, "ironpool_ironic_request_seconds_total{endpoint=%q,method=%q} %g\n", c.endpoint, m, s.seconds[m])
-	}
 }

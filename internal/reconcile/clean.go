@@ -31,7 +31,18 @@ func (r *Reconciler) cleanLocal(ctx context.Context, n *ironpool.Node) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // stopped under the command: it runs again after restart
 	}
-	return r.Store.FinishCleaning(ctx, n.ID, msg)
+	return r.finishCleaning(ctx, n, msg)
+}
+
+// finishCleaning ends n's cleaning (available when msg is empty, error
+// otherwise) and records how long it took: from the node's last change,
+// which is its release into cleaning unless a retry wrote last_error since.
+func (r *Reconciler) finishCleaning(ctx context.Context, n *ironpool.Node, msg string) error {
+	if err := r.Store.FinishCleaning(ctx, n.ID, msg); err != nil {
+		return err
+	}
+	r.Metrics.CleaningDone(r.Now().Sub(n.UpdatedAt), msg != "")
+	return nil
 }
 
 // runClean runs the cleaning command for one node and returns "" on success
@@ -183,7 +194,7 @@ func (r *Reconciler) finishClean(ctx context.Context, b ironpool.Backend, n *iro
 			return nil
 		})
 	}
-	if err := r.Store.FinishCleaning(ctx, n.ID, msg); err != nil {
+	if err := r.finishCleaning(ctx, n, msg); err != nil {
 		return err
 	}
 	if msg != "" {

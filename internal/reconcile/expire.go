@@ -10,6 +10,7 @@ func (r *Reconciler) expire(ctx context.Context) bool {
 	if err != nil && ctx.Err() == nil {
 		r.Log.Warn("reaper", "err", err)
 	}
+	r.Metrics.LeaseExpired(len(expired))
 	for _, a := range expired {
 		r.Log.Info("lease expired", "allocation", a.ID)
 	}

@@ -17,6 +17,9 @@ func (r *Reconciler) serveQueue(ctx context.Context) bool {
 	// made in a worker, as BMCs are slow, never in the loop (a waiting
 	// client sees the allocation once they are recorded).
 	for _, a := range moved {
+		if a.State == ironpool.AllocActive {
+			r.Metrics.QueueWait(r.Now().Sub(a.CreatedAt))
+		}
 		if a.State == ironpool.AllocActive && len(r.Config.PerAllocationBMC) > 0 {
 			r.goWork(func(ctx context.Context) {
 				if err := r.CheckoutAccounts(ctx, a); err != nil {

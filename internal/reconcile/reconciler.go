@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // Config tunes the background work.
@@ -127,6 +128,9 @@ type Reconciler struct {
 	// and webhooks look again); Broadcast after a worker finished, to tell
 	// other replicas. Both must not block; either may be nil.
 	Changed, Broadcast func()
+	// Metrics records expiries, retries, cleanings and queue waits; nil
+	// records nothing.
+	Metrics *metrics.Metrics
 
 	wake    chan struct{}
 	work    workers
@@ -135,10 +139,13 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	leader bool
-	ctx    context.Context // the loop's context, for workers started by requests
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine started here
-	closed bool
+	// lastPass is when this replica's loop last finished a pass as
+	// leader, for ironpool_reconciler_lag_seconds.
+	lastPass time.Time
+	ctx      context.Context // the loop's context, for workers started by requests
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine started here
+	closed   bool
 }
 
 // New returns a reconciler over store; set Backend and hooks, then Start.
@@ -165,6 +172,18 @@ func (r *Reconciler) Leader() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.leader
+}
+
+// Lag is how long ago this replica's background loop last finished a
+// pass; 0 when it is not the leader (another replica's lag is its own to
+// report). A lag far over the loop interval means the loop is stuck.
+func (r *Reconciler) Lag() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.leader || r.lastPass.IsZero() {
+		return 0
+	}
+	return r.Now().Sub(r.lastPass)
 }
 
 // HasBackend reports whether a backend is connected.
@@ -305,6 +324,9 @@ func (r *Reconciler) tick(ctx context.Context) time.Duration {
 	if changed {
 		r.changed()
 	}
+	r.mu.Lock()
+	r.lastPass = r.Now()
+	r.mu.Unlock()
 	sleep := r.Config.LoopInterval
 	if next, err := r.Store.NextExpiry(ctx); err == nil && !next.IsZero() {
 		if d := next.Sub(r.Now()) + time.Millisecond; d < sleep {

@@ -159,6 +159,7 @@ func (r *Reconciler) finish(ctx context.Context, n *ironpool.Node, sem chan stru
 	w.finished++
 	r.mu.Unlock()
 	if err != nil && ctx.Err() == nil {
+		r.Metrics.ReconcilerRetry(n.Pending)
 		r.Log.Info("side effect failed; will retry", "node", n.Name, "pending", n.Pending, "attempt", rs.fails, "err", err)
 	}
 	if ctx.Err() == nil {

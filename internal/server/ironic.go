@@ -81,7 +81,7 @@ func (m *Main) startIronic(ctx context.Context) error {
 	eps = append(eps, o.Endpoints...)
 	var reach []string
 	for i, ep := range eps {
-		cfg := ironic.Config{URL: ep.URL, Cloud: ep.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride, Filter: o.Filter}
+		cfg := ironic.Config{Metrics: m.Metrics, URL: ep.URL, Cloud: ep.Cloud, CloudsFile: o.CloudsFile, DriverOverride: o.DriverOverride, Filter: o.Filter}
 		if i == 0 && ep.Name == "default" {
 			cfg.Username, cfg.Password = o.User, o.Password
 		}
@@ -95,7 +95,6 @@ func (m *Main) startIronic(ctx context.Context) error {
 			}
 		}
 		m.Reconciler.Backends = append(m.Reconciler.Backends, ironic.NewBackend(c))
-		m.metricSources = append(m.metricSources, c.WriteMetrics)
 		reach = append(reach, c.Endpoint())
 		m.Log.Info("ironic backend", "name", ep.Name, "endpoint", c.Endpoint(), "max_microversion", c.MaxVersion(), "baseline", ironic.Baseline)
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/bmcdial"
 	"github.com/ironpool/ironpool/internal/httpapi"
+	"github.com/ironpool/ironpool/internal/metrics"
 	"github.com/ironpool/ironpool/internal/reconcile"
 	"github.com/ironpool/ironpool/internal/secret"
 	"github.com/ironpool/ironpool/internal/service"
@@ -73,6 +73,10 @@ type Main struct {
 	// negative turns aging off.
 	QueueAging time.Duration
 
+	// MetricsTokenRequired makes /metrics answer only to an admin or
+	// operator token.
+	MetricsTokenRequired bool
+
 	// Now, when set, is the clock of the store, the service and the
 	// reconciler: end-to-end tests move time to start reservations and
 	// expire leases without sleeping. nil means time.Now.
@@ -84,9 +88,8 @@ type Main struct {
 	Reconciler *reconcile.Reconciler
 	API        *httpapi.Server
 	Addr       string
-	AdminToken string // the bootstrap token, when this run created it
-
-	metricSources []func(io.Writer) // added to /metrics (the Ironic clients)
+	AdminToken string           // the bootstrap token, when this run created it
+	Metrics    *metrics.Metrics // the registry /metrics serves; every part records into it
 
 	http     *http.Server
 	listener net.Listener
@@ -154,11 +157,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Background.WaiterGrace == 0 {
 		m.Background.WaiterGrace = m.Pool.WaiterGrace // one flag, --waiter-grace, for both halves
 	}
+	m.Metrics = metrics.New()
 	if g, ok := m.Store.(interface{ SetReservationGap(time.Duration) }); ok {
 		g.SetReservationGap(m.Pool.ReservationGap)
 	}
 	m.Service = service.New(m.Store, m.Pool, m.Log)
+	m.Service.Metrics = m.Metrics
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	m.Reconciler.Metrics = m.Metrics
 	if m.Now != nil {
 		if c, ok := m.Store.(interface{ SetNow(func() time.Time) }); ok {
 			c.SetNow(m.Now)
@@ -187,7 +193,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Reconciler.Start()
 	m.closers = append(m.closers, func() error { m.Reconciler.Close(); return nil })
 	m.API = httpapi.New(m.Service, m.Log)
-	m.API.Metrics.Sources = m.metricSources
+	m.API.MetricsNeedToken = m.MetricsTokenRequired
+	m.API.Lag = m.Reconciler.Lag
 	if err := m.serve(); err != nil {
 		return err
 	}

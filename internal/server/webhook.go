@@ -25,6 +25,7 @@ func (m *Main) startWebhooks() error {
 	if err != nil {
 		return err
 	}
+	s.Metrics = m.Metrics
 	prev := m.Service.OnEvent
 	m.Service.OnEvent = func() {
 		if prev != nil {

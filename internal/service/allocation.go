@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // resolve turns a request into an allocation with every item's constraints
@@ -82,6 +83,20 @@ func cmpOr(a, b string) string {
 // Shortfall) when the free nodes cannot satisfy it; with Wait > 0 an
 // unsatisfiable request is queued instead and returned in state queued.
 func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
+	start := time.Now()
+	a, err := s.allocate(ctx, req)
+	switch {
+	case err != nil:
+		s.Metrics.Allocation(metrics.OutcomeRefused, ironpool.ErrorCode(err), time.Since(start))
+	case a.State == ironpool.AllocQueued:
+		s.Metrics.Allocation(metrics.OutcomeQueued, "", time.Since(start))
+	default:
+		s.Metrics.Allocation(metrics.OutcomeGranted, "", time.Since(start))
+	}
+	return a, err
+}
+
+func (s *Service) allocate(ctx context.Context, req *ironpool.AllocationRequest) (*ironpool.Allocation, error) {
 	actor, err := forOwner(ctx, OpAllocCreate, req.Owner)
 	if err != nil {
 		return nil, err
@@ -181,7 +196,7 @@ func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Dura
 	if ttl > s.Config.MaxTTL {
 		return nil, ironpool.FieldErrorf("ttl", "%s is over the maximum lease of %s", ttl, s.Config.MaxTTL)
 	}
-	owner, err := s.allocationOwner(ctx, id)
+	owner, _, err := s.allocationOwner(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +217,7 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if _, err := Authorize(ctx, OpAllocRelease); err != nil {
 		return nil, err
 	}
-	owner, err := s.allocationOwner(ctx, id)
+	owner, was, err := s.allocationOwner(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +228,12 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
+	}
+	if was.Live() {
+		// A repeated release changes nothing and is not counted. (Two
+		// concurrent releases of one live allocation may both count: the
+		// state is read before the release's transaction.)
+		s.Metrics.Released(1)
 	}
 	s.notify()
 	a := out[0]
@@ -233,6 +254,7 @@ func (s *Service) ReleaseOwner(ctx context.Context, owner string) ([]*ironpool.A
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.Released(len(out))
 	s.notify()
 	for _, a := range out {
 		a.Nodes = nil
@@ -268,18 +290,18 @@ func (s *Service) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*ir
 // without its nodes (sqlstore does); authorizing a release or an extend
 // needs nothing more.
 type ownerReader interface {
-	AllocationOwner(ctx context.Context, id string) (string, error)
+	AllocationOwner(ctx context.Context, id string) (string, ironpool.AllocationState, error)
 }
 
 // allocationOwner returns the owner of allocation id, by the store's
 // cheap read when it has one.
-func (s *Service) allocationOwner(ctx context.Context, id string) (string, error) {
+func (s *Service) allocationOwner(ctx context.Context, id string) (string, ironpool.AllocationState, error) {
 	if r, ok := s.Store.(ownerReader); ok {
 		return r.AllocationOwner(ctx, id)
 	}
 	a, err := s.Store.FindAllocation(ctx, id)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return a.Owner, nil
+	return a.Owner, a.State, nil
 }

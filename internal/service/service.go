@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // Config holds the request path's tunables.
@@ -109,6 +110,9 @@ type Service struct {
 	// OnEvent runs after changes commit (the webhook sender); it must not
 	// block.
 	OnEvent func()
+	// Metrics records allocation outcomes and releases; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 	// Broadcast tells other replicas that something changed (PostgreSQL
 	// NOTIFY); nil for a single server. It must not block.
 	Broadcast func()

@@ -27,8 +27,8 @@ func HashToken(secret string) string {
 // Owners may be names or patterns ("ci-*", see ironpool.MatchOwner);
 // priority is the queue priority of the token's requests.
 func NewToken(role ironpool.Role, owners []string, description string, priority int) (*ironpool.Token, error) {
-	if !role.Valid() {
-		return nil, ironpool.FieldErrorf("role", "%q is not a role (want admin, operator or user)", role)
+	if err := role.Check("role"); err != nil {
+		return nil, err
 	}
 	if role == ironpool.RoleUser && len(owners) == 0 {
 		return nil, ironpool.FieldErrorf("owners", "a user token needs at least one owner (or %q for any)", ironpool.AnyOwner)

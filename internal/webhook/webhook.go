@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/metrics"
 )
 
 // SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
@@ -143,6 +144,9 @@ type Sender struct {
 	// since limits the first read to events written after the sender was
 	// made, so a restart does not replay the whole audit log.
 	since time.Time
+	// Metrics counts deliveries and drops; set it before Start (nil
+	// counts nothing).
+	Metrics *metrics.Metrics
 }
 
 // New returns a sender; Start runs it. It fails on a bad URL or a missing
@@ -239,7 +243,7 @@ func (s *Sender) poll(ctx context.Context) {
 				continue
 			}
 			for _, t := range s.targets {
-				t.push(e, s.log)
+				t.push(e, s.log, s.Metrics)
 			}
 			s.after = e.ID
 		}
@@ -278,10 +282,11 @@ func (s *Sender) deliver(ctx context.Context, rawURL string, e *ironpool.Event) 
 	delay := s.cfg.BaseDelay
 	for attempt := 1; ; attempt++ {
 		status, err := s.post(ctx, rawURL, e, body, sig)
-		if err == nil && status < 300 {
-			return
-		}
 		if ctx.Err() != nil {
+			return // stopped: not the receiver's answer
+		}
+		s.Metrics.WebhookDelivery(err == nil && status < 300)
+		if err == nil && status < 300 {
 			return
 		}
 		permanent := err == nil && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
@@ -290,6 +295,7 @@ func (s *Sender) deliver(ctx context.Context, rawURL string, e *ironpool.Event) 
 			if err != nil {
 				why = err.Error()
 			}
+			s.Metrics.WebhookDropped()
 			s.log.Warn("webhook: giving up on event", "url", redact(rawURL), "event", e.ID,
 				"action", e.Action, "attempts", attempt, "last", why)
 			return
@@ -357,12 +363,13 @@ type target struct {
 // push queues e, dropping the oldest event when the queue is full: a dead
 // receiver must cost bounded memory, and the newest events are the ones an
 // operator watching the hook most wants.
-func (t *target) push(e *ironpool.Event, log *slog.Logger) {
+func (t *target) push(e *ironpool.Event, log *slog.Logger, m *metrics.Metrics) {
 	t.mu.Lock()
 	if len(t.q) >= t.max {
 		old := t.q[0]
 		t.q = t.q[1:]
 		t.dropped++
+		m.WebhookDropped()
 		log.Warn("webhook queue full; dropped the oldest event", "url", redact(t.url), "event", old.ID,
 			"action", old.Action, "dropped_total", t.dropped)
 	}

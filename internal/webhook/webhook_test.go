@@ -201,7 +201,7 @@ func TestDropOldest(t *testing.T) {
 	go func() {
 		defer close(pushed)
 		for i := int64(1); i <= 5; i++ {
-			tg.push(&ironpool.Event{ID: i, Action: "node.created"}, log)
+			tg.push(&ironpool.Event{ID: i, Action: "node.created"}, log, nil)
 		}
 	}()
 	select {
