@@ -182,8 +182,10 @@ func Check(ev *Evidence) *Report {
 	// skew is what a comparison of a server's time with the client's may
 	// be off by when it concerns from..to: the jump of a clock-jump window
 	// that overlaps it (widened by the jump, since a server's timestamps
-	// are off by that much), else nothing. This is the bound
-	// docs/RELIABILITY.md promises under clock jumps, and no more.
+	// are off by that much), else nothing. Two server timestamps may be
+	// off by twice that: one written while a clock ran D ahead, the other
+	// while it ran D behind. These are the bounds docs/RELIABILITY.md
+	// promises under clock jumps, and no more.
 	skew := func(from, to time.Time) time.Duration {
 		var d time.Duration
 		for _, j := range jumps {
@@ -379,7 +381,7 @@ func Check(ev *Evidence) *Report {
 				if x.extends == 0 && short > r.MaxLeaseShort {
 					r.MaxLeaseShort = short
 				}
-				if x.extends == 0 && short > time.Second+skew(l.createdAt, final.ExpiresAt) {
+				if x.extends == 0 && short > time.Second+2*skew(l.createdAt, final.ExpiresAt) {
 					r.violate("short-lease", "queued allocation %s was served at %s with expiry %s: %s shorter than its ttl %s", id,
 						l.createdAt.Format(time.StampMilli), final.ExpiresAt.Format(time.StampMilli), short.Round(time.Millisecond), x.ttl)
 				}
@@ -402,7 +404,7 @@ func Check(ev *Evidence) *Report {
 			}
 		case l.end.Action == "allocation.expired":
 			r.ExpiredByReaper++
-			if l.end.Time.Before(ack.Add(-skew(l.end.Time, ack))) {
+			if l.end.Time.Before(ack.Add(-2 * skew(l.end.Time, ack))) {
 				r.violate("lost-renewal", "allocation %s expired at %s, before its acknowledged expiry %s", id, l.end.Time.Format(time.StampMilli), x.ackExp.Format(time.StampMilli))
 			}
 			late := l.end.Time.Sub(final.ExpiresAt)
@@ -536,12 +538,12 @@ func Check(ev *Evidence) *Report {
 		case !l.createdAt.IsZero():
 			// Within the second the promise allows: the dispatch decides
 			// on its transaction's time and commits a moment later.
-			if l.createdAt.After(w.Add(time.Second + skew(w, l.createdAt))) {
+			if l.createdAt.After(w.Add(time.Second + 2*skew(w, l.createdAt))) {
 				r.violate("served-after-deadline", "queued allocation %s with deadline %s was served at %s", id, w.Format(time.StampMilli), l.createdAt.Format(time.StampMilli))
 			}
 		case l.end != nil && l.end.Action == "allocation.failed":
 			late := l.end.Time.Sub(w)
-			if late < -time.Millisecond-skew(l.end.Time, w) {
+			if late < -time.Millisecond-2*skew(l.end.Time, w) {
 				r.violate("failed-before-deadline", "queued allocation %s with deadline %s failed at %s", id, w.Format(time.StampMilli), l.end.Time.Format(time.StampMilli))
 			} else if late > time.Second {
 				if !excused("deadline-late", w, l.end.Time) {

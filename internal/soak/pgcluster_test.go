@@ -10,11 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestPrivatePostgresRestart starts the campaign's own PostgreSQL, writes
+// TestCampaignPostgresRestart starts the campaign's own PostgreSQL, writes
 // a row, crashes the server (-m immediate) and checks the committed row
 // came back: the restart nemesis relies on a cluster that really stops,
 // really loses its sessions and really recovers.
-func TestPrivatePostgresRestart(t *testing.T) {
+func TestCampaignPostgresRestart(t *testing.T) {
 	if os.Getenv("IRONPOOL_SOAK_OPS") == "" {
 		t.Skip("skipped: runs with the campaign, when IRONPOOL_SOAK_OPS is set")
 	}
