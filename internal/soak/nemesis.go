@@ -11,11 +11,11 @@ import (
 
 // Nemesis names.
 const (
-	NemKill     = "kill"      // kill -9 of a replica (the leader half the time), restarted after 1–2 s
-	NemPause    = "pause"     // SIGSTOP of the leader for longer than its lease, then SIGCONT
-	NemLatency  = "latency"   // 50–200 ms per chunk between one replica and PostgreSQL
-	NemCut      = "cut"       // every connection between one replica and PostgreSQL dropped, new ones refused
-	NemDiskFull = "disk-full" // the SQLite file's filesystem shrunk to what it holds
+	NemKill     = "kill"       // kill -9 of a replica (the leader half the time), restarted after 1–2 s
+	NemPause    = "pause"      // SIGSTOP of the leader for longer than its lease, then SIGCONT
+	NemLatency  = "latency"    // 50–200 ms per chunk between one replica and PostgreSQL
+	NemCut      = "cut"        // every connection between one replica and PostgreSQL dropped, new ones refused
+	NemDiskFull = "disk-full"  // the SQLite file's filesystem shrunk to what it holds
 	NemRestart  = "pg-restart" // the campaign's own PostgreSQL stopped (fast, or crashed: immediate) and started again
 	NemClock    = "clock"      // one replica's clock jumped forward, then backward, then back to true
 )

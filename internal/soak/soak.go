@@ -42,7 +42,7 @@ type Config struct {
 	// campaign's own (pgcluster.go) instead of using DSN, so that the
 	// restart nemesis can stop and crash it.
 	PrivatePostgres bool
-	Logf  func(string, ...any)
+	Logf            func(string, ...any)
 	// Sabotage, when set, runs beside the load until it ends: a test breaks
 	// the store behind the servers' backs with it, to show the checker
 	// notices (campaign_test.go).
@@ -59,7 +59,7 @@ type Result struct {
 	Statuses  map[int]int   `json:"statuses"`
 	// NemesisRuns counts how many times each nemesis ran.
 	NemesisRuns map[string]int `json:"nemesis_runs"`
-	Report    *Report       `json:"report"`
+	Report      *Report        `json:"report"`
 	// Integrity is SQLite's integrity_check of the file after the run.
 	Integrity string `json:"integrity,omitempty"`
 	History   []*Op  `json:"-"`
