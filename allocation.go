@@ -150,6 +150,8 @@ type Allocation struct {
 	Items     []AllocationItem  `json:"items"`
 	Metadata  map[string]string `json:"metadata"`
 	LastError string            `json:"last_error,omitempty"`
+	// Priority is the queue priority the request carries (its token's).
+	Priority int `json:"priority"`
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -157,6 +159,10 @@ type Allocation struct {
 	// clock, read once in the transaction that writes, and ExpiresAt to
 	// CreatedAt+TTL when the allocation becomes active.
 	TTL time.Duration `json:"-"`
+	// DefaultTTL says TTL is the server's default, not asked for: a quota
+	// whose max_lease is shorter then shortens the lease to it instead of
+	// refusing the request.
+	DefaultTTL bool `json:"-"`
 	// WaitUntil is the deadline of a queued request.
 	WaitUntil  time.Time `json:"wait_until,omitzero"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
@@ -197,7 +203,7 @@ type Plan struct {
 type AllocationFilter struct {
 	ID     string
 	Owner  string
-	Owners []string // any of these (for scoped callers); nil means no restriction
+	Owners []string // any of these names or patterns (for scoped callers); nil means no restriction
 	State  AllocationState
 	Live   bool // queued or active only
 	Limit  int

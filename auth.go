@@ -30,13 +30,17 @@ type Actor struct {
 	TokenID string   `json:"token_id"`
 	Role    Role     `json:"role"`
 	Owners  []string `json:"owners,omitempty"`
+	// Priority is what the actor's requests carry into the queue
+	// (MinPriority..MaxPriority): its token's.
+	Priority int `json:"priority"`
 }
 
 // System is the actor of background loops (reaper, queue, reconciler).
-var System = &Actor{TokenID: "system", Role: RoleAdmin}
+var System = &Actor{TokenID: "system", Role: RoleAdmin, Priority: DefaultPriority}
 
 // CanActFor reports whether a may allocate for, release, or read the
-// secrets of allocations of owner.
+// secrets of allocations of owner. An entry of a's owner list may be a
+// pattern ("ci-*", see MatchOwner): it covers every owner it matches.
 func (a *Actor) CanActFor(owner string) bool {
 	if a == nil {
 		return false
@@ -47,7 +51,13 @@ func (a *Actor) CanActFor(owner string) bool {
 	if a.Role != RoleUser {
 		return false
 	}
-	return slices.Contains(a.Owners, AnyOwner) || slices.Contains(a.Owners, owner)
+	return slices.ContainsFunc(a.Owners, func(p string) bool { return p == AnyOwner || MatchOwner(p, owner) })
+}
+
+// Unscoped reports whether a sees every owner's allocations: admins,
+// operators and user tokens for AnyOwner.
+func (a *Actor) Unscoped() bool {
+	return a != nil && (a.Role == RoleAdmin || a.Role == RoleOperator || slices.Contains(a.Owners, AnyOwner))
 }
 
 // CanSee reports whether a may see (not necessarily the secrets of) the
@@ -75,14 +85,17 @@ func ActorFromContext(ctx context.Context) *Actor {
 // Token is an API credential. Only its hash is stored; Secret is set once,
 // in the reply that creates it.
 type Token struct {
-	ID          string    `json:"id"`
-	Role        Role      `json:"role"`
-	Owners      []string  `json:"owners"`
-	Description string    `json:"description,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	RevokedAt   time.Time `json:"revoked_at,omitzero"`
-	Hash        string    `json:"-"`
-	Secret      string    `json:"token,omitempty"`
+	ID          string   `json:"id"`
+	Role        Role     `json:"role"`
+	Owners      []string `json:"owners"`
+	Description string   `json:"description,omitempty"`
+	// Priority is the queue priority of the token's requests
+	// (MinPriority..MaxPriority).
+	Priority  int       `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	Hash      string    `json:"-"`
+	Secret    string    `json:"token,omitempty"`
 }
 
 // Event is one audit record: who changed what, when.

@@ -9,22 +9,24 @@ import (
 // ErrorStatus and ErrorExitCode maps them to HTTP statuses and CLI exit codes,
 // so a code means the same thing on the wire and in a shell script.
 const (
-	ECONFLICT     = "conflict"     // the request clashes with current state (duplicate name, node allocated)
-	EINTERNAL     = "internal"     // a bug or a failing dependency; details go to the log only
-	EINVALID      = "invalid"      // malformed input; Field names the offending field
-	ENOTFOUND     = "not_found"    // the named thing does not exist (or is not visible to the caller)
-	ECAPACITY     = "no_capacity"  // a well-formed allocation the free nodes cannot satisfy now
-	EUNAUTHORIZED = "unauthorized" // no or unknown credentials
-	EFORBIDDEN    = "forbidden"    // valid credentials, not allowed to do this
-	ETOOLARGE     = "too_large"    // request body over the limit
-	EUNAVAILABLE  = "unavailable"  // a backend (Ironic, the database) cannot be reached now; retry later
-	ETIMEOUT      = "timeout"      // a wait ran out before the condition was met
+	ECONFLICT     = "conflict"       // the request clashes with current state (duplicate name, node allocated)
+	EINTERNAL     = "internal"       // a bug or a failing dependency; details go to the log only
+	EINVALID      = "invalid"        // malformed input; Field names the offending field
+	ENOTFOUND     = "not_found"      // the named thing does not exist (or is not visible to the caller)
+	ECAPACITY     = "no_capacity"    // a well-formed allocation the free nodes cannot satisfy now
+	EUNAUTHORIZED = "unauthorized"   // no or unknown credentials
+	EFORBIDDEN    = "forbidden"      // valid credentials, not allowed to do this
+	ETOOLARGE     = "too_large"      // request body over the limit
+	EUNAVAILABLE  = "unavailable"    // a backend (Ironic, the database) cannot be reached now; retry later
+	ETIMEOUT      = "timeout"        // a wait ran out before the condition was met
+	EQUOTA        = "quota_exceeded" // a well-formed request an owner's quota does not allow now (docs/SCHEDULING.md)
 )
 
 // codeTable is the one place that maps error codes to HTTP statuses and CLI
 // exit codes. Exit code 1 is reserved for usage errors detected by the CLI
 // itself; scripts can tell "you asked wrong" (2) from "not now" (3) from
-// "not allowed" (4) without parsing messages.
+// "not allowed" (4) without parsing messages, and "over your quota" (9)
+// from "the pool is full" (3).
 var codeTable = map[string]struct {
 	status int
 	exit   int
@@ -38,6 +40,7 @@ var codeTable = map[string]struct {
 	ETOOLARGE:     {413, 2},
 	ETIMEOUT:      {408, 7},
 	EUNAVAILABLE:  {503, 8},
+	EQUOTA:        {409, 9},
 	EINTERNAL:     {500, 10},
 }
 
@@ -53,6 +56,9 @@ type Error struct {
 	// Shortfall is set on ECAPACITY errors: per requested item, how many were
 	// asked for, how many nodes match at all and how many are free now.
 	Shortfall []Shortfall
+	// Quota is set on EQUOTA errors: the quota that refused, the limit,
+	// what it allows and the current usage.
+	Quota *QuotaRefusal
 }
 
 // Shortfall explains, for one item of a refused allocation, why it could not
@@ -133,7 +139,7 @@ func ErrorExitCode(code string) int {
 // replies that carry no code of ours (a proxy's 502, say).
 func CodeForStatus(status int) string {
 	for code, v := range codeTable {
-		if v.status == status && code != ECAPACITY && code != EFORBIDDEN {
+		if v.status == status && code != ECAPACITY && code != EFORBIDDEN && code != EQUOTA {
 			return code
 		}
 	}

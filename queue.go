@@ -11,8 +11,10 @@ import "time"
 //     behind it forever.
 //   - Deadlines: every queued request whose wait ran out is failed within
 //     about a second, whatever its position.
-//   - First come, first served: queued requests are served in arrival order
-//     and the head is never overtaken. Freed nodes go to the queue first: a
+//   - Order: queued requests are served by priority (with aging), then in
+//     arrival order, and the head is never overtaken (docs/SCHEDULING.md).
+//     A request its owner's quota does not allow yet is passed over, not
+//     waited for, and reserves no nodes. Freed nodes go to the queue first: a
 //     request without --wait may take only free nodes that match no item of
 //     any queued request (they are "reserved"); if the rest do not fit, it
 //     is refused with the reserved count in its shortfall.
@@ -39,4 +41,8 @@ type QueueInfo struct {
 	// expiry and no request ahead takes them, enough nodes will be free;
 	// zero when no lease's expiry would do it (nodes in maintenance, say).
 	EstimatedAt time.Time `json:"estimated_at,omitzero"`
+	// Quota is set when the owner's quota does not allow the request now:
+	// it waits for usage to fall, whatever the pool has free, and other
+	// requests are served past it (docs/SCHEDULING.md).
+	Quota *QuotaRefusal `json:"quota,omitempty"`
 }

@@ -43,10 +43,12 @@ type Store interface {
 	IgnoredBackendNodes(ctx context.Context) (map[string]bool, error)
 	// Plan is Allocate without writing anything.
 	Plan(ctx context.Context, a *Allocation) (*Plan, error)
-	// DispatchQueue fulfils queued allocations first-come first-served,
-	// stopping at the first that still does not fit (so the head is never
-	// starved by smaller requests behind it), and fails those whose deadline
-	// passed. It returns the allocations whose state changed.
+	// DispatchQueue fulfils queued allocations in queue order (priority
+	// with aging, then arrival; docs/SCHEDULING.md), stopping at the first
+	// that still does not fit (so the head is never starved by smaller
+	// requests behind it), skipping those their owner's quota does not
+	// allow yet, and fails those whose deadline passed. It returns the
+	// allocations whose state changed.
 	DispatchQueue(ctx context.Context, now time.Time) ([]*Allocation, error)
 
 	FindAllocations(ctx context.Context, f AllocationFilter) ([]*Allocation, error)
@@ -99,6 +101,23 @@ type Store interface {
 	// UsageRecords reads the holds and maintenance spells overlapping
 	// [since, until) and the nodes that exist now.
 	UsageRecords(ctx context.Context, since, until time.Time) (*UsageRecords, error)
+
+	// SetQuota creates or replaces the quota of q.Owner (a name or pattern)
+	// and returns it with its usage; a quota below the usage is stored, with
+	// Warning set. Allocate, DispatchQueue and ExtendAllocation enforce
+	// quotas inside their transactions: EQUOTA (with Quota set) for a
+	// request no quota allows, and the quota.refused event. Every quota
+	// whose subject matches the owner applies.
+	SetQuota(ctx context.Context, q *Quota) (*QuotaStatus, error)
+	// DeleteQuota removes the quota of a name or pattern (ENOTFOUND if none).
+	DeleteQuota(ctx context.Context, owner string) error
+	// FindQuota reads one quota with its usage (ENOTFOUND if none).
+	FindQuota(ctx context.Context, owner string) (*QuotaStatus, error)
+	// FindQuotas lists every quota with its usage, by subject.
+	FindQuotas(ctx context.Context) ([]*QuotaStatus, error)
+	// Usage sums node-hours per owner and flavor over [f.Since, f.Until)
+	// from the usage record; live holds count up to now.
+	Usage(ctx context.Context, f UsageFilter) (*UsageReport, error)
 
 	// AddEvent records an event that no other store change carries.
 	AddEvent(ctx context.Context, e *Event) error

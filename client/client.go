@@ -94,12 +94,13 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 
 // problem mirrors the server's problem document.
 type problem struct {
-	Status    int                  `json:"status"`
-	Detail    string               `json:"detail"`
-	Code      string               `json:"code"`
-	Field     string               `json:"field"`
-	Hint      string               `json:"hint"`
-	Shortfall []ironpool.Shortfall `json:"shortfall"`
+	Status    int                    `json:"status"`
+	Detail    string                 `json:"detail"`
+	Code      string                 `json:"code"`
+	Field     string                 `json:"field"`
+	Hint      string                 `json:"hint"`
+	Shortfall []ironpool.Shortfall   `json:"shortfall"`
+	Quota     *ironpool.QuotaRefusal `json:"quota"`
 }
 
 // Do sends a request with a JSON body (nil for none) and decodes a JSON
@@ -153,7 +154,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 		if p.Field != "" {
 			msg = strings.TrimPrefix(msg, p.Field+": ")
 		}
-		return resp.StatusCode, &ironpool.Error{Code: code, Field: p.Field, Message: msg, Hint: p.Hint, Shortfall: p.Shortfall}
+		return resp.StatusCode, &ironpool.Error{Code: code, Field: p.Field, Message: msg, Hint: p.Hint, Shortfall: p.Shortfall, Quota: p.Quota}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

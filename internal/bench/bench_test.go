@@ -139,3 +139,34 @@ func BenchmarkSQLiteWriteTx(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStoreAllocateQuota is BenchmarkStoreAllocate on 10,000 nodes
+// with no quota (the peer), a max_nodes quota on a pattern matching the
+// owner, and a node-hours quota over 7 days (which reads the usage record
+// of the window on every request). All three run in one invocation, so the
+// ratios compare:
+//
+//	go test -run XXX -bench StoreAllocateQuota -benchtime 3000x ./internal/bench/
+func BenchmarkStoreAllocateQuota(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		quota *ironpool.Quota
+	}{
+		{"none", nil},
+		{"max_nodes", &ironpool.Quota{Owner: "b*", MaxNodes: 1000}},
+		{"node_hours", &ironpool.Quota{Owner: "bench", MaxNodeHours: 1e8, Per: 7 * 24 * time.Hour}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx, st := seededStore(b, 10000)
+			if c.quota != nil {
+				if _, err := st.SetQuota(ctx, c.quota); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				allocateRelease(b, ctx, st)
+			}
+		})
+	}
+}

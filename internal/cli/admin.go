@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -209,13 +210,22 @@ func (a *app) tokenCmd() *cobra.Command {
 	c := &cobra.Command{Use: "token", Short: "API tokens: create (shown once), list, revoke"}
 	var role, desc string
 	var owners []string
+	var priority int
 	create := &cobra.Command{
-		Use:   "create --role admin|operator|user [--owner O]... [--description TEXT]",
+		Use:   "create --role admin|operator|user [--owner O|PATTERN]... [--priority N] [--description TEXT]",
 		Short: "Create a token; the secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for i, o := range owners {
+				if err := ironpool.ValidateOwnerPattern(fmt.Sprintf("owner[%d]", i), o); err != nil {
+					return err
+				}
+			}
+			if err := ironpool.ValidatePriority("priority", priority); err != nil {
+				return err
+			}
 			var t ironpool.Token
-			if err := a.call(cmd.Context(), "POST", "/v1/tokens", map[string]any{"role": role, "owners": owners, "description": desc}, &t); err != nil {
+			if err := a.call(cmd.Context(), "POST", "/v1/tokens", map[string]any{"role": role, "owners": owners, "description": desc, "priority": priority}, &t); err != nil {
 				return err
 			}
 			if a.output != "table" {
@@ -227,7 +237,8 @@ func (a *app) tokenCmd() *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&role, "role", "", "admin, operator or user")
-	create.Flags().StringSliceVar(&owners, "owner", nil, "owner a user token may act for (repeatable; * for any)")
+	create.Flags().StringSliceVar(&owners, "owner", nil, "owner a user token may act for (repeatable; a pattern such as 'ci-*' for every owner it matches; * for any)")
+	create.Flags().IntVar(&priority, "priority", ironpool.DefaultPriority, "queue priority of the token's requests, 0 (lowest) to 9")
 	create.Flags().StringVar(&desc, "description", "", "what the token is for")
 	list := &cobra.Command{
 		Use:   "list",
@@ -246,7 +257,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				if !t.RevokedAt.IsZero() {
 					rev = t.RevokedAt.Local().Format(time.RFC3339)
 				}
-				tb.Rows = append(tb.Rows, []string{t.ID, string(t.Role), strings.Join(t.Owners, ","), t.CreatedAt.Local().Format(time.RFC3339), rev, t.Description})
+				tb.Rows = append(tb.Rows, []string{t.ID, string(t.Role), strings.Join(t.Owners, ","), strconv.Itoa(t.Priority), t.CreatedAt.Local().Format(time.RFC3339), rev, t.Description})
 			}
 			return a.render(a.env.Stdout, out, tb)
 		},
@@ -263,7 +274,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	return c
 }
 
-var tokenColumns = []string{"id", "role", "owners", "created", "revoked", "description"}
+var tokenColumns = []string{"id", "role", "owners", "priority", "created", "revoked", "description"}
 
 func (a *app) adminCmd() *cobra.Command {
 	c := &cobra.Command{Use: "admin", Short: "Administration: secret re-encryption"}

@@ -92,11 +92,16 @@ func TestExitCodes(t *testing.T) {
 			{"NotEnoughFree", cli("allocate", "--owner", "x", "--flavor", "large=1"), "large: asked 1, 6 match, 0 free"},
 			{"DryRunDoesNotFit", cli("allocate", "--owner", "x", "--flavor", "large=1", "--dry-run"), "large: asked 1, 6 match, 0 free"},
 		},
-		4:   {{"UnknownToken", with(map[string]string{"IRONPOOL_URL": e.m.URL(), "IRONPOOL_TOKEN": "nope"}, "node", "list"), "IRONPOOL_TOKEN was refused"}},
-		5:   {{"NoSuchNode", cli("node", "show", "nosuch"), `no node named "nosuch"`}},
-		6:   {{"DuplicateNode", cli("node", "add", "n01", "--bmc", "ipmi://127.0.0.1"), "exists already"}},
-		7:   {{"WaitRanOut", cli("allocate", "--owner", "w", "--flavor", "large=1", "--wait", "1s"), "--wait 1s ran out"}},
-		8:   {{"Unreachable", with(map[string]string{"IRONPOOL_URL": closedURL, "IRONPOOL_TOKEN": "x"}, "node", "list"), "cannot reach ironpool"}},
+		4: {{"UnknownToken", with(map[string]string{"IRONPOOL_URL": e.m.URL(), "IRONPOOL_TOKEN": "nope"}, "node", "list"), "IRONPOOL_TOKEN was refused"}},
+		5: {{"NoSuchNode", cli("node", "show", "nosuch"), `no node named "nosuch"`}},
+		6: {{"DuplicateNode", cli("node", "add", "n01", "--bmc", "ipmi://127.0.0.1"), "exists already"}},
+		7: {{"WaitRanOut", cli("allocate", "--owner", "w", "--flavor", "large=1", "--wait", "1s"), "--wait 1s ran out"}},
+		8: {{"Unreachable", with(map[string]string{"IRONPOOL_URL": closedURL, "IRONPOOL_TOKEN": "x"}, "node", "list"), "cannot reach ironpool"}},
+		9: {{"OverQuota", func(t *testing.T) (string, int) {
+			e.ok("quota", "set", "quota-*", "--max-nodes", "1")
+			_, stderr, code := e.run("allocate", "--owner", "quota-x", "--flavor", "small=2")
+			return stderr, code
+		}, "quota quota-* max_nodes for owner quota-x: allows 1 nodes; 0 held, 2 asked"}},
 		10:  {{"InternalError", with(map[string]string{"IRONPOOL_URL": broken.URL, "IRONPOOL_TOKEN": "x"}, "node", "list"), "internal error"}},
 		129: {{"SIGHUPWhileWaiting", signalled(syscall.SIGHUP), "interrupted by hangup"}},
 		130: {{"SIGINTWhileWaiting", signalled(syscall.SIGINT), "interrupted by interrupt"}},

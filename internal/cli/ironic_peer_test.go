@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/client"
+	"github.com/ironpool/ironpool/internal/bench"
 	"github.com/ironpool/ironpool/internal/ironictest"
 )
 
@@ -35,43 +34,16 @@ func TestAllocationPeer(t *testing.T) {
 	}
 	ironictest.MakeNodes(t, c, specs)
 
-	run := func(name string, one func(ctx context.Context, worker int) (bool, error)) (float64, int64, int64) {
-		var ok, refused, failed atomic.Int64
-		ctx, cancel := context.WithTimeout(context.Background(), dur)
-		defer cancel()
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := range clients {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					got, err := one(context.WithoutCancel(ctx), w)
-					switch {
-					case err != nil:
-						failed.Add(1)
-					case got:
-						ok.Add(1)
-					default:
-						refused.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		rate := float64(ok.Load()) / time.Since(start).Seconds()
-		t.Logf("%-28s nodes=%d clients=%d allocations=%d refused=%d errors=%d rate=%.1f/s",
-			name, nodes, clients, ok.Load(), refused.Load(), failed.Load(), rate)
-		return rate, refused.Load(), failed.Load()
+	// One load loop for both sides (bench.Drive), the same one
+	// `ironpool bench --peer ironic=URL` runs.
+	run := func(name string, op bench.Op) (float64, int64) {
+		l := bench.Drive(context.Background(), clients, dur, op)
+		t.Logf("%-28s nodes=%d clients=%d allocations=%d refused=%d errors=%d rate=%.1f/s p50=%s p99=%s",
+			name, nodes, clients, l.Served, l.Refused, l.Errors, l.PerSecond, l.P50, l.P99)
+		return l.PerSecond, l.Errors
 	}
 
-	ironicRate, _, ierrs := run("Ironic allocation API", func(ctx context.Context, _ int) (bool, error) {
-		alloc, _, err := c.CreateAllocation(ctx, "rc-peer", "")
-		if ironpool.ErrorCode(err) == ironpool.ECAPACITY {
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-		return true, c.DeleteAllocation(ctx, alloc)
-	})
+	ironicRate, ierrs := run("Ironic allocation API", bench.IronicAllocateRelease(c, "rc-peer"))
 
 	e := start(t) // a local pool: same nodes, released nodes are free at once
 	pool := make([]*ironpool.Node, nodes)
@@ -86,17 +58,7 @@ func TestAllocationPeer(t *testing.T) {
 	if _, err := cl.ImportNodes(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
-	poolRate, _, perrs := run("ironpool API (HTTP)", func(ctx context.Context, w int) (bool, error) {
-		a, err := cl.Allocate(ctx, &client.AllocateBody{Owner: "peer" + strconv.Itoa(w),
-			Items: []ironpool.ItemRequest{{Constraints: &ironpool.Constraints{ResourceClass: "rc-peer"}, Count: 1}}})
-		if ironpool.ErrorCode(err) == ironpool.ECAPACITY {
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-		_, err = cl.Release(ctx, a.ID)
-		return true, err
-	})
+	poolRate, perrs := run("ironpool API (HTTP)", bench.ResourceClassAllocateRelease(cl, "rc-peer"))
 	t.Logf("ironpool/Ironic allocation rate ratio: %.1fx", poolRate/ironicRate)
 	if ierrs > 0 || perrs > 0 {
 		t.Errorf("errors: Ironic %d, ironpool %d", ierrs, perrs)

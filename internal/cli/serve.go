@@ -105,6 +105,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.IntVar(&m.Background.Health.RecoverAfter, "health-recover-after", 2, "consecutive good probes that bring a quarantined node back")
 	f.StringVar(&cleanCmd, "clean-command", "", "command run for each released local node; the node is available again when it exits 0")
 	f.IntVar(&m.Background.CleanWorkers, "clean-workers", 8, "how many --clean-command runs may go at once")
+	f.DurationVar(&m.QueueAging, "queue-aging", time.Minute, "a queued request's priority rises by one per this much waiting, so the lowest class waits at most 9 steps before no later request overtakes it (negative: no aging)")
 	f.DurationVar(&m.Pool.WaiterGrace, "waiter-grace", 30*time.Second, "cancel a queued request when no client has waited on it for this long (negative: never)")
 	f.StringVar(&m.Background.ReplicaID, "replica-id", "", "name of this replica in leader leases (default random)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -207,6 +207,24 @@ var matrix = []matrixRow{
 	}, staffOnly(409)}, // an available node needs no clean: policy first, then state
 	{"whoami", func(s *testServer, _ string) request { return request{"GET", "/v1/whoami", nil} }, everyone200},
 	{"usage", func(s *testServer, _ string) request { return request{"GET", "/v1/usage?window=7d", nil} }, staffOnly(200)},
+	{"set-quota", func(s *testServer, _ string) request {
+		return request{"PUT", "/v1/quotas/" + s.name("q-"), map[string]any{"max_nodes": 3}}
+	}, adminOnly(200)},
+	{"list-quotas", func(s *testServer, _ string) request { return request{"GET", "/v1/quotas", nil} }, everyone200},
+	{"get-quota", func(s *testServer, _ string) request {
+		q := s.name("q-") + "-*"
+		s.mustDo(s.admin, "PUT", "/v1/quotas/"+q, map[string]any{"max_nodes": 3}, 200, nil)
+		return request{"GET", "/v1/quotas/" + q, nil}
+	}, everyone200},
+	{"delete-quota", func(s *testServer, _ string) request {
+		q := s.name("q-")
+		s.mustDo(s.admin, "PUT", "/v1/quotas/"+q, map[string]any{"max_lease": "2h"}, 200, nil)
+		return request{"DELETE", "/v1/quotas/" + q, nil}
+	}, adminOnly(204)},
+	{"owner-usage", func(s *testServer, owner string) request {
+		s.allocation(owner)
+		return request{"GET", "/v1/usage/owners?owner=" + owner, nil}
+	}, visibleOwner},
 	{"deploy-allocation", func(s *testServer, owner string) request {
 		return request{"POST", "/v1/allocations/" + s.allocation(owner) + "/deploy", map[string]any{"image": "http://images/x.qcow2"}}
 	}, ownersNoBackend},

@@ -25,6 +25,9 @@ type Problem struct {
 	Hint      string               `json:"hint,omitempty"`
 	Errors    []*huma.ErrorDetail  `json:"errors,omitempty"`
 	Shortfall []ironpool.Shortfall `json:"shortfall,omitempty"`
+	// Quota is, for a request refused by a quota (code quota_exceeded),
+	// the quota, its limit and the current usage.
+	Quota *ironpool.QuotaRefusal `json:"quota,omitempty"`
 	// RequestID is the X-Request-Id of the request that failed, to quote
 	// when reporting it: the server's access log line carries the same.
 	RequestID string `json:"request_id,omitempty"`
@@ -110,7 +113,7 @@ func problem(log *slog.Logger, err error) error {
 	}
 	status := ironpool.ErrorStatus(e.Code)
 	return &Problem{Status: status, Title: http.StatusText(status), Detail: e.Error(), Code: e.Code,
-		Field: e.Field, Hint: e.Hint, Shortfall: e.Shortfall}
+		Field: e.Field, Hint: e.Hint, Shortfall: e.Shortfall, Quota: e.Quota}
 }
 
 // writeProblem answers a middleware's refusal with the problem document a

@@ -100,7 +100,7 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 func tagOf(path string) string {
 	// "/v1/nodes/{name}" → "nodes"; the status routes share one tag.
 	switch seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/"); seg {
-	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic", "usage":
+	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic", "usage", "quotas":
 		return seg
 	}
 	return "status"
@@ -412,11 +412,16 @@ func (s *Server) routes() {
 		func(ctx context.Context, in *struct {
 			Body struct {
 				Role        ironpool.Role `json:"role" maxLength:"16"`
-				Owners      []string      `json:"owners,omitempty" maxItems:"256"`
+				Owners      []string      `json:"owners,omitempty" maxItems:"256" doc:"Owner names or patterns ('ci-*': '*' matches any run of name characters)"`
 				Description string        `json:"description,omitempty" maxLength:"255"`
+				Priority    *int          `json:"priority,omitempty" doc:"Queue priority of the token's requests, 0 (lowest) to 9; default 5"`
 			}
 		}) (*struct{ Body *ironpool.Token }, error) {
-			t, err := svc.CreateToken(ctx, in.Body.Role, in.Body.Owners, in.Body.Description)
+			prio := ironpool.DefaultPriority
+			if in.Body.Priority != nil {
+				prio = *in.Body.Priority
+			}
+			t, err := svc.CreateToken(ctx, in.Body.Role, in.Body.Owners, in.Body.Description, prio)
 			return &struct{ Body *ironpool.Token }{t}, err
 		})
 	register(s, http.MethodGet, "/v1/tokens", "list-tokens", "List tokens", 200,
@@ -446,4 +451,5 @@ func (s *Server) routes() {
 	s.ironicRoutes()
 	s.bmcRoutes()
 	s.consoleRoutes()
+	s.quotaRoutes()
 }

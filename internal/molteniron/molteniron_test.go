@@ -586,6 +586,17 @@ func TestRoles(t *testing.T) {
 			t.Errorf("the REST allocation after the refused release: %v %v", got, err)
 		}
 	})
+	t.Run("OwnerPattern", func(t *testing.T) {
+		// --molteniron-owner 'ci-*' acts for every ci- owner and no other.
+		m := MustMain(t, func(m *server.Main) { m.MoltenIronRole, m.MoltenIronOwners = "user", []string{"ci-*"} })
+		addNative(t, m, "n1")
+		for _, o := range []string{"ci", "cix"} {
+			wantErr(t, m, req("allocate", "owner_name", o, "number_of_nodes", 1, "node_pool", "default"), 403,
+				"owner_name: this token may not act for owner "+o)
+		}
+		mustOK(t, m, req("allocate", "owner_name", "ci-7", "number_of_nodes", 1, "node_pool", "default"))
+		mustOK(t, m, req("release", "owner_name", "ci-7"))
+	})
 	t.Run("ErrRole", func(t *testing.T) {
 		m := &server.Main{Listen: "127.0.0.1:0", MoltenIronListen: "127.0.0.1:0", MoltenIronRole: "root",
 			DataDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}

@@ -111,10 +111,10 @@ func moltenIronActor(role string, owners []string) (*ironpool.Actor, error) {
 		if o == ironpool.AnyOwner {
 			continue
 		}
-		if err := ironpool.ValidateName("molteniron-owner", o); err != nil {
+		if err := ironpool.ValidateOwnerPattern("molteniron-owner", o); err != nil {
 			return nil, (err.(*ironpool.Error)).WithHint("give ironpool owner names; a Molten Iron owner_name ironpool would reject maps to " +
 				"NAME-<8 hex digits>, see docs/MOLTENIRON.md")
 		}
 	}
-	return &ironpool.Actor{TokenID: MoltenIronTokenID, Role: r, Owners: owners}, nil
+	return &ironpool.Actor{TokenID: MoltenIronTokenID, Role: r, Owners: owners, Priority: ironpool.DefaultPriority}, nil
 }

@@ -68,6 +68,10 @@ type Main struct {
 	MoltenIronOwners        []string
 	MoltenIronAllowDeleteDB bool
 	MoltenIronAllowRemote   bool
+	// QueueAging is how long a queued request waits for its priority to
+	// rise by one (docs/SCHEDULING.md); zero is the default (1m),
+	// negative turns aging off.
+	QueueAging time.Duration
 
 	// Set by Run.
 	Store      ironpool.Store
@@ -135,6 +139,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Store.Close)
+	if qa, ok := m.Store.(interface{ SetQueueAging(time.Duration) }); ok {
+		qa.SetQueueAging(m.QueueAging)
+	}
 	if err := m.checkKey(ctx, newKey); err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if req.TTL == 0 {
+	defaulted := req.TTL == 0
+	if defaulted {
 		req.TTL = s.Config.DefaultTTL
 	}
 	if req.TTL > s.Config.MaxTTL {
@@ -31,7 +32,7 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	}
 	now := s.Now().UTC()
 	a := &ironpool.Allocation{Owner: req.Owner, Mode: req.Mode, Metadata: req.Metadata,
-		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL}
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL), TTL: req.TTL, DefaultTTL: defaulted}
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}
@@ -86,6 +87,8 @@ func (s *Service) Allocate(ctx context.Context, req *ironpool.AllocationRequest)
 	if err != nil {
 		return nil, err
 	}
+	// The request carries its token's priority into the queue.
+	a.Priority = actor.Priority
 	if err := s.Store.Allocate(ctx, a, req.Wait > 0); err != nil {
 		return nil, err
 	}
@@ -132,7 +135,10 @@ func (s *Service) FindAllocations(ctx context.Context, f ironpool.AllocationFilt
 	if err != nil {
 		return nil, err
 	}
-	if actor.Role == ironpool.RoleUser && !slices.Contains(actor.Owners, ironpool.AnyOwner) {
+	// A user token sees its owners' allocations only; an entry of its
+	// owner list may be a pattern, which the store matches exactly as
+	// CanActFor does.
+	if !actor.Unscoped() {
 		if f.Owner != "" && !actor.CanActFor(f.Owner) {
 			return nil, &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "owner", Message: "this token may not act for owner " + f.Owner}
 		}

@@ -33,6 +33,9 @@ const (
 	OpStatus          = "status.read"
 	OpEventsRead      = "events.read"
 	OpTokenManage     = "token.manage"
+	OpQuotaManage     = "quota.manage"
+	OpQuotaRead       = "quota.read"
+	OpUsageRead       = "usage.read"
 	OpKeyRotate       = "key.rotate"
 	OpIronicSync      = "ironic.sync"
 	OpMoltenIronWipe  = "molteniron.delete_db"
@@ -72,6 +75,9 @@ var Policy = map[string][]ironpool.Role{
 	OpStatus:          everyone,
 	OpEventsRead:      staff,
 	OpTokenManage:     admin,
+	OpQuotaManage:     admin,
+	OpQuotaRead:       everyone, // quotas are policy, like flavors: readable by every role
+	OpUsageRead:       everyone, // a user: only the owners it acts for (Usage)
 	OpKeyRotate:       admin,
 	OpIronicSync:      staff,
 	OpMoltenIronWipe:  admin,

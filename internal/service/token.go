@@ -24,7 +24,9 @@ func HashToken(secret string) string {
 }
 
 // NewToken makes a token with a fresh secret (set in Secret, shown once).
-func NewToken(role ironpool.Role, owners []string, description string) (*ironpool.Token, error) {
+// Owners may be names or patterns ("ci-*", see ironpool.MatchOwner);
+// priority is the queue priority of the token's requests.
+func NewToken(role ironpool.Role, owners []string, description string, priority int) (*ironpool.Token, error) {
 	if !role.Valid() {
 		return nil, ironpool.FieldErrorf("role", "%q is not a role (want admin, operator or user)", role)
 	}
@@ -35,9 +37,12 @@ func NewToken(role ironpool.Role, owners []string, description string) (*ironpoo
 		if o == ironpool.AnyOwner {
 			continue
 		}
-		if err := ironpool.ValidateName(fmt.Sprintf("owners[%d]", i), o); err != nil {
+		if err := ironpool.ValidateOwnerPattern(fmt.Sprintf("owners[%d]", i), o); err != nil {
 			return nil, err
 		}
+	}
+	if err := ironpool.ValidatePriority("priority", priority); err != nil {
+		return nil, err
 	}
 	if len(description) > ironpool.MaxReasonLen {
 		return nil, ironpool.FieldErrorf("description", "is too long (limit %d)", ironpool.MaxReasonLen)
@@ -56,7 +61,7 @@ func NewToken(role ironpool.Role, owners []string, description string) (*ironpoo
 		owners = []string{}
 	}
 	return &ironpool.Token{ID: "tok-" + hex.EncodeToString(id), Role: role, Owners: owners,
-		Description: description, Hash: HashToken(secret), Secret: secret}, nil
+		Description: description, Hash: HashToken(secret), Secret: secret, Priority: priority}, nil
 }
 
 // Authenticate maps a bearer token to its actor.
@@ -72,15 +77,15 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*ironpool.Ac
 	} else if err != nil {
 		return nil, err
 	}
-	return &ironpool.Actor{TokenID: t.ID, Role: t.Role, Owners: t.Owners}, nil
+	return &ironpool.Actor{TokenID: t.ID, Role: t.Role, Owners: t.Owners, Priority: t.Priority}, nil
 }
 
 // CreateToken makes and stores a token; the reply carries the secret once.
-func (s *Service) CreateToken(ctx context.Context, role ironpool.Role, owners []string, description string) (*ironpool.Token, error) {
+func (s *Service) CreateToken(ctx context.Context, role ironpool.Role, owners []string, description string, priority int) (*ironpool.Token, error) {
 	if _, err := Authorize(ctx, OpTokenManage); err != nil {
 		return nil, err
 	}
-	t, err := NewToken(role, owners, description)
+	t, err := NewToken(role, owners, description, priority)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +124,7 @@ func (s *Service) RotateKey(ctx context.Context) (ironpool.ResealResult, error) 
 // returns it (nil when tokens exist already). Only one of several replicas
 // starting on one empty database gets it.
 func (s *Service) Bootstrap(ctx context.Context) (*ironpool.Token, error) {
-	t, err := NewToken(ironpool.RoleAdmin, nil, "bootstrap admin token")
+	t, err := NewToken(ironpool.RoleAdmin, nil, "bootstrap admin token", ironpool.DefaultPriority)
 	if err != nil {
 		return nil, err
 	}

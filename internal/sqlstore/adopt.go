@@ -111,7 +111,10 @@ func (s *Store) allocateNodes(ctx context.Context, tx *sql.Tx, a *ironpool.Alloc
 			return fmt.Errorf("record allocation node: %w", err)
 		}
 	}
-	return s.insertEvent(ctx, tx, "allocation.created", "allocation/"+a.ID,
+	if err := insertUsage(ctx, tx, a, []int{len(nodeIDs)}, now); err != nil {
+		return err
+	}
+	return s.insertEventAt(ctx, tx, now, "allocation.created", "allocation/"+a.ID,
 		fmt.Sprintf("%s took %s without selection (expires %s)", a.Owner, strings.Join(names, ", "), a.ExpiresAt.Format(time.RFC3339)))
 }
 

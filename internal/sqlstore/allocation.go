@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,6 +221,30 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		if a.ID == "" {
 			a.ID = uuid.NewString()
 		}
+		// Quotas first: their rows are the first locks this transaction
+		// takes (see quota.go). A refusal that waiting could lift queues
+		// the request when it may wait; one that the request alone earns
+		// (more nodes than the quota, a lease over it) never does.
+		quotas, err := s.quotasFor(ctx, tx, a.Owner, true)
+		if err != nil {
+			return err
+		}
+		if len(quotas) > 0 {
+			if a.DefaultTTL {
+				ttl = clampLease(quotas, a.TTL)
+				a.ExpiresAt = now.Add(ttl)
+			}
+			refusal, permanent, err := s.quotaCheck(ctx, tx, quotas, a, ttl, now)
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				if queue && !permanent {
+					return s.enqueue(ctx, tx, a, ttl)
+				}
+				return refusal
+			}
+		}
 		if queue {
 			var waiting int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM allocations WHERE state = $1 LIMIT 1) q`,
@@ -257,8 +282,12 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		claimed = picks
 		return s.claim(ctx, tx, a, picks, now)
 	})
-	if err != nil || claimed == nil {
+	if err != nil {
+		s.recordRefusal(ctx, err)
 		return err
+	}
+	if claimed == nil {
+		return nil
 	}
 	// Committed: a failure to read the nodes back is "try again" (503), as
 	// the allocation stands and the client can read it by owner.
@@ -288,9 +317,9 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 	items, _ := json.Marshal(a.Items)
 	meta, _ := json.Marshal(a.Metadata)
 	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, metadata, ttl_ms,
-		created_at, expires_at, wait_until) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		created_at, expires_at, wait_until, priority) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
 		a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
-		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil))
+		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority)
 	if err != nil {
 		if _, ok := s.Dialect.Unique(err); ok {
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
@@ -310,7 +339,9 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 	}
 	var vals []string
 	var args []any
+	counts := make([]int, len(picks))
 	for i, p := range picks {
+		counts[i] = len(p)
 		for _, n := range p {
 			args = append(args, a.ID, n.id, i)
 			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", len(args)-2, len(args)-1, len(args)))
@@ -336,7 +367,10 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 		strings.Join(vals, ", "), args...); err != nil {
 		return fmt.Errorf("record allocation nodes: %w", err)
 	}
-	return s.insertEvent(ctx, tx, "allocation.created", "allocation/"+a.ID,
+	if err := insertUsage(ctx, tx, a, counts, now); err != nil {
+		return err
+	}
+	return s.insertEventAt(ctx, tx, now, "allocation.created", "allocation/"+a.ID,
 		fmt.Sprintf("%s took %s", a.Owner, itemsSummary(a.Items)))
 }
 
@@ -438,9 +472,14 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		if now = s.Now().UTC(); asked.After(now) {
 			now = asked
 		}
-		// The dispatcher claims nodes for one entry and may then wait for
-		// rows for the next: it takes the waiters' lock first, so that it
-		// never holds claimed rows while queueing behind another waiter.
+		// Quota rows come first in the lock order (quota.go), then the
+		// waiters' lock: the dispatcher claims nodes for one entry and may
+		// then wait for rows for the next, so it takes that lock before
+		// it holds claimed rows, never queueing behind another waiter.
+		quotas, err := s.lockAllQuotas(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if err := s.waitSerial(ctx, tx); err != nil {
 			return err
 		}
@@ -449,8 +488,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			return err
 		}
 		changed = append(changed, expired...)
-		queued, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq LIMIT 100 `+s.Dialect.LockWait,
-			string(ironpool.AllocQueued))
+		queued, err := s.queueHead(ctx, tx, now, 100)
 		if err != nil {
 			return err
 		}
@@ -475,6 +513,19 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 			}
 			if blocked {
 				continue
+			}
+			// A request its owner's quota does not allow yet waits for
+			// quota without blocking the queue: the quota is the owner's
+			// limit, not the pool's, and holding everyone else up behind
+			// it would let one owner's backlog stop the rest.
+			if qs := applicable(quotas, a.Owner); len(qs) > 0 {
+				refusal, _, err := s.quotaCheck(ctx, tx, qs, a, q.ttl, now)
+				if err != nil {
+					return err
+				}
+				if refusal != nil {
+					continue
+				}
 			}
 			picks, ok, err := s.matchLocked(ctx, tx, a)
 			if err != nil {
@@ -544,7 +595,7 @@ func updateQueued(ctx context.Context, tx *sql.Tx, id, set string, args ...any) 
 	return nil
 }
 
-const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at`
+const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at, priority`
 
 type allocRow struct {
 	alloc *ironpool.Allocation
@@ -563,7 +614,7 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 		var state, mode, items, meta string
 		var ttl, created, expires, wait, released int64
 		if err := rows.Scan(&a.ID, &a.Owner, &state, &mode, &items, &meta, &a.LastError, &ttl,
-			&created, &expires, &wait, &released); err != nil {
+			&created, &expires, &wait, &released, &a.Priority); err != nil {
 			return nil, err
 		}
 		a.State, a.Mode = ironpool.AllocationState(state), ironpool.Mode(mode)
@@ -597,8 +648,15 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 		if len(f.Owners) == 0 {
 			return []*ironpool.Allocation{}, nil
 		}
+		owners, err := s.expandOwners(ctx, f.Owners)
+		if err != nil {
+			return nil, s.unavailable(err)
+		}
+		if len(owners) == 0 {
+			return []*ironpool.Allocation{}, nil
+		}
 		var ph []string
-		for _, o := range f.Owners {
+		for _, o := range owners {
 			args = append(args, o)
 			ph = append(ph, fmt.Sprintf("$%d", len(args)))
 		}
@@ -628,6 +686,39 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 		out[i] = r.alloc
 	}
 	return out, nil
+}
+
+// expandOwners turns a list of owner names and patterns into the names
+// it covers: patterns are matched (ironpool.MatchOwner, exact and
+// case-sensitive, unlike SQL LIKE on SQLite) against the owners that have
+// allocations, so the query filters on names only.
+func (s *Store) expandOwners(ctx context.Context, list []string) ([]string, error) {
+	var names, patterns []string
+	for _, o := range list {
+		if ironpool.IsOwnerPattern(o) {
+			patterns = append(patterns, o)
+		} else {
+			names = append(names, o)
+		}
+	}
+	if len(patterns) == 0 {
+		return names, nil
+	}
+	rows, err := s.R.QueryContext(ctx, `SELECT DISTINCT owner FROM allocations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(names, o) && slices.ContainsFunc(patterns, func(p string) bool { return ironpool.MatchOwner(p, o) }) {
+			names = append(names, o)
+		}
+	}
+	return names, rows.Err()
 }
 
 // FindAllocation returns one allocation with the nodes it holds.
@@ -667,6 +758,9 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 				Message: fmt.Sprintf("allocation %s is %s; only active allocations can be extended", id, a.State)}
 		}
 		a.ExpiresAt = s.Now().UTC().Add(ttl)
+		if err := s.checkLease(ctx, tx, a, a.ExpiresAt); err != nil {
+			return err
+		}
 		// The state condition repeats the check above in the statement that
 		// writes, so the decision never rests on a read alone.
 		res, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2 AND state = $3`,
@@ -680,6 +774,7 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 		}
 		return s.insertEvent(ctx, tx, "allocation.extended", "allocation/"+id, "expires "+a.ExpiresAt.Format(time.RFC3339))
 	})
+	s.recordRefusal(ctx, err)
 	return a, err
 }
 
@@ -743,6 +838,9 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("release nodes: %w", err)
 	}
+	if err := endUsage(ctx, tx, a.ID, now); err != nil {
+		return err
+	}
 	was := a.State
 	a.State, a.ReleasedAt = final, now
 	res, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id = $3 AND state = $4`,
@@ -764,7 +862,7 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	default:
 		summary += "; nodes cleaning"
 	}
-	return s.insertEvent(ctx, tx, "allocation."+string(final), "allocation/"+a.ID, summary)
+	return s.insertEventAt(ctx, tx, now, "allocation."+string(final), "allocation/"+a.ID, summary)
 }
 
 // ExpireAllocations ends the active allocations past their expiry; see

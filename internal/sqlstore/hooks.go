@@ -24,3 +24,7 @@ func (s *Store) SetReachable(endpoints []string) { s.Reachable = append([]string
 // DB returns the write pool, so that tests can read the stored bytes
 // directly (a sealed password must not be readable in the table).
 func (s *Store) DB() *sql.DB { return s.W }
+
+// SetQueueAging sets how long a queued request waits for its priority to
+// rise by one (storetest.QueueAger), so tests can pick the step.
+func (s *Store) SetQueueAging(d time.Duration) { s.QueueAging = d }

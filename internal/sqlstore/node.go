@@ -139,23 +139,13 @@ func (s *Store) createNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, pr
 }
 
 func (s *Store) insertNode(ctx context.Context, tx *sql.Tx, n *ironpool.Node, prefix string) error {
-	sealed, err := s.Sealer.Seal(n.BMC.Password, passwordAAD(n.UUID))
+	vals, err := s.nodeValues(n)
 	if err != nil {
 		return err
 	}
-	macs, _ := json.Marshal(n.MACs)
-	fields, _ := json.Marshal(n.Fields)
-	err = tx.QueryRowContext(ctx, `INSERT INTO nodes (uuid, name, pool, state, cpus, memory_mb, local_gb,
-		cpu_arch, resource_class, traits, macs, bmc_address, bmc_username, bmc_password, fields,
-		maintenance_reason, last_error, allocation_id, owner, ironic_uuid, ironic_endpoint, managed_by,
-		provision_state, power_state, pending, last_allocated_at, created_at, updated_at)
+	err = tx.QueryRowContext(ctx, `INSERT INTO nodes (`+insertColumns+`)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28)
-		RETURNING id`,
-		n.UUID, n.Name, n.Pool, string(n.State), n.CPUs, n.MemoryMB, n.LocalGB, n.CPUArch, n.ResourceClass,
-		joinTraits(n.Traits), string(macs), n.BMC.Address, n.BMC.Username, sealed, string(fields),
-		n.MaintenanceReason, n.LastError, nullable(n.AllocationID), n.Owner, nullable(n.IronicUUID),
-		n.IronicEndpoint, n.ManagedBy, n.ProvisionState, n.PowerState, string(n.Pending),
-		ms(n.LastAllocatedAt), ms(n.CreatedAt), ms(n.UpdatedAt)).Scan(&n.ID)
+		RETURNING id`, vals...).Scan(&n.ID)
 	if err != nil {
 		return s.conflict(err, prefix, n)
 	}

@@ -73,10 +73,138 @@ func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclu
 	return ex, rows.Err()
 }
 
+// queueEntry is a queued request as the queue's order sees it.
+type queueEntry struct {
+	seq      int64
+	id       string
+	priority int
+	created  time.Time
+}
+
+func (s *Store) queueAging() time.Duration {
+	if s.QueueAging == 0 {
+		return ironpool.DefaultQueueAging
+	}
+	return s.QueueAging
+}
+
+// queueOrder returns the queued requests in the order they are served:
+// highest effective priority (priority plus one per aging step waited)
+// first, then arrival. Sorting here rather than in SQL keeps the aging
+// rule in one place (ironpool.EffectivePriority) for both engines.
+func (s *Store) queueOrder(ctx context.Context, q querier, now time.Time) ([]queueEntry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, id, priority, created_at FROM allocations WHERE state = $1`, string(ironpool.AllocQueued))
+	if err != nil {
+		return nil, fmt.Errorf("queue order: %w", err)
+	}
+	defer rows.Close()
+	var out []queueEntry
+	for rows.Next() {
+		var e queueEntry
+		var created int64
+		if err := rows.Scan(&e.seq, &e.id, &e.priority, &created); err != nil {
+			return nil, err
+		}
+		e.created = fromMS(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	step := s.queueAging()
+	eff := func(e queueEntry) int { return ironpool.EffectivePriority(e.priority, now.Sub(e.created), step) }
+	slices.SortStableFunc(out, func(a, b queueEntry) int {
+		if pa, pb := eff(a), eff(b); pa != pb {
+			return pb - pa
+		}
+		return int(a.seq - b.seq)
+	})
+	return out, nil
+}
+
+// queueHead locks and returns the first n queued requests in serving order.
+func (s *Store) queueHead(ctx context.Context, tx *sql.Tx, now time.Time, n int) ([]allocRow, error) {
+	order, err := s.queueOrder(ctx, tx, now)
+	if err != nil || len(order) == 0 {
+		return nil, err
+	}
+	order = order[:min(n, len(order))]
+	var ph []string
+	var args []any
+	pos := map[string]int{}
+	for i, e := range order {
+		args = append(args, e.id)
+		ph = append(ph, fmt.Sprintf("$%d", len(args)+1))
+		pos[e.id] = i
+	}
+	rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 AND id IN (`+
+		strings.Join(ph, ", ")+`) ORDER BY seq `+s.Dialect.LockWait, append([]any{string(ironpool.AllocQueued)}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rows, func(a, b allocRow) int { return pos[a.alloc.ID] - pos[b.alloc.ID] })
+	return rows, nil
+}
+
+// itemsOf returns the items' constraints of the queued requests ids.
+func (s *Store) itemsOf(ctx context.Context, q querier, ids []string) (exclusion, error) {
+	var ex exclusion
+	for _, id := range ids {
+		var raw string
+		if err := q.QueryRowContext(ctx, `SELECT items FROM allocations WHERE id = $1`, id).Scan(&raw); err != nil {
+			return nil, err
+		}
+		var items []ironpool.AllocationItem
+		if err := json.Unmarshal([]byte(raw), &items); err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			ex = append(ex, it.Constraints)
+		}
+	}
+	return ex, nil
+}
+
 // queueReservation is what a request that does not queue must leave alone:
 // every node a queued request could use.
+//
+// A queued request its owner's quota does not allow now reserves nothing:
+// it could not take the nodes if they were left to it, and reserving them
+// would let an owner over its quota block everyone else's immediate
+// requests by queueing.
 func (s *Store) queueReservation(ctx context.Context, q querier) (exclusion, error) {
-	return s.queuedItems(ctx, q, 0)
+	var quotas int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas`).Scan(&quotas); err != nil {
+		return nil, err
+	}
+	if quotas == 0 {
+		return s.queuedItems(ctx, q, 0)
+	}
+	rows, err := s.queryAllocations(ctx, q, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq`, string(ironpool.AllocQueued))
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	var ex exclusion
+	for _, r := range rows {
+		qs, err := s.quotasFor(ctx, q, r.alloc.Owner, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(qs) > 0 {
+			refusal, _, err := s.quotaCheck(ctx, q, qs, r.alloc, r.ttl, now)
+			if err != nil {
+				return nil, err
+			}
+			if refusal != nil {
+				continue
+			}
+		}
+		for _, it := range r.alloc.Items {
+			ex = append(ex, it.Constraints)
+		}
+	}
+	return ex, nil
 }
 
 // reservedShortfall is the shortfall of a refused request when nodes are
@@ -260,25 +388,25 @@ func (s *Store) QueueInfo(ctx context.Context, id string) (*ironpool.QueueInfo, 
 	var info *ironpool.QueueInfo
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		info = nil
-		var seq int64
-		err := tx.QueryRowContext(ctx, `SELECT seq FROM allocations WHERE id = $1 AND state = $2`, id, string(ironpool.AllocQueued)).Scan(&seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		} else if err != nil {
+		order, err := s.queueOrder(ctx, tx, s.Now().UTC())
+		if err != nil {
 			return err
+		}
+		idx := slices.IndexFunc(order, func(e queueEntry) bool { return e.id == id })
+		if idx < 0 {
+			return nil
 		}
 		rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE id = $1`, id)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
 		a := rows[0].alloc
-		info = &ironpool.QueueInfo{}
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN seq < $1 THEN 1 ELSE 0 END), 0), COUNT(*) FROM allocations WHERE state = $2`,
-			seq, string(ironpool.AllocQueued)).Scan(&info.Position, &info.Length); err != nil {
-			return err
+		info = &ironpool.QueueInfo{Position: idx + 1, Length: len(order)}
+		var aheadIDs []string
+		for _, e := range order[:idx] {
+			aheadIDs = append(aheadIDs, e.id)
 		}
-		info.Position++
-		ahead, err := s.queuedItems(ctx, tx, seq)
+		ahead, err := s.itemsOf(ctx, tx, aheadIDs)
 		if err != nil {
 			return err
 		}
@@ -318,6 +446,22 @@ func (s *Store) QueueInfo(ctx context.Context, id string) (*ironpool.QueueInfo, 
 			} else {
 				info.Compete = true
 				reason = append(reason, "every item fits alone, but the items compete for the same nodes")
+			}
+		}
+		qs, err := s.quotasFor(ctx, tx, a.Owner, false)
+		if err != nil {
+			return err
+		}
+		if len(qs) > 0 {
+			refusal, _, err := s.quotaCheck(ctx, tx, qs, a, rows[0].ttl, s.Now().UTC())
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				// Said first: it is why the request waits even where the
+				// pool could serve it.
+				reason = append([]string{"waiting for quota: " + refusal.Message}, reason...)
+				info.Quota = refusal.Quota
 			}
 		}
 		info.Reason = strings.Join(reason, "; ")

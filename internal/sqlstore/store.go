@@ -62,6 +62,10 @@ type Store struct {
 	// drives: nodes linked to any other are never picked, since nobody here
 	// could check them out or clean them. Set by SetReachable.
 	Reachable []string
+	// QueueAging is how long a queued request waits for its priority to
+	// rise by one (ironpool.EffectivePriority); zero means
+	// ironpool.DefaultQueueAging, negative turns aging off.
+	QueueAging time.Duration
 
 	group *groupCommit
 }
@@ -173,12 +177,19 @@ func fromMS(v int64) time.Time {
 
 // insertEvent records an audit event for the actor in ctx, inside tx.
 func (s *Store) insertEvent(ctx context.Context, q querier, action, subject, summary string) error {
+	return s.insertEventAt(ctx, q, s.Now(), action, subject, summary)
+}
+
+// insertEventAt is insertEvent at the time the transaction decided on, so
+// that the log's holds start and end exactly when the usage record's do
+// (node-hours computed from either agree).
+func (s *Store) insertEventAt(ctx context.Context, q querier, at time.Time, action, subject, summary string) error {
 	a := ironpool.ActorFromContext(ctx)
 	if a == nil {
 		a = ironpool.System
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO events (time, actor, role, action, subject, summary) VALUES ($1, $2, $3, $4, $5, $6)`,
-		ms(s.Now()), a.TokenID, string(a.Role), action, subject, summary)
+		ms(at), a.TokenID, string(a.Role), action, subject, summary)
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}

@@ -18,14 +18,14 @@ func (s *Store) CreateToken(ctx context.Context, t *ironpool.Token) error {
 func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t *ironpool.Token) error {
 	t.CreatedAt = s.Now().UTC()
 	owners, _ := json.Marshal(t.Owners)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, owners, description, created_at)
-		VALUES ($1,$2,$3,$4,$5,$6)`, t.ID, t.Hash, string(t.Role), string(owners), t.Description, ms(t.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, owners, description, created_at, priority)
+		VALUES ($1,$2,$3,$4,$5,$6,$7)`, t.ID, t.Hash, string(t.Role), string(owners), t.Description, ms(t.CreatedAt), t.Priority); err != nil {
 		if _, ok := s.Dialect.Unique(err); ok {
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "token exists already"}
 		}
 		return err
 	}
-	return s.insertEvent(ctx, tx, "token.created", "token/"+t.ID, fmt.Sprintf("%s token for %v: %s", t.Role, t.Owners, t.Description))
+	return s.insertEvent(ctx, tx, "token.created", "token/"+t.ID, fmt.Sprintf("%s token for %v (priority %d): %s", t.Role, t.Owners, t.Priority, t.Description))
 }
 
 // CreateFirstToken stores t only when the tokens table is empty. On
@@ -53,13 +53,13 @@ func (s *Store) CreateFirstToken(ctx context.Context, t *ironpool.Token) (bool, 
 	return created, err
 }
 
-const tokenColumns = `id, hash, role, owners, description, created_at, revoked_at`
+const tokenColumns = `id, hash, role, owners, description, created_at, revoked_at, priority`
 
 func scanToken(sc interface{ Scan(...any) error }) (*ironpool.Token, error) {
 	var t ironpool.Token
 	var role, owners string
 	var created, revoked int64
-	if err := sc.Scan(&t.ID, &t.Hash, &role, &owners, &t.Description, &created, &revoked); err != nil {
+	if err := sc.Scan(&t.ID, &t.Hash, &role, &owners, &t.Description, &created, &revoked, &t.Priority); err != nil {
 		return nil, err
 	}
 	t.Role = ironpool.Role(role)

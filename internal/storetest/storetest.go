@@ -76,6 +76,9 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("QueuePromises", func(t *testing.T) { testQueuePromises(t, open) })
 	t.Run("DeleteNodes", func(t *testing.T) { testDeleteNodes(t, open) })
 	t.Run("Console", func(t *testing.T) { testConsole(t, open) })
+	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open) })
+	t.Run("Priorities", func(t *testing.T) { testPriorities(t, open) })
+	t.Run("QuotaStress", func(t *testing.T) { testQuotaStress(t, open) })
 }
 
 // testActor is the actor the suite's changes are made as, so events can be
