@@ -274,6 +274,9 @@ func Check(ev *Evidence) *Report {
 		op      *Op       // the request that created it (nil: not known)
 		ackExp  time.Time // the expiry last acknowledged
 		ackAt   time.Time // when that acknowledgement came back
+		// wFrom..wTo is the request (create or extend) that wrote the
+		// expiry last acknowledged: a replica's clock wrote it then.
+		wFrom, wTo time.Time
 		held    time.Time // when the client first knew it held the nodes
 		view    *AllocView
 		ttl     time.Duration
@@ -320,6 +323,9 @@ func Check(ev *Evidence) *Report {
 		case OpAllocate:
 			x := acked(op.Alloc.ID, op.Return, op.Alloc)
 			x.op, x.ttl, x.waited = op, op.TTL, op.Wait > 0
+			if x.ackAt.Equal(op.Return) {
+				x.wFrom, x.wTo = op.Call, op.Return
+			}
 			if op.Alloc.State == ironpool.AllocActive {
 				checkShape(r, op, op.Alloc, nodes, flavors)
 				if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond+skew(op.Call, op.Return) {
@@ -333,6 +339,9 @@ func Check(ev *Evidence) *Report {
 		case OpExtend:
 			x := acked(op.Alloc.ID, op.Return, op.Alloc)
 			x.extends++
+			if x.ackAt.Equal(op.Return) {
+				x.wFrom, x.wTo = op.Call, op.Return
+			}
 			if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond+skew(op.Call, op.Return) {
 				r.violate("short-lease", "extend of %s by %s at %s acknowledged expiry %s", op.Alloc.ID, op.TTL, op.Call.Format(time.StampMilli), op.Alloc.ExpiresAt.Format(time.StampMilli))
 			}
@@ -451,9 +460,18 @@ func Check(ev *Evidence) *Report {
 		if x.op != nil {
 			start = x.op.Call
 		}
-		// The acknowledged expiry is on the servers' clocks: a jumped
-		// clock may end the lease that much earlier in the client's time.
-		to := x.ackExp.Add(-skew(start, x.ackExp))
+		// The acknowledged expiry is on the servers' clocks: a clock that
+		// was off when it was written, or when the leader enforced it
+		// (about the expiry), may end the lease that much earlier in the
+		// client's time. A jump in between changes nothing. An expiry
+		// written by the queue (no request wrote it) gets the whole span.
+		allow := skew(x.ackExp, x.ackExp)
+		if x.wFrom.IsZero() {
+			allow = max(allow, skew(start, x.ackExp))
+		} else {
+			allow = max(allow, skew(x.wFrom, x.wTo))
+		}
+		to := x.ackExp.Add(-allow)
 		for _, op := range append(releases[id], releases["owner:"+owner]...) {
 			if op.Outcome == Fail {
 				continue
