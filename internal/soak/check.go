@@ -271,17 +271,17 @@ func Check(ev *Evidence) *Report {
 
 	// What the clients were told, per allocation.
 	type told struct {
-		op      *Op       // the request that created it (nil: not known)
-		ackExp  time.Time // the expiry last acknowledged
-		ackAt   time.Time // when that acknowledgement came back
+		op     *Op       // the request that created it (nil: not known)
+		ackExp time.Time // the expiry last acknowledged
+		ackAt  time.Time // when that acknowledgement came back
 		// wFrom..wTo is the request (create or extend) that wrote the
 		// expiry last acknowledged: a replica's clock wrote it then.
 		wFrom, wTo time.Time
-		held    time.Time // when the client first knew it held the nodes
-		view    *AllocView
-		ttl     time.Duration
-		waited  bool
-		extends int
+		held       time.Time // when the client first knew it held the nodes
+		view       *AllocView
+		ttl        time.Duration
+		waited     bool
+		extends    int
 	}
 	tolds := map[string]*told{}
 	byTag := map[string]*Op{}
