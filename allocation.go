@@ -53,6 +53,9 @@ type AllocationRequest struct {
 	Wait     time.Duration     `json:"-"`
 	Mode     Mode              `json:"mode,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Topology, when set, constrains where the nodes of the whole request
+	// sit relative to each other (see Topology).
+	Topology *Topology `json:"topology,omitempty"`
 	// NodeIDs, when set, skips selection and claims exactly these nodes (adopt).
 	NodeIDs []int64 `json:"-"`
 }
@@ -112,6 +115,11 @@ func (r *AllocationRequest) Validate() error {
 	default:
 		return FieldErrorf("mode", "%q is not a checkout mode (want none, handoff or lessee)", truncate(string(r.Mode), 20))
 	}
+	if r.Topology != nil {
+		if err := r.Topology.Validate(); err != nil {
+			return err
+		}
+	}
 	if r.TTL < 0 {
 		return FieldErrorf("ttl", "must be positive")
 	}
@@ -130,6 +138,89 @@ func (r *AllocationRequest) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Topology asks where the nodes of a request sit relative to each other, by
+// one node field (Node.Fields): spread apart or packed together. Any field
+// key serves as a topology key (rack, switch, site, …), so `node set N
+// rack=r1` and fields synced from Ironic already place a node; there is no
+// separate list of topology keys to keep in step.
+//
+// The constraint is on the whole request, across all its items: a spread
+// over racks with two items of two nodes each puts the four nodes in four
+// racks. A node whose field is missing or empty takes part in no topology
+// request: nothing says it is apart from, or together with, any other.
+type Topology struct {
+	// Spread is the field no two nodes of the request share a value of
+	// (at most MaxPerValue do).
+	Spread string `json:"spread,omitempty" maxLength:"64" doc:"Node field key (e.g. rack): at most max_per_value nodes of the request share a value of it"`
+	// MaxPerValue is how many nodes of a spread request may share one
+	// value; 1 when left out. The schema's minimum makes an explicit 0 a
+	// 400, where the domain alone could not tell 0 from "left out".
+	MaxPerValue int `json:"max_per_value,omitempty" minimum:"1" maximum:"1000" doc:"With spread: how many nodes may share one value (default 1)"`
+	// Together is the field all nodes of the request share one value of.
+	Together string `json:"together,omitempty" maxLength:"64" doc:"Node field key (e.g. rack): all nodes of the request share one value of it"`
+}
+
+// Validate checks the topology's shape: one of spread or together, a valid
+// field key, max_per_value at least 1 and only with spread. It does not
+// check that some node has the key; the store does, in the transaction that
+// matches.
+func (t *Topology) Validate() error {
+	switch {
+	case t.Spread != "" && t.Together != "":
+		return FieldErrorf("topology", "give spread or together, not both")
+	case t.Spread == "" && t.Together == "":
+		return FieldErrorf("topology", "give spread (e.g. rack) or together (e.g. rack)")
+	case t.Spread != "":
+		if err := ValidateFieldKey("topology.spread", t.Spread); err != nil {
+			return err
+		}
+		if t.MaxPerValue < 0 || t.MaxPerValue > MaxCount {
+			return FieldErrorf("topology.max_per_value", "must be 1 to %d (got %d)", MaxCount, t.MaxPerValue)
+		}
+	default:
+		if err := ValidateFieldKey("topology.together", t.Together); err != nil {
+			return err
+		}
+		if t.MaxPerValue != 0 {
+			return FieldErrorf("topology.max_per_value", "applies to spread only, not to together")
+		}
+	}
+	return nil
+}
+
+// Key returns the field the topology is about.
+func (t *Topology) Key() string { return t.Spread + t.Together }
+
+// Field returns the request field that names the key, for errors.
+func (t *Topology) Field() string {
+	if t.Spread != "" {
+		return "topology.spread"
+	}
+	return "topology.together"
+}
+
+// Normalized returns a copy with the defaults filled in (max_per_value 1
+// for spread), as allocations keep it.
+func (t *Topology) Normalized() *Topology {
+	c := *t
+	if c.Spread != "" && c.MaxPerValue == 0 {
+		c.MaxPerValue = 1
+	}
+	return &c
+}
+
+// String is the topology as the CLI spells it: "spread rack", "spread
+// rack:2", "together rack".
+func (t *Topology) String() string {
+	switch {
+	case t.Spread != "" && t.MaxPerValue > 1:
+		return fmt.Sprintf("spread %s:%d", t.Spread, t.MaxPerValue)
+	case t.Spread != "":
+		return "spread " + t.Spread
+	}
+	return "together " + t.Together
 }
 
 // AllocationItem is one resolved line of an allocation: its constraints as
@@ -152,6 +243,9 @@ type Allocation struct {
 	LastError string            `json:"last_error,omitempty"`
 	// Priority is the queue priority the request carries (its token's).
 	Priority int `json:"priority"`
+	// Topology is the request's topology constraint, kept with a queued
+	// request so that it is served under it.
+	Topology *Topology `json:"topology,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -197,6 +291,9 @@ type Plan struct {
 	Satisfiable bool           `json:"satisfiable"`
 	Picks       []Pick         `json:"picks"`
 	Capacity    []ItemCapacity `json:"capacity"`
+	// Refusal says why a request that does not fit fails, when the
+	// capacity per item does not say it (the topology, items competing).
+	Refusal string `json:"refusal,omitempty"`
 }
 
 // AllocationFilter selects allocations.

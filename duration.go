@@ -34,3 +34,25 @@ func ParseDuration(field, s string) (time.Duration, error) {
 	}
 	return v, nil
 }
+
+// ParseTime parses a point in time given as RFC 3339 or as +DURATION from
+// now ("+2h", "+7d"), which is how reservation windows are usually written.
+// The error names field.
+func ParseTime(field, s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, ok := strings.CutPrefix(s, "+"); ok {
+		v, err := ParseDuration(field, d)
+		if err != nil {
+			return time.Time{}, FieldErrorf(field, "%q is not +DURATION (e.g. +30m, +4h, +7d)", truncate(s, 30))
+		}
+		return now.Add(v).UTC().Truncate(time.Millisecond), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, FieldErrorf(field, "%q is neither an RFC 3339 time (2026-01-02T15:04:05Z) nor +DURATION", truncate(s, 30))
+	}
+	return t.UTC().Truncate(time.Millisecond), nil
+}

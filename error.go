@@ -3,6 +3,7 @@ package ironpool
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Every error a user can see carries one of these; the table in
@@ -72,6 +73,10 @@ type Shortfall struct {
 	// Reserved is how many of the free matching nodes are kept for
 	// requests queued earlier, which come first.
 	Reserved int `json:"reserved,omitempty"`
+	// From and To are set on a refused reservation: the first interval of
+	// the window over which fewer matching nodes than asked are free.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
 }
 
 // Error implements the error interface.

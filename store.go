@@ -13,6 +13,7 @@ import (
 type Store interface {
 	NodeService
 	FlavorService
+	ReservationStore
 
 	// Allocate claims nodes for a (owner, mode, metadata, items with resolved
 	// constraints, ExpiresAt set). On success a.ID, a.State=active,

@@ -180,6 +180,9 @@ type AllocateBody struct {
 	Wait     string                 `json:"wait,omitempty"`
 	Mode     ironpool.Mode          `json:"mode,omitempty"`
 	Metadata map[string]string      `json:"metadata,omitempty"`
+	// Topology, when set, spreads the request's nodes over the values of a
+	// node field or packs them into one value (see ironpool.Topology).
+	Topology *ironpool.Topology `json:"topology,omitempty"`
 }
 
 // CreateNode adds one node.
@@ -281,4 +284,55 @@ func connectHint(err error) string {
 		return "the server speaks plain HTTP: use http:// in IRONPOOL_URL"
 	}
 	return "is `ironpool serve` running? set IRONPOOL_URL to its address"
+}
+
+// ReserveBody is a booking on the wire; Start and End are RFC 3339 times
+// or +DURATION from the server's now.
+type ReserveBody struct {
+	Owner    string                 `json:"owner"`
+	Items    []ironpool.ItemRequest `json:"items"`
+	Pool     string                 `json:"pool,omitempty"`
+	Mode     ironpool.Mode          `json:"mode,omitempty"`
+	Metadata map[string]string      `json:"metadata,omitempty"`
+	Start    string                 `json:"start"`
+	End      string                 `json:"end"`
+}
+
+// Reserve books nodes for a future window. A refusal is an *ironpool.Error
+// with code ECAPACITY whose Shortfall names, per item, the short interval.
+func (c *Client) Reserve(ctx context.Context, b *ReserveBody) (*ironpool.Reservation, error) {
+	var out ironpool.Reservation
+	_, err := c.Do(ctx, "POST", "/v1/reservations", b, &out)
+	return &out, err
+}
+
+// ListReservations lists reservations; query holds the filters (owner,
+// state, live).
+func (c *Client) ListReservations(ctx context.Context, query url.Values) ([]*ironpool.Reservation, error) {
+	var out struct {
+		Reservations []*ironpool.Reservation `json:"reservations"`
+	}
+	_, err := c.Do(ctx, "GET", "/v1/reservations?"+query.Encode(), nil, &out)
+	return out.Reservations, err
+}
+
+// GetReservation reads one reservation.
+func (c *Client) GetReservation(ctx context.Context, id string) (*ironpool.Reservation, error) {
+	var out ironpool.Reservation
+	_, err := c.Do(ctx, "GET", "/v1/reservations/"+url.PathEscape(id), nil, &out)
+	return &out, err
+}
+
+// CancelReservation cancels a pending reservation (idempotent).
+func (c *Client) CancelReservation(ctx context.Context, id string) (*ironpool.Reservation, error) {
+	var out ironpool.Reservation
+	_, err := c.Do(ctx, "DELETE", "/v1/reservations/"+url.PathEscape(id), nil, &out)
+	return &out, err
+}
+
+// Calendar reads the pool's future; query holds pool, from, to and by.
+func (c *Client) Calendar(ctx context.Context, query url.Values) (*ironpool.Calendar, error) {
+	var out ironpool.Calendar
+	_, err := c.Do(ctx, "GET", "/v1/calendar?"+query.Encode(), nil, &out)
+	return &out, err
 }

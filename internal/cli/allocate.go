@@ -65,7 +65,39 @@ type allocateFlags struct {
 	body                       client.AllocateBody
 	flavors, constraints, meta []string
 	mode, envFile              string
+	spread, together           string
 	dryRun                     bool
+}
+
+// parseTopology turns --spread KEY[:K] and --together KEY into the
+// request's topology (nil for neither), refusing both at once, a K that is
+// not a whole number of at least 1, and malformed keys.
+func parseTopology(spread, together string) (*ironpool.Topology, error) {
+	switch {
+	case spread != "" && together != "":
+		return nil, ironpool.FieldErrorf("topology", "give --spread or --together, not both")
+	case spread != "":
+		key, k, hasK := strings.Cut(spread, ":")
+		t := &ironpool.Topology{Spread: key}
+		if hasK {
+			n, err := strconv.Atoi(k)
+			if err != nil || n < 1 {
+				return nil, ironpool.FieldErrorf("spread", "%q: the most per value (after ':') must be a whole number of at least 1", spread)
+			}
+			t.MaxPerValue = n
+		}
+		if err := ironpool.ValidateFieldKey("spread", key); err != nil {
+			return nil, err
+		}
+		return t, t.Validate()
+	case together != "":
+		if err := ironpool.ValidateFieldKey("together", together); err != nil {
+			return nil, err
+		}
+		t := &ironpool.Topology{Together: together}
+		return t, t.Validate()
+	}
+	return nil, nil
 }
 
 // request checks every flag the way the server would, so that a mistake is
@@ -85,7 +117,11 @@ func (f *allocateFlags) request(output string) (*client.AllocateBody, error) {
 		}
 	}
 	b.Mode = ironpool.Mode(f.mode)
-	req := &ironpool.AllocationRequest{Owner: b.Owner, Items: b.Items, Pool: b.Pool, Mode: b.Mode, Metadata: b.Metadata}
+	if b.Topology, err = parseTopology(f.spread, f.together); err != nil {
+		return nil, err
+	}
+	req := &ironpool.AllocationRequest{Owner: b.Owner, Items: b.Items, Pool: b.Pool, Mode: b.Mode, Metadata: b.Metadata,
+		Topology: b.Topology}
 	if req.TTL, err = parsePositive("ttl", b.TTL); err != nil {
 		return nil, err
 	}
@@ -127,6 +163,9 @@ func (a *app) allocateCmd() *cobra.Command {
   --flavor NAME=COUNT          nodes of a flavor (repeatable)
   --constraint 'EXPR'          inline constraints, e.g. 'cpus>=16,memory_mb>=65536,arch=x86_64,trait=CUSTOM_GPU,count=2'
                                (quote it: an unquoted > is a shell redirection)
+  --spread KEY[:K]             no two nodes of the request (at most K) share a value of node field KEY, e.g. rack
+  --together KEY               all nodes of the request share one value of node field KEY
+                               (across all items; nodes without the field are not used; see docs/SCHEDULING.md)
 
 Output (-o): table (passwords masked unless --show-secrets), json, yaml,
 env (export lines for eval), dotenv (KEY=VALUE lines for $GITHUB_ENV or a
@@ -149,7 +188,11 @@ interrupted by SIGINT/SIGTERM/SIGHUP (nothing left held or queued).`,
   ironpool allocate --owner job-42 --constraint 'cpus>=16,count=2' --env-file ironpool.env
   . ./ironpool.env
   # queue for up to 30 minutes if the pool is busy
-  ironpool allocate --owner lab1 --flavor large=1 --wait 30m --ttl 8h`,
+  ironpool allocate --owner lab1 --flavor large=1 --wait 30m --ttl 8h
+  # three nodes in three racks; or two per switch at most; or one rack for all
+  ironpool allocate --owner lab1 --flavor standard=3 --spread rack
+  ironpool allocate --owner lab1 --flavor standard=4 --spread switch:2
+  ironpool allocate --owner lab1 --flavor standard=2 --flavor storage=1 --together rack`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := f.request(a.output)
@@ -177,7 +220,7 @@ interrupted by SIGINT/SIGTERM/SIGHUP (nothing left held or queued).`,
 					return err
 				}
 				if !p.Satisfiable {
-					return planRefusal(p)
+					return planRefusal(p, b)
 				}
 				return nil
 			}
@@ -193,6 +236,8 @@ interrupted by SIGINT/SIGTERM/SIGHUP (nothing left held or queued).`,
 	fl.StringVar(&f.body.Wait, "wait", "", "queue up to this long if the pool cannot serve the request now")
 	fl.StringVar(&f.mode, "mode", "", "checkout mode: none, handoff, lessee (default from the server)")
 	fl.StringArrayVar(&f.meta, "metadata", nil, "KEY=VALUE kept with the allocation, e.g. job_url=… (repeatable)")
+	fl.StringVar(&f.spread, "spread", "", "KEY[:K]: at most K (default 1) nodes of the request share a value of node field KEY, e.g. rack")
+	fl.StringVar(&f.together, "together", "", "KEY: all nodes of the request share one value of node field KEY, e.g. rack")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be picked and the capacity per item; change nothing (exit 3 if it does not fit)")
 	fl.StringVar(&f.envFile, "env-file", "", "write the IRONPOOL_* variables to this file (atomically, mode 0600)")
 	fl.BoolVar(&a.showSecrets, "show-secrets", false, "show BMC passwords in table output")
@@ -210,7 +255,7 @@ func (f *allocateFlags) output(o string) string {
 
 // planRefusal is the exit-3 error of a dry run that does not fit, with the
 // same per-item shortfall a real refusal gives.
-func planRefusal(p *ironpool.Plan) error {
+func planRefusal(p *ironpool.Plan, b *client.AllocateBody) error {
 	var parts []string
 	var sf []ironpool.Shortfall
 	for _, c := range p.Capacity {
@@ -225,12 +270,21 @@ func planRefusal(p *ironpool.Plan) error {
 		sf = append(sf, ironpool.Shortfall{Item: c.Item, Flavor: c.Flavor, Requested: c.Requested, Matching: c.Matching, Free: c.Free})
 	}
 	msg := "the request would not fit now"
-	if len(parts) > 0 {
+	if p.Refusal != "" {
+		msg = p.Refusal
+		if len(parts) > 0 {
+			msg += " (" + strings.Join(parts, "; ") + ")"
+		}
+	} else if len(parts) > 0 {
 		msg = "not enough free nodes (" + strings.Join(parts, "; ") + ")"
 	} else {
 		msg += " (items compete for the same nodes)"
 	}
-	return &ironpool.Error{Code: ironpool.ECAPACITY, Field: "items", Message: msg, Shortfall: sf,
+	field := "items"
+	if p.Refusal != "" && b.Topology != nil {
+		field = b.Topology.Field()
+	}
+	return &ironpool.Error{Code: ironpool.ECAPACITY, Field: field, Message: msg, Shortfall: sf,
 		Hint: "dry run: nothing was allocated"}
 }
 
@@ -240,6 +294,9 @@ func (a *app) printPlan(p *ironpool.Plan) error {
 			fmt.Fprintln(w, "satisfiable: yes")
 		} else {
 			fmt.Fprintln(w, "satisfiable: NO")
+		}
+		if p.Refusal != "" {
+			fmt.Fprintln(w, "why: "+p.Refusal)
 		}
 		fmt.Fprintln(w, "ITEM\tFLAVOR\tCONSTRAINTS\tREQUESTED\tMATCHING\tFREE\tWOULD TAKE")
 		for _, c := range p.Capacity {
@@ -278,6 +335,9 @@ func (a *app) renderAs(w io.Writer, format string, al *ironpool.Allocation) erro
 		fmt.Fprintf(tw, "allocation\t%s\nowner\t%s\nstate\t%s\nmode\t%s\n", al.ID, al.Owner, al.State, al.Mode)
 		if !al.ExpiresAt.IsZero() {
 			fmt.Fprintf(tw, "expires\t%s (in %s)\n", al.ExpiresAt.Local().Format(time.RFC3339), time.Until(al.ExpiresAt).Round(time.Second))
+		}
+		if al.Topology != nil {
+			fmt.Fprintf(tw, "topology\t%s\n", al.Topology)
 		}
 		if al.LastError != "" {
 			fmt.Fprintf(tw, "last_error\t%s\n", al.LastError)

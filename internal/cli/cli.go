@@ -153,7 +153,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringArrayVarP(&a.columns, "column", "c", nil, "print only this column of a list or show (repeatable)")
 	pf.BoolVar(&a.noHeaders, "no-headers", false, "leave out the header line of table and csv output")
 	root.AddCommand(a.serveCmd(), a.nodeCmd(), a.flavorCmd(), a.allocateCmd(), a.releaseCmd(),
-		a.allocationCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.quotaCmd(), a.usageCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd(), a.manCmd())
+		a.allocationCmd(), a.reserveCmd(), a.reservationCmd(), a.calendarCmd(), a.statusCmd(), a.capacityCmd(), a.eventsCmd(), a.tokenCmd(), a.quotaCmd(), a.usageCmd(), a.adminCmd(), a.benchCmd(), a.moltenIronCmd(), a.versionCmd(), a.manCmd())
 	root.AddCommand(append(a.deployCmds(), a.ironicCmd(), a.composeCmd())...)
 	a.addCompletion(root)
 	addExamples(root)

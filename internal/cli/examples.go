@@ -15,9 +15,17 @@ var examples = map[string]string{
 	"ironpool allocation show": `  ironpool allocation show "$ID"
   ironpool allocation show "$ID" -o value -c state
   ironpool allocation export "$ID" -o ansible > inventory.yaml`,
-	"ironpool bench":    "  ironpool bench --nodes 10000 --clients 16 --duration 10s",
-	"ironpool capacity": "  ironpool capacity\n  ironpool capacity -o csv",
-	"ironpool deploy":   `  ironpool deploy "$ID" --image http://127.0.0.1:8080/img.qcow2 --checksum "$SHA256" --wait --timeout 30m`,
+	"ironpool quota list":   "  ironpool quota list\n  ironpool quota list -o json",
+	"ironpool quota show":   "  ironpool quota show 'ci-*'",
+	"ironpool quota delete": "  ironpool quota delete 'ci-*' lab1",
+	"ironpool reservation list": `  ironpool reservation list
+  ironpool reservation list --owner lab1 --all -o json`,
+	"ironpool reservation show": `  ironpool reservation show "$RID"
+  ironpool reservation show "$RID" -o value -c allocation_id`,
+	"ironpool reservation cancel": `  ironpool reservation cancel "$RID"`,
+	"ironpool bench":              "  ironpool bench --nodes 10000 --clients 16 --duration 10s",
+	"ironpool capacity":           "  ironpool capacity\n  ironpool capacity -o csv",
+	"ironpool deploy":             `  ironpool deploy "$ID" --image http://127.0.0.1:8080/img.qcow2 --checksum "$SHA256" --wait --timeout 30m`,
 	"ironpool events": `  ironpool events --since 1h
   ironpool events --subject allocation/"$ID"
   ironpool events --action allocation.created --tail 20 -o json`,

@@ -83,9 +83,10 @@ func (a *app) quotaCmd() *cobra.Command {
 	f.StringVar(&per, "per", "", "the rolling window of --max-node-hours (e.g. 24h, 7d)")
 
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List quotas with their usage",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Example: "  ironpool quota list\n  ironpool quota list -o json",
+		Short:   "List quotas with their usage",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := a.client()
 			if err != nil {
@@ -99,9 +100,10 @@ func (a *app) quotaCmd() *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use:   "show OWNER_OR_PATTERN",
-		Short: "Show a quota with its usage",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show OWNER_OR_PATTERN",
+		Example: "  ironpool quota show 'ci-*'\n  ironpool quota show team-a -o yaml",
+		Short:   "Show a quota with its usage",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := ironpool.ValidateOwnerPattern("owner", args[0]); err != nil {
 				return err
@@ -118,9 +120,10 @@ func (a *app) quotaCmd() *cobra.Command {
 		},
 	}
 	del := &cobra.Command{
-		Use:   "delete OWNER_OR_PATTERN...",
-		Short: "Delete quotas",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "delete OWNER_OR_PATTERN...",
+		Example: "  ironpool quota delete 'ci-*'\n  ironpool quota delete team-a team-b",
+		Short:   "Delete quotas",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for i, o := range args {
 				if err := ironpool.ValidateOwnerPattern(fmt.Sprintf("owner[%d]", i), o); err != nil {

@@ -15,7 +15,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	m := &server.Main{}
-	var defTTL, maxTTL, maxWait, cleanCmd, logLevel, logFormat, mode string
+	var defTTL, maxTTL, maxWait, resGap, cleanCmd, logLevel, logFormat, mode string
 	var ironics []string
 	var ironicFilter, configFile string
 	c := &cobra.Command{
@@ -36,6 +36,9 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			if m.Pool.MaxTTL, err = ironpool.ParseDuration("max-ttl", maxTTL); err != nil {
+				return err
+			}
+			if m.Pool.ReservationGap, err = ironpool.ParseDuration("reservation-gap", resGap); err != nil {
 				return err
 			}
 			if m.Pool.MaxWait, err = ironpool.ParseDuration("max-wait", maxWait); err != nil {
@@ -96,6 +99,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&defTTL, "default-ttl", "4h", "lease length when a request gives none")
 	f.StringVar(&maxTTL, "max-ttl", "7d", "longest lease a request or extend may ask")
 	f.StringVar(&maxWait, "max-wait", "24h", "longest --wait a request may ask")
+	f.StringVar(&resGap, "reservation-gap", "10m", "cleaning gap kept between consecutive holds of a node (a lease and a reservation, or two reservations)")
 	f.StringVar(&mode, "default-mode", "none", "checkout mode when a request names none: none, handoff, lessee")
 	f.StringSliceVar(&m.Background.ReleasePowerOff, "release-power-off", nil, "pool (repeatable; * for all) whose released local nodes are powered off through their BMCs before --clean-command")
 	f.BoolVar(&m.Background.ReleasePXE, "release-pxe", false, "with --release-power-off, also set released nodes to boot from the network next")

@@ -835,3 +835,37 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(pr, "\n"))
 	}
 }
+
+// TestDashboardReservations books a window through the API and checks, in
+// Chromium, that the reservations view lists it with its nodes and that
+// the per-flavor calendar shows the node it holds.
+func TestDashboardReservations(t *testing.T) {
+	p := startPool(t)
+	var r struct {
+		ID string `json:"id"`
+	}
+	p.call("POST", "/v1/reservations", map[string]any{"owner": "ci-8", "start": "+3h", "end": "+5h",
+		"items": []map[string]any{{"flavor": "gpu", "count": 1}}}, 201, &r)
+	ctx, _ := browser(t, p.m.URL())
+	var rows, cal, nav string
+	if err := run(ctx, chromedp.Navigate(p.m.URL()+"/"), signIn(p.operator),
+		visit("#/reservations", `document.querySelector('#res-table tbody')?.textContent.includes('ci-8')`),
+		text("#res-table tbody", &rows), shows("#res-calendar-table tbody", "gpu"), text("#res-calendar-table tbody", &cal),
+		text("#nav", &nav)); err != nil {
+		t.Fatalf("reservations view: %v", err)
+	}
+	for _, w := range []string{r.ID[:8], "ci-8", "pending", "gpu×1", "rack2-n1"} {
+		if !strings.Contains(rows, w) {
+			t.Errorf("reservations table %q lacks %q", rows, w)
+		}
+	}
+	// One gpu node: free now, held (reserved) from the start, free after.
+	if !strings.Contains(cal, "gpu\t1\t") || !strings.Contains(cal, "\t0\t1") {
+		t.Errorf("calendar %q does not show the gpu node held in the window", cal)
+	}
+	if !strings.Contains(nav, "Reservations") {
+		t.Errorf("nav %q has no Reservations link", nav)
+	}
+	noOverflow(t, ctx, "reservations")
+	safe(t, ctx, "reservations")
+}

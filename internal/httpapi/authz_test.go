@@ -132,6 +132,21 @@ var matrix = []matrixRow{
 		s.allocation(owner)
 		return request{"POST", "/v1/allocations/release", map[string]any{"owner": owner}}
 	}, ownersOnly(200)},
+	{"reserve", func(s *testServer, owner string) request {
+		_, pool := s.node()
+		return request{"POST", "/v1/reservations", reserveBody(owner, pool)}
+	}, ownersOnly(201)},
+	{"list-reservations", func(s *testServer, owner string) request {
+		s.reservation(owner)
+		return request{"GET", "/v1/reservations?owner=" + owner, nil}
+	}, visibleOwner},
+	{"get-reservation", func(s *testServer, owner string) request {
+		return request{"GET", "/v1/reservations/" + s.reservation(owner), nil}
+	}, visibleOwner},
+	{"cancel-reservation", func(s *testServer, owner string) request {
+		return request{"DELETE", "/v1/reservations/" + s.reservation(owner), nil}
+	}, ownersOnly(200)},
+	{"calendar", func(s *testServer, _ string) request { return request{"GET", "/v1/calendar?by=flavor", nil} }, everyone200},
 	{"status", func(s *testServer, _ string) request { return request{"GET", "/v1/status", nil} }, everyone200},
 	{"capacity", func(s *testServer, _ string) request { return request{"GET", "/v1/capacity", nil} }, everyone200},
 	{"list-events", func(s *testServer, _ string) request { return request{"GET", "/v1/events", nil} }, staffOnly(200)},

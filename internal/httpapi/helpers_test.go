@@ -160,3 +160,20 @@ func send(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp, body
 }
+
+func reserveBody(owner, pool string) map[string]any {
+	return map[string]any{"owner": owner, "pool": pool, "start": "+1h", "end": "+2h",
+		"items": []map[string]any{{"constraints": map[string]any{"cpus": 1}, "count": 1}}}
+}
+
+// reservation books a fresh node for owner (as admin) and returns the
+// reservation id.
+func (s *testServer) reservation(owner string) string {
+	s.t.Helper()
+	_, pool := s.node()
+	var r struct {
+		ID string `json:"id"`
+	}
+	s.mustDo(s.admin, "POST", "/v1/reservations", reserveBody(owner, pool), 201, &r)
+	return r.ID
+}

@@ -41,6 +41,7 @@ type allocateBody struct {
 	Wait     string                 `json:"wait,omitempty" maxLength:"32" doc:"Queue for up to this long if the pool cannot serve the request now"`
 	Mode     ironpool.Mode          `json:"mode,omitempty" maxLength:"16"`
 	Metadata map[string]string      `json:"metadata,omitempty"`
+	Topology *ironpool.Topology     `json:"topology,omitempty" doc:"Where the request's nodes sit relative to each other, by a node field: spread (at most max_per_value per value) or together (one value), across all items"`
 }
 
 func (b *allocateBody) request() (*ironpool.AllocationRequest, error) {
@@ -57,7 +58,7 @@ func (b *allocateBody) request() (*ironpool.AllocationRequest, error) {
 		return nil, err
 	}
 	return &ironpool.AllocationRequest{Owner: b.Owner, Items: b.Items, Pool: b.Pool, TTL: ttl, Wait: wait,
-		Mode: b.Mode, Metadata: b.Metadata}, nil
+		Mode: b.Mode, Metadata: b.Metadata, Topology: b.Topology}, nil
 }
 
 type allocReply struct {
@@ -100,7 +101,7 @@ func register[I, O any](s *Server, method, path, id, summary string, status int,
 func tagOf(path string) string {
 	// "/v1/nodes/{name}" → "nodes"; the status routes share one tag.
 	switch seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "/"); seg {
-	case "nodes", "flavors", "allocations", "tokens", "events", "admin", "ironic", "usage", "quotas":
+	case "nodes", "flavors", "allocations", "reservations", "calendar", "tokens", "events", "admin", "ironic", "usage", "quotas":
 		return seg
 	}
 	return "status"
@@ -448,6 +449,7 @@ func (s *Server) routes() {
 			res, err := svc.RotateKey(ctx)
 			return &struct{ Body ironpool.ResealResult }{res}, err
 		})
+	s.reservationRoutes()
 	s.ironicRoutes()
 	s.bmcRoutes()
 	s.consoleRoutes()

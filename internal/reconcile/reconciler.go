@@ -288,6 +288,12 @@ func (r *Reconciler) loop(ctx context.Context) {
 // tick runs the background work once and returns how long it may sleep.
 func (r *Reconciler) tick(ctx context.Context) time.Duration {
 	changed := r.expire(ctx)
+	// Reservations start after expiry (the leases that end before a
+	// window free its nodes) and before the queue, which must not take
+	// nodes a window starting now was promised.
+	if r.startReservations(ctx) {
+		changed = true
+	}
 	if r.startWork(ctx) > 0 {
 		changed = true
 	}

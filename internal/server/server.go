@@ -73,6 +73,11 @@ type Main struct {
 	// negative turns aging off.
 	QueueAging time.Duration
 
+	// Now, when set, is the clock of the store, the service and the
+	// reconciler: end-to-end tests move time to start reservations and
+	// expire leases without sleeping. nil means time.Now.
+	Now func() time.Time
+
 	// Set by Run.
 	Store      ironpool.Store
 	Service    *service.Service
@@ -149,8 +154,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Background.WaiterGrace == 0 {
 		m.Background.WaiterGrace = m.Pool.WaiterGrace // one flag, --waiter-grace, for both halves
 	}
+	if g, ok := m.Store.(interface{ SetReservationGap(time.Duration) }); ok {
+		g.SetReservationGap(m.Pool.ReservationGap)
+	}
 	m.Service = service.New(m.Store, m.Pool, m.Log)
 	m.Reconciler = reconcile.New(m.Store, m.Background, m.Log)
+	if m.Now != nil {
+		if c, ok := m.Store.(interface{ SetNow(func() time.Time) }); ok {
+			c.SetNow(m.Now)
+		}
+		m.Service.Now, m.Reconciler.Now = m.Now, m.Now
+	}
 	m.Service.Work = m.Reconciler
 	m.Reconciler.Changed = m.Service.Signal
 	if m.BMC == nil {

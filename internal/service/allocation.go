@@ -36,6 +36,9 @@ func (s *Service) resolve(ctx context.Context, req *ironpool.AllocationRequest) 
 	if req.Wait > 0 {
 		a.WaitUntil = now.Add(req.Wait)
 	}
+	if req.Topology != nil {
+		a.Topology = req.Topology.Normalized()
+	}
 	for i, it := range req.Items {
 		var c ironpool.Constraints
 		if it.Flavor != "" {

@@ -38,6 +38,10 @@ type Config struct {
 	// before the reconciler cancels it; long-polls renew their request
 	// three times within it (waiters.go). Default 30s; negative: never.
 	WaiterGrace time.Duration
+	// ReservationGap is the cleaning gap kept between consecutive holds
+	// of a node (a lease and a reservation, or two reservations); the
+	// server hands it to the store, which enforces it.
+	ReservationGap time.Duration
 }
 
 func (c *Config) setDefaults() {

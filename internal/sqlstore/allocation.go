@@ -33,7 +33,7 @@ func (a candidate) less(b candidate) int {
 // candidates reads up to limit free nodes that satisfy c, best fit first.
 // The ORDER BY follows the nodes_fit index, so the read stops after limit
 // matching rows however large the pool is.
-func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...exclusion) ([]candidate, error) {
+func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...excluder) ([]candidate, error) {
 	where, args := constraintSQL(c, 1)
 	where, args = s.reachableSQL(where, args, 1)
 	for _, e := range ex {
@@ -66,7 +66,11 @@ func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constrain
 // match picks nodes for every item of a, or reports that the free nodes
 // cannot satisfy it. Reading only Need(counts) candidates per item is enough
 // for an exact answer (see package alloc).
-func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...exclusion) ([][]candidate, bool, error) {
+func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lock string, ex ...excluder) ([][]candidate, bool, error) {
+	if a.Topology != nil {
+		picks, res, err := s.matchTopology(ctx, q, a, lock, false, ex...)
+		return picks, res.OK, err
+	}
 	counts := make([]int, len(a.Items))
 	for i, it := range a.Items {
 		counts[i] = it.Count
@@ -113,7 +117,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 // Dialect.WaitSerial, so waiters queue for each other instead of holding
 // rows another waiter needs. Transactions that only skip never wait for a
 // row, so no cycle is left.
-func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...exclusion) ([][]candidate, bool, error) {
+func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...excluder) ([][]candidate, bool, error) {
 	if s.Dialect.LockSkip == "" {
 		return s.match(ctx, tx, a, "", ex...)
 	}
@@ -221,6 +225,11 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		if a.ID == "" {
 			a.ID = uuid.NewString()
 		}
+		if a.Topology != nil {
+			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
+				return err
+			}
+		}
 		// Quotas first: their rows are the first locks this transaction
 		// takes (see quota.go). A refusal that waiting could lift queues
 		// the request when it may wait; one that the request alone earns
@@ -261,13 +270,16 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		if err != nil {
 			return err
 		}
-		picks, ok, err := s.matchLocked(ctx, tx, a, reserved)
+		picks, ok, err := s.matchLocked(ctx, tx, a, reserved, s.reservedUntil(a.ExpiresAt))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			if queue {
 				return s.enqueue(ctx, tx, a, ttl)
+			}
+			if a.Topology != nil {
+				return s.topologyError(ctx, tx, a, reserved)
 			}
 			sf, err := s.reservedShortfall(ctx, tx, a, reserved)
 			if err != nil {
@@ -316,10 +328,15 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 	}
 	items, _ := json.Marshal(a.Items)
 	meta, _ := json.Marshal(a.Metadata)
+	topo := ""
+	if a.Topology != nil {
+		b, _ := json.Marshal(a.Topology)
+		topo = string(b)
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, metadata, ttl_ms,
-		created_at, expires_at, wait_until, priority) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+		created_at, expires_at, wait_until, priority, topology) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
-		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority)
+		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority, topo)
 	if err != nil {
 		if _, ok := s.Dialect.Unique(err); ok {
 			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
@@ -339,6 +356,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 	}
 	var vals []string
 	var args []any
+	until := ms(a.ExpiresAt.Add(s.ReservationGap))
 	counts := make([]int, len(picks))
 	for i, p := range picks {
 		counts[i] = len(p)
@@ -350,8 +368,8 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 			res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $1, allocation_id = $2, owner = $3,
 				last_allocated_at = $4, updated_at = $4,
 				pending = CASE WHEN ironic_uuid IS NULL THEN '' ELSE $5 END
-				WHERE id = $6 AND state = 'available'`,
-				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id)
+				WHERE id = $6 AND state = 'available' AND `+reservedCond("$7"),
+				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id, until)
 			if err != nil {
 				return fmt.Errorf("claim node: %w", err)
 			}
@@ -359,7 +377,11 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 			// lock (or row locks), so the row must still be free; anything
 			// else is a bug that must abort rather than hand a node out twice.
 			if k, _ := res.RowsAffected(); k != 1 {
-				return fmt.Errorf("claim node %s: it is no longer available", n.name)
+				// On PostgreSQL a reservation may have been booked on the
+				// node between the candidate read and this statement (which
+				// sees every committed booking): refuse rather than break it.
+				return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "items",
+					Message: fmt.Sprintf("node %s was taken or reserved while this request was being served; retry", n.name)}
 			}
 		}
 	}
@@ -419,11 +441,23 @@ func itemsSummary(items []ironpool.AllocationItem) string {
 func (s *Store) Plan(ctx context.Context, a *ironpool.Allocation) (*ironpool.Plan, error) {
 	p := &ironpool.Plan{Picks: []ironpool.Pick{}}
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		picks, ok, err := s.match(ctx, tx, a, "")
+		if a.Topology != nil {
+			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
+				return err
+			}
+		}
+		picks, ok, err := s.match(ctx, tx, a, "", s.reservedUntil(a.ExpiresAt))
 		if err != nil {
 			return err
 		}
 		p.Satisfiable = ok
+		if !ok && a.Topology != nil {
+			_, res, err := s.matchTopology(ctx, tx, a, "", false)
+			if err != nil {
+				return err
+			}
+			p.Refusal = topologyShort(a, res, "free")
+		}
 		for i, l := range picks {
 			for _, n := range l {
 				p.Picks = append(p.Picks, ironpool.Pick{Item: i, Node: n.name})
@@ -496,11 +530,11 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 		for _, q := range queued {
 			a := q.alloc
 			if !a.WaitUntil.After(now) {
-				sf, err := s.shortfall(ctx, tx, a)
+				why, err := s.waitFailure(ctx, tx, a)
 				if err != nil {
 					return err
 				}
-				a.State, a.LastError = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message
+				a.State, a.LastError = ironpool.AllocFailed, why
 				if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
 					string(a.State), a.LastError, ms(now)); err != nil {
 					return err
@@ -527,7 +561,7 @@ func (s *Store) DispatchQueue(ctx context.Context, now time.Time) ([]*ironpool.A
 					continue
 				}
 			}
-			picks, ok, err := s.matchLocked(ctx, tx, a)
+			picks, ok, err := s.matchLocked(ctx, tx, a, s.reservedUntil(now.Add(q.ttl)))
 			if err != nil {
 				return err
 			}
@@ -595,7 +629,7 @@ func updateQueued(ctx context.Context, tx *sql.Tx, id, set string, args ...any) 
 	return nil
 }
 
-const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at, priority`
+const allocColumns = `id, owner, state, mode, items, metadata, last_error, ttl_ms, created_at, expires_at, wait_until, released_at, priority, topology`
 
 type allocRow struct {
 	alloc *ironpool.Allocation
@@ -611,11 +645,16 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 	var out []allocRow
 	for rows.Next() {
 		var a ironpool.Allocation
-		var state, mode, items, meta string
+		var state, mode, items, meta, topo string
 		var ttl, created, expires, wait, released int64
 		if err := rows.Scan(&a.ID, &a.Owner, &state, &mode, &items, &meta, &a.LastError, &ttl,
-			&created, &expires, &wait, &released, &a.Priority); err != nil {
+			&created, &expires, &wait, &released, &a.Priority, &topo); err != nil {
 			return nil, err
+		}
+		if topo != "" {
+			if err := json.Unmarshal([]byte(topo), &a.Topology); err != nil {
+				return nil, fmt.Errorf("allocation %s topology: %w", a.ID, err)
+			}
 		}
 		a.State, a.Mode = ironpool.AllocationState(state), ironpool.Mode(mode)
 		if err := json.Unmarshal([]byte(items), &a.Items); err != nil {
@@ -761,6 +800,18 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 		if err := s.checkLease(ctx, tx, a, a.ExpiresAt); err != nil {
 			return err
 		}
+		// Touch the nodes first: a booking deciding on them now waits for
+		// this transaction, or this one sees the booking it committed.
+		if _, err := tx.ExecContext(ctx, `UPDATE nodes SET updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at + 1 END
+			WHERE allocation_id = $2`, ms(s.Now()), id); err != nil {
+			return err
+		}
+		if conflict, err := s.extendConflict(ctx, tx, id, a.ExpiresAt); err != nil || conflict != nil {
+			if err != nil {
+				return err
+			}
+			return conflict
+		}
 		// The state condition repeats the check above in the statement that
 		// writes, so the decision never rests on a read alone.
 		res, err := tx.ExecContext(ctx, `UPDATE allocations SET expires_at = $1 WHERE id = $2 AND state = $3`,
@@ -899,8 +950,9 @@ func (s *Store) NextExpiry(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64
 	err := s.R.QueryRowContext(ctx, `SELECT MIN(t) FROM (
 		SELECT MIN(expires_at) AS t FROM allocations WHERE state = $1
-		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2) q`,
-		string(ironpool.AllocActive), string(ironpool.AllocQueued)).Scan(&v)
+		UNION ALL SELECT MIN(wait_until) FROM allocations WHERE state = $2
+		UNION ALL SELECT MIN(start_at) FROM reservations WHERE state = $3) q`,
+		string(ironpool.AllocActive), string(ironpool.AllocQueued), string(ironpool.ResPending)).Scan(&v)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, err
 	}

@@ -245,6 +245,9 @@ func (s *Store) countFree(ctx context.Context, q querier, c *ironpool.Constraint
 // it. Nodes count in any state, since allocated, cleaning, maintenance and
 // error nodes may all come back.
 func (s *Store) admit(ctx context.Context, q querier, a *ironpool.Allocation) error {
+	if a.Topology != nil {
+		return s.admitTopology(ctx, q, a)
+	}
 	counts := make([]int, len(a.Items))
 	for i, it := range a.Items {
 		counts[i] = it.Count
@@ -307,27 +310,7 @@ func (s *Store) admit(ctx context.Context, q querier, a *ironpool.Allocation) er
 // matchLists runs the exact matcher over per-item candidate lists, ranking
 // nodes best fit first as match does.
 func matchLists(counts []int, lists [][]candidate) ([][]int64, bool) {
-	byID := map[int64]candidate{}
-	for _, l := range lists {
-		for _, n := range l {
-			byID[n.id] = n
-		}
-	}
-	all := make([]candidate, 0, len(byID))
-	for _, n := range byID {
-		all = append(all, n)
-	}
-	slices.SortFunc(all, candidate.less)
-	rank := make(map[int64]int64, len(all))
-	for i, n := range all {
-		rank[n.id] = int64(i)
-	}
-	cands := make([][]alloc.Candidate, len(lists))
-	for i, l := range lists {
-		for _, n := range l {
-			cands[i] = append(cands[i], alloc.Candidate{ID: n.id, Rank: rank[n.id]})
-		}
-	}
+	cands, _ := rankLists(lists)
 	return alloc.Match(counts, cands)
 }
 
@@ -366,11 +349,11 @@ func (s *Store) failExpiredQueued(ctx context.Context, tx *sql.Tx, now time.Time
 	var out []*ironpool.Allocation
 	for _, r := range rows {
 		a := r.alloc
-		sf, err := s.shortfall(ctx, tx, a)
+		why, err := s.waitFailure(ctx, tx, a)
 		if err != nil {
 			return nil, err
 		}
-		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, "wait deadline passed: "+capacityError(sf).Message, now
+		a.State, a.LastError, a.ReleasedAt = ironpool.AllocFailed, why, now
 		if err := updateQueued(ctx, tx, a.ID, `state = $1, last_error = $2, released_at = $3`,
 			string(a.State), a.LastError, ms(now)); err != nil {
 			return nil, err
@@ -443,6 +426,12 @@ func (s *Store) QueueInfo(ctx context.Context, id string) (*ironpool.QueueInfo, 
 			}
 			if ok {
 				reason = append(reason, "fits now: about to be served")
+			} else if a.Topology != nil {
+				_, res, err := s.matchTopology(ctx, tx, a, "", false, ahead)
+				if err != nil {
+					return err
+				}
+				reason = append(reason, topologyShort(a, res, "free"))
 			} else {
 				info.Compete = true
 				reason = append(reason, "every item fits alone, but the items compete for the same nodes")

@@ -66,6 +66,9 @@ type Store struct {
 	// rise by one (ironpool.EffectivePriority); zero means
 	// ironpool.DefaultQueueAging, negative turns aging off.
 	QueueAging time.Duration
+	// ReservationGap is the cleaning gap kept between consecutive holds
+	// of a node (leases and reservations); see reservation.go.
+	ReservationGap time.Duration
 
 	group *groupCommit
 }

@@ -79,6 +79,9 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open) })
 	t.Run("Priorities", func(t *testing.T) { testPriorities(t, open) })
 	t.Run("QuotaStress", func(t *testing.T) { testQuotaStress(t, open) })
+	t.Run("Topology", func(t *testing.T) { testTopology(t, open) })
+	t.Run("TopologyConcurrency", func(t *testing.T) { testTopologyConcurrency(t, open) })
+	t.Run("Reservations", func(t *testing.T) { testReservations(t, open) })
 }
 
 // testActor is the actor the suite's changes are made as, so events can be

@@ -225,7 +225,7 @@ function setParams(page, params) {
   history.replaceState(null, "", "#/" + page + (q ? "?" + q : ""));
 }
 
-const views = { overview, nodes, node, allocations, allocation, usage };
+const views = { overview, nodes, node, allocations, allocation, reservations, usage };
 
 // refresh renders the current route. Only one runs at a time: a refresh
 // asked for meanwhile (a filter typed, a link followed) runs when the
@@ -681,6 +681,27 @@ function allocActions(a) {
 }
 
 // ---- usage ----
+
+// reservations lists the bookings for future windows (soonest first) and,
+// from the calendar, how many nodes of each flavor are free over the next
+// week, so an operator sees what is promised before booking more.
+async function reservations(r, root) {
+  const all = r.params.get("state") === "all";
+  const list = (await api("/v1/reservations?limit=500" + (all ? "" : "&live=true"))).reservations || [];
+  fillSlot(root, "res-list", "Reservations (" + list.length + ")", "wide", table("res-table",
+    ["id", "owner", "state", "items", "nodes", "start", "end", "allocation", "last error"],
+    list.map((x) => [x.id.slice(0, 8), x.owner, stateCell(x.state), items(x),
+      td(nodeLinks((x.items || []).flatMap((it) => it.nodes || []))), timeCell(x.start, true), timeCell(x.end, true),
+      x.allocation_id ? link(allocHref(x.allocation_id), x.allocation_id.slice(0, 8)) : "", long(x.last_error || "")]),
+    all ? "no reservations" : "no pending or active reservations"));
+  const cal = await api("/v1/calendar?by=flavor");
+  const rows = [];
+  for (const f of cal.flavors || []) {
+    for (const sl of f.slots || []) rows.push([f.flavor, num(f.total), timeCell(sl.start), timeCell(sl.end), num(sl.free), num(sl.held)]);
+  }
+  fillSlot(root, "res-calendar", "Free nodes per flavor, next 7 days (cleaning gap " + cal.gap + ")", "wide", table("res-calendar-table",
+    ["flavor", { label: "nodes", num: true }, "from", "to", { label: "free", num: true }, { label: "held", num: true }], rows, "no flavors"));
+}
 
 async function usage(r, root, first) {
   const w = r.params.get("window") === "7d" ? "7d" : "24h";
