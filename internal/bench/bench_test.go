@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/postgres"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
 	"github.com/ironpool/ironpool/internal/sqlite"
 	"github.com/ironpool/ironpool/internal/sqlstore"
 	"github.com/ironpool/ironpool/internal/storetest/opener"
@@ -92,6 +94,12 @@ func seededStoreWith(b *testing.B, size int, sync string) (context.Context, *sql
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
+	seed(b, ctx, st, size)
+	return ctx, st
+}
+
+// seed adds size nodes of three shapes to st.
+func seed(b *testing.B, ctx context.Context, st *sqlstore.Store, size int) {
 	var nodes []*ironpool.Node
 	for i := 0; i < size; i++ {
 		s := benchShapes[i%3]
@@ -102,7 +110,6 @@ func seededStoreWith(b *testing.B, size int, sync string) (context.Context, *sql
 	if err := st.CreateNodes(ctx, nodes); err != nil {
 		b.Fatal(err)
 	}
-	return ctx, st
 }
 
 func allocateRelease(b *testing.B, ctx context.Context, st *sqlstore.Store) {
@@ -137,6 +144,43 @@ func BenchmarkSQLiteWriteTx(b *testing.B) {
 		if err := tx.Commit(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPostgresAllocateParallel is BenchmarkStoreAllocateParallel on
+// PostgreSQL (synchronous_commit as the server has it, on by default), with
+// every write its own transaction (writers=off, the code before group
+// commit served PostgreSQL) and with group commit at 1, 4 and 8 concurrent
+// groups, in one invocation so the ratios compare. Skipped without
+// IRONPOOL_TEST_POSTGRES.
+//
+//	go test -run XXX -bench PostgresAllocateParallel -benchtime 3000x ./internal/bench/
+func BenchmarkPostgresAllocateParallel(b *testing.B) {
+	for _, w := range []int{-1, 1, 4, 8} {
+		name := fmt.Sprintf("writers=%d", w)
+		if w < 0 {
+			name = "writers=off"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := ironpool.NewContextWithActor(context.Background(), ironpool.System)
+			st, err := postgres.OpenWith(ctx, pgtest.Schema(b), opener.MustSealer(b), postgres.Options{GroupWriters: w})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			seed(b, ctx, st, 10000)
+			b.SetParallelism(16) // 32 callers on 2 cores, as the HTTP bench's clients
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					allocateRelease(b, ctx, st)
+				}
+			})
+			b.StopTimer()
+			if w, c := st.WriteStats(); c > 0 {
+				b.ReportMetric(float64(w)/float64(c), "writes/commit")
+			}
+		})
 	}
 }
 

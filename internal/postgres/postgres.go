@@ -47,6 +47,10 @@ var Dialect = sqlstore.Dialect{
 	Unique:      uniqueColumn,
 	Retryable:   retryable,
 	Unavailable: unavailable,
+	// No group commit by default: measured on the 2-core development VM
+	// (docs/PERFORMANCE.md, session 4), running a group's statements one
+	// after another on one connection cost more in round trips than the
+	// shared WAL flush saved. OpenWith's GroupWriters turns it on.
 }
 
 // constraintColumns names the column behind each unique constraint of the
@@ -98,6 +102,21 @@ func retryable(err error) bool {
 // migrations and returns the store. One pool serves reads and writes: unlike
 // SQLite, PostgreSQL lets writers run side by side.
 func Open(ctx context.Context, dsn string, sealer ironpool.Sealer) (*sqlstore.Store, error) {
+	return OpenWith(ctx, dsn, sealer, Options{})
+}
+
+// Options tune OpenWith; the zero value is Open's defaults.
+type Options struct {
+	// GroupWriters, when positive, turns on group commit (see sqlstore's
+	// groupCommit) with this many groups running at once, each on its own
+	// connection, every write under its own savepoint. Zero or negative:
+	// every write is its own transaction, the default. Benchmarks set it to
+	// compare both in one run.
+	GroupWriters int
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Options) (*sqlstore.Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// The parse error may quote the DSN, password included: keep it out.
@@ -119,7 +138,11 @@ func Open(ctx context.Context, dsn string, sealer ironpool.Sealer) (*sqlstore.St
 		db.Close()
 		return nil, err
 	}
-	return sqlstore.New(db, db, dialectFor(schema), sealer), nil
+	d := dialectFor(schema)
+	if opt.GroupWriters > 0 {
+		d.GroupCommit, d.GroupWriters = true, opt.GroupWriters
+	}
+	return sqlstore.New(db, db, d, sealer), nil
 }
 
 // dialectFor returns Dialect with the lock that lets one allocation at a

@@ -26,7 +26,7 @@ func (m *Main) startReplicaNotify() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	kick := make(chan struct{}, 1)
 	m.Service.Broadcast = func() {
 		select {
@@ -56,8 +56,16 @@ func (m *Main) startReplicaNotify() {
 			m.Reconciler.Wake()
 		})
 	}()
+	// A revocation on any replica empties every replica's token cache.
+	// Listen also calls back on each (re)connect, when notifications may
+	// have been lost; sqlstore.TokenCacheBound covers the time it is away.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		postgres.Listen(ctx, m.DB, sqlstore.TokenChannel, st.InvalidateTokens)
+	}()
 	m.closers = append(m.closers, func() error {
 		cancel()
+		<-done
 		<-done
 		<-done
 		return nil

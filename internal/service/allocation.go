@@ -181,11 +181,11 @@ func (s *Service) ExtendAllocation(ctx context.Context, id string, ttl time.Dura
 	if ttl > s.Config.MaxTTL {
 		return nil, ironpool.FieldErrorf("ttl", "%s is over the maximum lease of %s", ttl, s.Config.MaxTTL)
 	}
-	cur, err := s.Store.FindAllocation(ctx, id)
+	owner, err := s.allocationOwner(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	actor, err := forOwner(ctx, OpAllocExtend, cur.Owner)
+	actor, err := forOwner(ctx, OpAllocExtend, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +202,11 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if _, err := Authorize(ctx, OpAllocRelease); err != nil {
 		return nil, err
 	}
-	cur, err := s.Store.FindAllocation(ctx, id)
+	owner, err := s.allocationOwner(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	actor, err := forOwner(ctx, OpAllocRelease, cur.Owner)
+	actor, err := forOwner(ctx, OpAllocRelease, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -262,4 +262,24 @@ func (s *Service) FindEvents(ctx context.Context, f ironpool.EventFilter) ([]*ir
 		return nil, err
 	}
 	return s.Store.FindEvents(ctx, f)
+}
+
+// ownerReader is what a store may offer to read an allocation's owner
+// without its nodes (sqlstore does); authorizing a release or an extend
+// needs nothing more.
+type ownerReader interface {
+	AllocationOwner(ctx context.Context, id string) (string, error)
+}
+
+// allocationOwner returns the owner of allocation id, by the store's
+// cheap read when it has one.
+func (s *Service) allocationOwner(ctx context.Context, id string) (string, error) {
+	if r, ok := s.Store.(ownerReader); ok {
+		return r.AllocationOwner(ctx, id)
+	}
+	a, err := s.Store.FindAllocation(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return a.Owner, nil
 }

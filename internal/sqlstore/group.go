@@ -58,9 +58,24 @@ type groupReq struct {
 	done     chan struct{}
 }
 
-func newGroupCommit(db *sql.DB) *groupCommit {
+// newGroupCommit starts writers loops that each gather a group and run it
+// in a transaction of its own. One is right for SQLite's single writer; an
+// engine with row locks (PostgreSQL) runs several, so that one group's
+// commit wait overlaps the next group's statements.
+func newGroupCommit(db *sql.DB, writers int) *groupCommit {
 	g := &groupCommit{db: db, reqs: make(chan *groupReq), stop: make(chan struct{}), done: make(chan struct{})}
-	go g.loop()
+	var wg sync.WaitGroup
+	for range max(writers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.loop()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(g.done)
+	}()
 	return g
 }
 
@@ -97,7 +112,6 @@ func (g *groupCommit) close() {
 }
 
 func (g *groupCommit) loop() {
-	defer close(g.done)
 	batch := make([]*groupReq, 0, maxGroup)
 	for {
 		select {

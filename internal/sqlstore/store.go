@@ -42,6 +42,11 @@ type Dialect struct {
 	// GroupCommit runs concurrent writes together in one transaction (see
 	// groupCommit); for engines with a single writer.
 	GroupCommit bool
+	// GroupWriters is how many groups may run at once (0 means 1). An
+	// engine with one writer gains nothing from more; PostgreSQL, where
+	// each group is one commit (one WAL flush) on its own connection, runs
+	// several so that flushes overlap.
+	GroupWriters int
 	// Unavailable names, in words safe to show, an error meaning the
 	// database cannot serve now (disk full, connection lost); "" otherwise.
 	Unavailable func(err error) string
@@ -70,14 +75,15 @@ type Store struct {
 	// of a node (leases and reservations); see reservation.go.
 	ReservationGap time.Duration
 
-	group *groupCommit
+	group  *groupCommit
+	tokens tokenCache
 }
 
 // New returns a store over the given pools.
 func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 	s := &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: clock.Now}
 	if d.GroupCommit {
-		s.group = newGroupCommit(w)
+		s.group = newGroupCommit(w, d.GroupWriters)
 	}
 	return s
 }
@@ -122,12 +128,15 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.
 }
 
 func (s *Store) writeRetry(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.group != nil {
-		return s.group.do(ctx, fn)
-	}
 	var err error
 	for attempt := 0; attempt < 8; attempt++ {
-		err = inTx(ctx, s.W, fn)
+		// In a group, a transient conflict rolled back only this caller's
+		// savepoint; it is run again like a transaction of its own would be.
+		if s.group != nil {
+			err = s.group.do(ctx, fn)
+		} else {
+			err = inTx(ctx, s.W, fn)
+		}
 		if err == nil || s.Dialect.Retryable == nil || !s.Dialect.Retryable(err) {
 			return err
 		}

@@ -70,8 +70,13 @@ func scanToken(sc interface{ Scan(...any) error }) (*ironpool.Token, error) {
 	return &t, nil
 }
 
-// FindTokenByHash returns the live token with this hash.
+// FindTokenByHash returns the live token with this hash. It answers from
+// the token cache when it can (see tokenCache).
 func (s *Store) FindTokenByHash(ctx context.Context, hash string) (*ironpool.Token, error) {
+	return s.findTokenCached(ctx, hash)
+}
+
+func (s *Store) findTokenByHash(ctx context.Context, hash string) (*ironpool.Token, error) {
 	t, err := scanToken(s.R.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1 AND revoked_at = 0`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Message: "unknown or revoked token"}
@@ -97,8 +102,14 @@ func (s *Store) FindTokens(ctx context.Context) ([]*ironpool.Token, error) {
 	return out, rows.Err()
 }
 
-// RevokeToken marks a token revoked; revoking twice is not an error.
+// RevokeToken marks a token revoked; revoking twice is not an error. The
+// token cache is emptied both before the revocation commits, so that no
+// request starting after this call reaches a cached copy, and after, so that
+// a lookup that read the token meanwhile cannot store it; other replicas are
+// told through TokenChannel.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	s.InvalidateTokens()
+	defer s.InvalidateTokens()
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var revoked int64
 		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM tokens WHERE id = $1`, id).Scan(&revoked)
@@ -108,6 +119,9 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2`, ms(s.Now()), id); err != nil {
+			return err
+		}
+		if err := s.announceRevocation(ctx, tx); err != nil {
 			return err
 		}
 		return s.insertEvent(ctx, tx, "token.revoked", "token/"+id, "revoked")
