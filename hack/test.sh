@@ -126,8 +126,10 @@ step "go test -race ./..."
 go test -race -count=1 -timeout 25m ./...
 
 # The campaign's CI form: 50,000 client operations against one SQLite
-# server and three PostgreSQL replicas, with kill -9 and leader pauses, the
-# history and the audit log judged by internal/soak's checker. Real servers
+# server and three PostgreSQL replicas (on a PostgreSQL the campaign starts
+# itself, so it can restart and crash it), with kill -9, leader pauses,
+# PostgreSQL restarts, clock jumps and the fault proxy, the history and the
+# audit log judged by internal/soak's checker. Real servers
 # for a few minutes, so it runs here once rather than inside `go test ./...`
 # (where it skips). `make soak` is the long form.
 step "soak campaign (CI form, 50,000 operations)"

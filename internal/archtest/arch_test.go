@@ -8,7 +8,9 @@ package archtest
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -169,6 +171,44 @@ func TestRulesFire(t *testing.T) {
 		v := violations([]pkg{bad}, rules)
 		if len(v) != 1 || !strings.Contains(v[0], name) {
 			t.Errorf("breaking %q reported %v, want exactly that rule", name, v)
+		}
+	}
+}
+
+// TestNoSoakClockByDefault keeps the soak campaign's clock hook out of
+// production binaries: the default build of internal/clock compiles none
+// of the files that can move the clock, and every source file outside the
+// campaign that names the hook's variable is built only with -tags
+// soakclock. Dropping the build constraint from clock_soak.go fails it.
+func TestNoSoakClockByDefault(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .GoFiles " "}}`, mod+"/internal/clock").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	files := strings.Fields(string(out))
+	if !slices.Contains(files, "clock_default.go") {
+		t.Fatalf("the default build of internal/clock compiles %v, not clock_default.go", files)
+	}
+	if slices.Contains(files, "clock_soak.go") {
+		t.Fatalf("the default build of internal/clock compiles clock_soak.go, the campaign's clock hook")
+	}
+	out, err = exec.Command("go", "list", "-f", `{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .IgnoredGoFiles}} {{.}}{{end}}`, mod+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasSuffix(f[0], "/internal/soak") {
+			continue
+		}
+		for _, name := range f[1:] {
+			b, err := os.ReadFile(filepath.Join(f[0], name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "IRONPOOL_SOAK_CLOCK_FILE") && !strings.HasPrefix(string(b), "//go:build soakclock\n") {
+				t.Errorf("%s/%s names IRONPOOL_SOAK_CLOCK_FILE but is not built only with -tags soakclock", f[0], name)
+			}
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/clock"
 	"github.com/ironpool/ironpool/internal/metrics"
 )
 
@@ -154,7 +155,7 @@ func New(store ironpool.Store, cfg Config, log *slog.Logger) *Reconciler {
 	if log == nil {
 		log = slog.Default()
 	}
-	r := &Reconciler{Store: store, Config: cfg, Log: log, Now: time.Now, wake: make(chan struct{}, 1)}
+	r := &Reconciler{Store: store, Config: cfg, Log: log, Now: clock.Now, wake: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(ironpool.NewContextWithActor(context.Background(), ironpool.System))
 	return r
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/clock"
 	"github.com/ironpool/ironpool/internal/metrics"
 )
 
@@ -129,7 +130,7 @@ func New(store ironpool.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{Store: store, Config: cfg, Log: log, Now: time.Now, changed: make(chan struct{})}
+	return &Service{Store: store, Config: cfg, Log: log, Now: clock.Now, changed: make(chan struct{})}
 }
 
 // notify tells everyone who waits for a change made here: local waiters,

@@ -53,6 +53,13 @@ type Report struct {
 	MaxReaperLate   time.Duration `json:"max_reaper_late"`
 	// MaxLeaseShort is the most a dispatched lease was shorter than asked.
 	MaxLeaseShort time.Duration `json:"max_lease_short"`
+	// MaxSkew is the largest clock jump of the run; Skewed counts the
+	// comparisons that overlapped a jump and were allowed its size.
+	MaxSkew time.Duration `json:"max_skew"`
+	Skewed  int           `json:"skewed"`
+	// skew is the allowance for a comparison of server and client time
+	// (see Check); the linearizability check uses it too.
+	skew func(from, to time.Time) time.Duration
 
 	Linearizable  string `json:"linearizable"` // Ok, Illegal or Unknown (timed out)
 	LinPartitions int    `json:"lin_partitions"`
@@ -77,7 +84,7 @@ func (r *Report) Summary() string {
 		r.Ops, r.Outcomes[OK], r.Outcomes[Fail], r.Outcomes[Unknown], r.Events, r.Allocations, r.Queued, r.Extended, r.ExpiredByReaper)
 	fmt.Fprintf(&b, "nemeses=%d linearizable=%s (partitions=%d ops=%d) max_deadline_late=%s max_reaper_late=%s max_lease_short=%s\n",
 		len(r.Nemeses), r.Linearizable, r.LinPartitions, r.LinOps, r.MaxDeadlineLate, r.MaxReaperLate, r.MaxLeaseShort)
-	fmt.Fprintf(&b, "machine stalls=%d (longest %s) excused=%v\n", r.Stalls, r.MaxStall.Round(time.Millisecond), r.Excused)
+	fmt.Fprintf(&b, "machine stalls=%d (longest %s) excused=%v clock jumps up to %s (%d comparisons allowed it)\n", r.Stalls, r.MaxStall.Round(time.Millisecond), r.Excused, r.MaxSkew, r.Skewed)
 	if len(r.Violations) == 0 {
 		b.WriteString("violations: none\n")
 	}
@@ -123,6 +130,7 @@ func Check(ev *Evidence) *Report {
 		flavors[f.Name] = f.Constraints
 	}
 	var windows [][2]time.Time // nemesis windows, extended by Settle
+	var jumps []clockJump      // clock-jump windows
 	var stalls [][2]time.Time  // machine stalls, extended by a second
 	for _, op := range ev.Ops {
 		if op.Kind == OpStall {
@@ -140,6 +148,12 @@ func Check(ev *Evidence) *Report {
 				end = op.Call.Add(time.Hour)
 			}
 			windows = append(windows, [2]time.Time{op.Call, end.Add(ev.Settle)})
+			if op.Skew > 0 {
+				jumps = append(jumps, clockJump{op.Call, end, op.Skew})
+				if op.Skew > r.MaxSkew {
+					r.MaxSkew = op.Skew
+				}
+			}
 			continue
 		}
 		r.Ops++
@@ -164,6 +178,27 @@ func Check(ev *Evidence) *Report {
 		}
 		return false
 	}
+
+	// skew is what a comparison of a server's time with the client's may
+	// be off by when it concerns from..to: the jump of a clock-jump window
+	// that overlaps it (widened by the jump, since a server's timestamps
+	// are off by that much), else nothing. Two server timestamps may be
+	// off by twice that: one written while a clock ran D ahead, the other
+	// while it ran D behind. These are the bounds docs/RELIABILITY.md
+	// promises under clock jumps, and no more.
+	skew := func(from, to time.Time) time.Duration {
+		var d time.Duration
+		for _, j := range jumps {
+			if from.Before(j.to.Add(j.d)) && to.After(j.from.Add(-j.d)) && j.d > d {
+				d = j.d
+			}
+		}
+		if d > 0 {
+			r.Skewed++
+		}
+		return d
+	}
+	r.skew = skew
 
 	// The audit log, per allocation.
 	lives := map[string]*life{}
@@ -236,14 +271,17 @@ func Check(ev *Evidence) *Report {
 
 	// What the clients were told, per allocation.
 	type told struct {
-		op      *Op       // the request that created it (nil: not known)
-		ackExp  time.Time // the expiry last acknowledged
-		ackAt   time.Time // when that acknowledgement came back
-		held    time.Time // when the client first knew it held the nodes
-		view    *AllocView
-		ttl     time.Duration
-		waited  bool
-		extends int
+		op     *Op       // the request that created it (nil: not known)
+		ackExp time.Time // the expiry last acknowledged
+		ackAt  time.Time // when that acknowledgement came back
+		// wFrom..wTo is the request (create or extend) that wrote the
+		// expiry last acknowledged: a replica's clock wrote it then.
+		wFrom, wTo time.Time
+		held       time.Time // when the client first knew it held the nodes
+		view       *AllocView
+		ttl        time.Duration
+		waited     bool
+		extends    int
 	}
 	tolds := map[string]*told{}
 	byTag := map[string]*Op{}
@@ -285,9 +323,12 @@ func Check(ev *Evidence) *Report {
 		case OpAllocate:
 			x := acked(op.Alloc.ID, op.Return, op.Alloc)
 			x.op, x.ttl, x.waited = op, op.TTL, op.Wait > 0
+			if x.ackAt.Equal(op.Return) {
+				x.wFrom, x.wTo = op.Call, op.Return
+			}
 			if op.Alloc.State == ironpool.AllocActive {
 				checkShape(r, op, op.Alloc, nodes, flavors)
-				if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond {
+				if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond+skew(op.Call, op.Return) {
 					r.violate("short-lease", "allocation %s asked ttl %s at %s and was given expiry %s", op.Alloc.ID, op.TTL, op.Call.Format(time.StampMilli), op.Alloc.ExpiresAt.Format(time.StampMilli))
 				}
 			}
@@ -298,7 +339,10 @@ func Check(ev *Evidence) *Report {
 		case OpExtend:
 			x := acked(op.Alloc.ID, op.Return, op.Alloc)
 			x.extends++
-			if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond {
+			if x.ackAt.Equal(op.Return) {
+				x.wFrom, x.wTo = op.Call, op.Return
+			}
+			if short := op.TTL - op.Alloc.ExpiresAt.Sub(op.Call); short > 2*time.Millisecond+skew(op.Call, op.Return) {
 				r.violate("short-lease", "extend of %s by %s at %s acknowledged expiry %s", op.Alloc.ID, op.TTL, op.Call.Format(time.StampMilli), op.Alloc.ExpiresAt.Format(time.StampMilli))
 			}
 		}
@@ -346,7 +390,7 @@ func Check(ev *Evidence) *Report {
 				if x.extends == 0 && short > r.MaxLeaseShort {
 					r.MaxLeaseShort = short
 				}
-				if x.extends == 0 && short > time.Second {
+				if x.extends == 0 && short > time.Second+2*skew(l.createdAt, final.ExpiresAt) {
 					r.violate("short-lease", "queued allocation %s was served at %s with expiry %s: %s shorter than its ttl %s", id,
 						l.createdAt.Format(time.StampMilli), final.ExpiresAt.Format(time.StampMilli), short.Round(time.Millisecond), x.ttl)
 				}
@@ -369,7 +413,7 @@ func Check(ev *Evidence) *Report {
 			}
 		case l.end.Action == "allocation.expired":
 			r.ExpiredByReaper++
-			if l.end.Time.Before(ack) {
+			if l.end.Time.Before(ack.Add(-2 * skew(l.end.Time, ack))) {
 				r.violate("lost-renewal", "allocation %s expired at %s, before its acknowledged expiry %s", id, l.end.Time.Format(time.StampMilli), x.ackExp.Format(time.StampMilli))
 			}
 			late := l.end.Time.Sub(final.ExpiresAt)
@@ -383,7 +427,7 @@ func Check(ev *Evidence) *Report {
 		case l.end.Action == "allocation.released":
 			asked := false
 			for _, op := range append(releases[id], releases["owner:"+final.Owner]...) {
-				if !op.Call.After(l.end.Time.Add(time.Millisecond)) {
+				if !op.Call.After(l.end.Time.Add(time.Millisecond + skew(l.end.Time, l.end.Time))) {
 					asked = true
 					break
 				}
@@ -411,12 +455,23 @@ func Check(ev *Evidence) *Report {
 		if x.held.IsZero() || x.view == nil {
 			continue
 		}
-		to := x.ackExp
 		owner := x.view.Owner
 		start := x.held // the earliest the allocation can have been made
 		if x.op != nil {
 			start = x.op.Call
 		}
+		// The acknowledged expiry is on the servers' clocks: a clock that
+		// was off when it was written, or when the leader enforced it
+		// (about the expiry), may end the lease that much earlier in the
+		// client's time. A jump in between changes nothing. An expiry
+		// written by the queue (no request wrote it) gets the whole span.
+		allow := skew(x.ackExp, x.ackExp)
+		if x.wFrom.IsZero() {
+			allow = max(allow, skew(start, x.ackExp))
+		} else {
+			allow = max(allow, skew(x.wFrom, x.wTo))
+		}
+		to := x.ackExp.Add(-allow)
 		for _, op := range append(releases[id], releases["owner:"+owner]...) {
 			if op.Outcome == Fail {
 				continue
@@ -501,12 +556,12 @@ func Check(ev *Evidence) *Report {
 		case !l.createdAt.IsZero():
 			// Within the second the promise allows: the dispatch decides
 			// on its transaction's time and commits a moment later.
-			if l.createdAt.After(w.Add(time.Second)) {
+			if l.createdAt.After(w.Add(time.Second + 2*skew(w, l.createdAt))) {
 				r.violate("served-after-deadline", "queued allocation %s with deadline %s was served at %s", id, w.Format(time.StampMilli), l.createdAt.Format(time.StampMilli))
 			}
 		case l.end != nil && l.end.Action == "allocation.failed":
 			late := l.end.Time.Sub(w)
-			if late < -time.Millisecond {
+			if late < -time.Millisecond-2*skew(l.end.Time, w) {
 				r.violate("failed-before-deadline", "queued allocation %s with deadline %s failed at %s", id, w.Format(time.StampMilli), l.end.Time.Format(time.StampMilli))
 			} else if late > time.Second {
 				if !excused("deadline-late", w, l.end.Time) {
@@ -523,6 +578,12 @@ func Check(ev *Evidence) *Report {
 	// 5. Linearizability of each allocation's register.
 	checkLinear(r, ev, lives)
 	return r
+}
+
+// clockJump is a window in which one replica's clock was off by up to d.
+type clockJump struct {
+	from, to time.Time
+	d        time.Duration
 }
 
 // checkShape checks that an active allocation holds exactly what op asked:

@@ -158,3 +158,41 @@ func TestCheckerCatchesLateDeadline(t *testing.T) {
 		t.Fatalf("a delay under a nemesis should be excused:\n%s", r.Summary())
 	}
 }
+
+// TestCheckerClockJumpBound: a leader whose clock ran 1.5 s ahead reaped A
+// at its acknowledged expiry by its own clock, 1.4 s early by the client's,
+// and B got the node then. Under a recorded jump of 1.5 s that is within
+// the promised bound (a lease may end up to the jump early); under a jump
+// of 1 s, or none, it is a double allocation.
+func TestCheckerClockJumpBound(t *testing.T) {
+	ev := goodStory().evidence()
+	ev.Ops = append(ev.Ops[:1:1], ev.Ops[2:]...) // nobody releases A
+	for _, e := range ev.Events {
+		if e.Subject == "allocation/A" && e.Action == "allocation.released" {
+			// Its ID stays before B's creation: the commit order.
+			e.Action, e.Time = "allocation.expired", at(2010)
+		}
+	}
+	finalA := *ev.Allocations["A"]
+	finalA.State = ironpool.AllocExpired
+	ev.Allocations["A"] = &finalA
+	base := ev.Ops
+	for _, c := range []struct {
+		jump time.Duration
+		ok   bool
+	}{{0, false}, {time.Second, false}, {1500 * time.Millisecond, true}} {
+		ev.Ops = base
+		if c.jump > 0 {
+			ev.Ops = append(slicesClone(base), &Op{Kind: OpNemesis, Nemesis: "clock jump", Call: at(0), Healed: at(3000), Skew: c.jump})
+		}
+		r := Check(ev)
+		if got := r.Violations["double-allocation"] == 0; got != c.ok {
+			t.Errorf("jump %s: double allocation allowed %v, want %v:\n%s", c.jump, got, c.ok, r.Summary())
+		}
+		if c.ok && !r.OK() {
+			t.Errorf("jump %s: a history within the bound was judged broken:\n%s", c.jump, r.Summary())
+		}
+	}
+}
+
+func slicesClone(ops []*Op) []*Op { return append([]*Op(nil), ops...) }

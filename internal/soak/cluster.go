@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +22,9 @@ import (
 // SIGSTOP hit a server exactly as they would in production.
 func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "ironpool")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ironpool/ironpool/cmd/ironpool")
+	// -tags soakclock: the campaign's build only, whose clock the
+	// clock-jump nemesis can move (internal/clock).
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "soakclock", "-o", bin, "github.com/ironpool/ironpool/cmd/ironpool")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
@@ -38,6 +41,9 @@ type Replica struct {
 	Addr    string // 127.0.0.1:port, fixed across restarts
 	DataDir string
 	LogPath string
+	// ClockFile holds this replica's clock offset (internal/clock,
+	// soakclock build): nanoseconds, written by the clock-jump nemesis.
+	ClockFile string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -58,6 +64,9 @@ func (r *Replica) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(r.Bin, r.Args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if r.ClockFile != "" {
+		cmd.Env = append(os.Environ(), "IRONPOOL_SOAK_CLOCK_FILE="+r.ClockFile)
+	}
 	// Its own process group, so a signal meant for the campaign does not
 	// reach it; and killed with the campaign, so a run that dies leaves no
 	// server behind.
@@ -119,6 +128,17 @@ func (r *Replica) Stop() {
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 	}
+}
+
+// SetClock moves the replica's clock by off from the true time (0: back
+// to true), within the 10 ms the server takes to read the file. The file
+// is replaced whole, so the server never reads half a number.
+func (r *Replica) SetClock(off time.Duration) error {
+	tmp := r.ClockFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(int64(off), 10)), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.ClockFile)
 }
 
 // Pause and Resume send SIGSTOP and SIGCONT.
@@ -207,6 +227,7 @@ func StartCluster(ctx context.Context, bin, dir, db string, n int, proxy *Proxy)
 			rdb = proxy.DSN(db)
 		}
 		r := &Replica{Index: i, Bin: bin, Addr: addr, DataDir: data, LogPath: filepath.Join(dir, fmt.Sprintf("r%d.log", i)),
+			ClockFile: filepath.Join(dir, fmt.Sprintf("r%d.clock", i)),
 			Args: []string{"serve", "--listen", addr, "--db", rdb, "--data-dir", data, "--secret-key-file", keyFile,
 				"--replica-id", fmt.Sprintf("r%d", i), "--log-level", "warn", "--default-ttl", "1m", "--max-wait", "1m"}}
 		if err := r.Start(ctx); err != nil {

@@ -112,6 +112,10 @@ type Op struct {
 	// Nemesis: a short description, and the end of the fault window.
 	Nemesis string
 	Healed  time.Time
+	// Skew is, for a clock jump, the most any replica's clock was off
+	// during the window: the checker allows exactly that much where it
+	// compares a server's time with the recording client's.
+	Skew time.Duration `json:",omitempty"`
 }
 
 // IsClient reports whether op is a client operation (not a nemesis or a

@@ -246,7 +246,7 @@ func checkLinear(r *Report, ev *Evidence, lives map[string]*life) {
 				if c := createCall[a.ID]; op.Outcome == OK && c.After(op.Return) {
 					continue
 				}
-				if l := lives[a.ID]; l != nil && l.end != nil && l.end.Time.Add(time.Second).Before(op.Call) && !listed[a.ID] {
+				if l := lives[a.ID]; l != nil && l.end != nil && l.end.Time.Add(time.Second+r.skew(l.end.Time, l.end.Time)).Before(op.Call) && !listed[a.ID] {
 					continue
 				}
 				kind := linOwnerMissed

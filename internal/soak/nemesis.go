@@ -11,12 +11,19 @@ import (
 
 // Nemesis names.
 const (
-	NemKill     = "kill"      // kill -9 of a replica (the leader half the time), restarted after 1–2 s
-	NemPause    = "pause"     // SIGSTOP of the leader for longer than its lease, then SIGCONT
-	NemLatency  = "latency"   // 50–200 ms per chunk between one replica and PostgreSQL
-	NemCut      = "cut"       // every connection between one replica and PostgreSQL dropped, new ones refused
-	NemDiskFull = "disk-full" // the SQLite file's filesystem shrunk to what it holds
+	NemKill     = "kill"       // kill -9 of a replica (the leader half the time), restarted after 1–2 s
+	NemPause    = "pause"      // SIGSTOP of the leader for longer than its lease, then SIGCONT
+	NemLatency  = "latency"    // 50–200 ms per chunk between one replica and PostgreSQL
+	NemCut      = "cut"        // every connection between one replica and PostgreSQL dropped, new ones refused
+	NemDiskFull = "disk-full"  // the SQLite file's filesystem shrunk to what it holds
+	NemRestart  = "pg-restart" // the campaign's own PostgreSQL stopped (fast, or crashed: immediate) and started again
+	NemClock    = "clock"      // one replica's clock jumped forward, then backward, then back to true
 )
+
+// maxClockJump bounds the clock-jump nemesis: under the leader lease (5 s)
+// less one renewal interval (1 s), so that a replica running ahead cannot
+// see a live leader's lease as ended (docs/RELIABILITY.md, "Clock jumps").
+const maxClockJump = 3 * time.Second
 
 // leaseTTL is the leader lease of `serve` (5 × the 1 s loop interval): a
 // pause longer than this lets another replica take over.
@@ -31,7 +38,10 @@ type nemesis struct {
 	gap   time.Duration
 	rng   *rand.Rand
 	disk  *tmpfs
+	pg    *pgCluster
 	logf  func(string, ...any)
+	// count is how many times each nemesis ran, for the report.
+	count map[string]int
 }
 
 func (n *nemesis) run(ctx context.Context) {
@@ -43,7 +53,8 @@ func (n *nemesis) run(ctx context.Context) {
 		}
 		kind := n.kinds[i%len(n.kinds)]
 		op := &Op{Kind: OpNemesis, Call: time.Now()}
-		op.Nemesis = n.apply(ctx, kind)
+		op.Nemesis = n.apply(ctx, kind, op)
+		n.count[kind]++
 		if err := n.c.WaitHealthy(context.Background(), 60*time.Second); err != nil {
 			op.Nemesis += "; " + err.Error()
 		}
@@ -54,7 +65,7 @@ func (n *nemesis) run(ctx context.Context) {
 }
 
 // apply runs one fault to its end and returns what it did.
-func (n *nemesis) apply(ctx context.Context, kind string) string {
+func (n *nemesis) apply(ctx context.Context, kind string, op *Op) string {
 	leader := -1
 	if ls := n.c.Leaders(ctx); len(ls) == 1 {
 		leader = ls[0]
@@ -99,6 +110,35 @@ func (n *nemesis) apply(ctx context.Context, kind string) string {
 		time.Sleep(d)
 		n.c.Proxy.Heal()
 		return fmt.Sprintf("%s between replica %d and PostgreSQL for %s (leader %d)", desc, len(n.c.Replicas)-1, d, leader)
+	case NemRestart:
+		if n.pg == nil {
+			return "pg-restart: no PostgreSQL of the campaign's own on this target"
+		}
+		// Alternately, so that even the CI form's two restarts have one
+		// clean shutdown and one crash.
+		mode := "fast"
+		if n.count[NemRestart]%2 == 1 {
+			mode = "immediate"
+		}
+		down := time.Duration(500+n.rng.IntN(1500)) * time.Millisecond
+		t0 := time.Now()
+		err := n.pg.Restart(mode, down)
+		return fmt.Sprintf("PostgreSQL stop -m %s, down %s, back after %s (leader %d): %v", mode, down, time.Since(t0).Round(time.Millisecond), leader, errOr(err))
+	case NemClock:
+		r := n.c.Replicas[n.rng.IntN(len(n.c.Replicas))]
+		jump := time.Duration(1000+n.rng.IntN(int(maxClockJump/time.Millisecond)-1000)) * time.Millisecond
+		// Recorded before the first jump, so an operation the jump reaches
+		// is inside the window the checker knows about.
+		op.Skew = jump
+		hold := 3 * time.Second
+		errF := r.SetClock(jump)
+		time.Sleep(hold)
+		errB := r.SetClock(-jump)
+		time.Sleep(hold)
+		err0 := r.SetClock(0)
+		time.Sleep(50 * time.Millisecond) // the server reads the file every 10 ms
+		return fmt.Sprintf("clock jump of replica %d (leader %d): +%s for %s, then -%s for %s, then true: %v, %v, %v",
+			r.Index, leader, jump, hold, jump, hold, errOr(errF), errOr(errB), errOr(err0))
 	case NemDiskFull:
 		if n.disk == nil {
 			return "disk-full: the SQLite file is not on its own tmpfs"

@@ -38,7 +38,11 @@ type Config struct {
 	// Tmpfs puts the SQLite file on a tmpfs of its own (root only), which
 	// the disk-full nemesis needs.
 	Tmpfs bool
-	Logf  func(string, ...any)
+	// PrivatePostgres (postgres target) starts a PostgreSQL of the
+	// campaign's own (pgcluster.go) instead of using DSN, so that the
+	// restart nemesis can stop and crash it.
+	PrivatePostgres bool
+	Logf            func(string, ...any)
 	// Sabotage, when set, runs beside the load until it ends: a test breaks
 	// the store behind the servers' backs with it, to show the checker
 	// notices (campaign_test.go).
@@ -53,7 +57,9 @@ type Result struct {
 	Duration  time.Duration `json:"duration"`
 	OpsPerSec float64       `json:"ops_per_sec"`
 	Statuses  map[int]int   `json:"statuses"`
-	Report    *Report       `json:"report"`
+	// NemesisRuns counts how many times each nemesis ran.
+	NemesisRuns map[string]int `json:"nemesis_runs"`
+	Report      *Report        `json:"report"`
 	// Integrity is SQLite's integrity_check of the file after the run.
 	Integrity string `json:"integrity,omitempty"`
 	History   []*Op  `json:"-"`
@@ -84,6 +90,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 12))
 	var c *Cluster
 	var disk *tmpfs
+	var pg *pgCluster
 	var err error
 	switch cfg.Target {
 	case "sqlite":
@@ -99,6 +106,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		c, err = StartCluster(ctx, cfg.Bin, cfg.Dir, filepath.Join(dbDir, "ironpool.db"), 1, nil)
 	case "postgres":
+		if cfg.PrivatePostgres {
+			if pg, err = startPostgres(cfg.Logf); err != nil {
+				return nil, err
+			}
+			defer pg.Stop()
+			cfg.DSN = pg.DSN()
+		}
 		u, perr := url.Parse(cfg.DSN)
 		if perr != nil {
 			return nil, fmt.Errorf("dsn: %w", perr)
@@ -136,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, stop := context.WithTimeout(ctx, cfg.MaxTime)
 	defer stop()
 	nemCtx, stopNem := context.WithCancel(runCtx)
-	nem := &nemesis{c: c, h: h, kinds: cfg.Nemeses, gap: cfg.Gap, rng: rand.New(rand.NewPCG(cfg.Seed, 13)), disk: disk, logf: cfg.Logf}
+	nem := &nemesis{c: c, h: h, kinds: cfg.Nemeses, gap: cfg.Gap, rng: rand.New(rand.NewPCG(cfg.Seed, 13)), disk: disk, pg: pg, logf: cfg.Logf, count: map[string]int{}}
 	nemDone := make(chan struct{})
 	go func() {
 		defer close(nemDone)
@@ -211,7 +225,7 @@ wait:
 		return nil, err
 	}
 	res := &Result{Target: cfg.Target, Clients: cfg.Clients, Nodes: cfg.Nodes, Duration: loadTime,
-		OpsPerSec: float64(len(ev.Ops)) / loadTime.Seconds(), Statuses: map[int]int{}, History: ev.Ops}
+		OpsPerSec: float64(len(ev.Ops)) / loadTime.Seconds(), Statuses: map[int]int{}, NemesisRuns: nem.count, History: ev.Ops}
 	for _, op := range ev.Ops {
 		if op.IsClient() {
 			res.Statuses[op.Status]++

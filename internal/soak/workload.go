@@ -175,8 +175,26 @@ func (w *worker) call(ctx context.Context, op *Op, timeout time.Duration, method
 	default:
 		op.Code = ironpool.ErrorCode(err)
 		w.h.End(op, Unknown)
+		if status == 503 && w.allAvoided() {
+			// Every replica says the database cannot serve (PostgreSQL
+			// restarting, the disk full): back off as a client would,
+			// rather than spend the run's operations on 503s.
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	return false
+}
+
+// allAvoided reports whether every replica failed this worker in the last
+// second.
+func (w *worker) allAvoided() bool {
+	now := time.Now()
+	for _, t := range w.avoid {
+		if now.After(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // pick chooses a replica at random among those not avoided now.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/clock"
 )
 
 // Dialect is what differs between the SQL engines.
@@ -80,7 +81,7 @@ type Store struct {
 
 // New returns a store over the given pools.
 func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
-	s := &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: time.Now}
+	s := &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: clock.Now}
 	if d.GroupCommit {
 		s.group = newGroupCommit(w, d.GroupWriters)
 	}
