@@ -93,6 +93,19 @@ func TestOwnerPatternToken(t *testing.T) {
 			t.Errorf("usage for a ci-* token shows %s", r.Owner)
 		}
 	}
+	// Reservations are listed through the same pattern: a ci-* token sees
+	// ci-5's booking and not cix's.
+	s.reservation("ci-5")
+	s.reservation("cix")
+	var res struct {
+		Reservations []struct {
+			Owner string `json:"owner"`
+		} `json:"reservations"`
+	}
+	s.mustDo(ci, "GET", "/v1/reservations", nil, 200, &res)
+	if len(res.Reservations) != 1 || res.Reservations[0].Owner != "ci-5" {
+		t.Errorf("a ci-* token lists reservations %+v, want ci-5's alone", res.Reservations)
+	}
 	// The audit log is for staff: a pattern token gets no further there.
 	if st, _, _ := s.do(ci, "GET", "/v1/events", nil); st != 403 {
 		t.Errorf("events with a ci-* token: %d, want 403", st)

@@ -687,7 +687,7 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 		if len(f.Owners) == 0 {
 			return []*ironpool.Allocation{}, nil
 		}
-		owners, err := s.expandOwners(ctx, f.Owners)
+		owners, err := s.expandOwners(ctx, "allocations", f.Owners)
 		if err != nil {
 			return nil, s.unavailable(err)
 		}
@@ -730,8 +730,9 @@ func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter
 // expandOwners turns a list of owner names and patterns into the names
 // it covers: patterns are matched (ironpool.MatchOwner, exact and
 // case-sensitive, unlike SQL LIKE on SQLite) against the owners that have
-// allocations, so the query filters on names only.
-func (s *Store) expandOwners(ctx context.Context, list []string) ([]string, error) {
+// rows in table (allocations or reservations, a constant, never input), so
+// the query filters on names only.
+func (s *Store) expandOwners(ctx context.Context, table string, list []string) ([]string, error) {
 	var names, patterns []string
 	for _, o := range list {
 		if ironpool.IsOwnerPattern(o) {
@@ -743,7 +744,7 @@ func (s *Store) expandOwners(ctx context.Context, list []string) ([]string, erro
 	if len(patterns) == 0 {
 		return names, nil
 	}
-	rows, err := s.R.QueryContext(ctx, `SELECT DISTINCT owner FROM allocations`)
+	rows, err := s.R.QueryContext(ctx, `SELECT DISTINCT owner FROM `+table)
 	if err != nil {
 		return nil, err
 	}

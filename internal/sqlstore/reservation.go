@@ -479,11 +479,16 @@ func (s *Store) FindReservations(ctx context.Context, f ironpool.ReservationFilt
 		add("owner = $%d", f.Owner)
 	}
 	if f.Owners != nil {
-		if len(f.Owners) == 0 {
+		// A user token's owners may be patterns (ci-*), as for allocations.
+		owners, err := s.expandOwners(ctx, "reservations", f.Owners)
+		if err != nil {
+			return nil, s.unavailable(err)
+		}
+		if len(owners) == 0 {
 			return []*ironpool.Reservation{}, nil
 		}
 		var ph []string
-		for _, o := range f.Owners {
+		for _, o := range owners {
 			args = append(args, o)
 			ph = append(ph, fmt.Sprintf("$%d", len(args)))
 		}
