@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/client"
@@ -62,11 +63,45 @@ func parseItems(flavors, constraints []string) ([]ironpool.ItemRequest, error) {
 // allocateFlags are the allocate command's flags, checked whole before any
 // request is sent.
 type allocateFlags struct {
-	body                       client.AllocateBody
+	body client.AllocateBody
+	requestFlags
+	envFile          string
+	spread, together string
+	dryRun           bool
+}
+
+// requestFlags are the flags allocate and reserve share: who the nodes are
+// for, what is asked for, from which pool, and how it is checked out.
+type requestFlags struct {
+	owner, pool, mode          string
 	flavors, constraints, meta []string
-	mode, envFile              string
-	spread, together           string
-	dryRun                     bool
+}
+
+// register adds the shared flags; held says what the metadata is kept with
+// and at says when the checkout mode applies, for the help text.
+func (f *requestFlags) register(fl *pflag.FlagSet, held, at string) {
+	fl.StringVar(&f.owner, "owner", "", "who the nodes are for (lab, CI job, project)")
+	fl.StringArrayVar(&f.flavors, "flavor", nil, "NAME=COUNT (repeatable)")
+	fl.StringArrayVar(&f.constraints, "constraint", nil, "inline constraints, e.g. 'cpus>=16,arch=x86_64,count=2' (repeatable; quote it)")
+	fl.StringVar(&f.pool, "pool", "", "take nodes from this pool only")
+	fl.StringVar(&f.mode, "mode", "", "checkout mode"+at+": none, handoff, lessee (default from the server)")
+	fl.StringArrayVar(&f.meta, "metadata", nil, "KEY=VALUE kept with the "+held+" (repeatable)")
+}
+
+// parse checks the shared flags and returns the items and metadata.
+func (f *requestFlags) parse() (items []ironpool.ItemRequest, meta map[string]string, err error) {
+	if f.owner == "" {
+		return nil, nil, usagef("--owner is required")
+	}
+	if items, err = parseItems(f.flavors, f.constraints); err != nil {
+		return nil, nil, err
+	}
+	if len(f.meta) > 0 {
+		if meta, err = kv("metadata", f.meta); err != nil {
+			return nil, nil, err
+		}
+	}
+	return items, meta, nil
 }
 
 // parseTopology turns --spread KEY[:K] and --together KEY into the
@@ -104,19 +139,11 @@ func parseTopology(spread, together string) (*ironpool.Topology, error) {
 // refused before anything is sent, and returns the wire body.
 func (f *allocateFlags) request(output string) (*client.AllocateBody, error) {
 	b := f.body
-	if b.Owner == "" {
-		return nil, usagef("--owner is required")
-	}
+	b.Owner, b.Pool, b.Mode = f.owner, f.pool, ironpool.Mode(f.mode)
 	var err error
-	if b.Items, err = parseItems(f.flavors, f.constraints); err != nil {
+	if b.Items, b.Metadata, err = f.parse(); err != nil {
 		return nil, err
 	}
-	if len(f.meta) > 0 {
-		if b.Metadata, err = kv("metadata", f.meta); err != nil {
-			return nil, err
-		}
-	}
-	b.Mode = ironpool.Mode(f.mode)
 	if b.Topology, err = parseTopology(f.spread, f.together); err != nil {
 		return nil, err
 	}
@@ -228,14 +255,9 @@ interrupted by SIGINT/SIGTERM/SIGHUP (nothing left held or queued).`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.body.Owner, "owner", "", "who the nodes are for (lab, CI job, project)")
-	fl.StringArrayVar(&f.flavors, "flavor", nil, "NAME=COUNT (repeatable)")
-	fl.StringArrayVar(&f.constraints, "constraint", nil, "inline constraints, e.g. 'cpus>=16,arch=x86_64,count=2' (repeatable; quote it)")
-	fl.StringVar(&f.body.Pool, "pool", "", "take nodes from this pool only")
+	f.register(fl, "allocation, e.g. job_url=…", "")
 	fl.StringVar(&f.body.TTL, "ttl", "", "lease length, e.g. 4h, 7d (default from the server)")
 	fl.StringVar(&f.body.Wait, "wait", "", "queue up to this long if the pool cannot serve the request now")
-	fl.StringVar(&f.mode, "mode", "", "checkout mode: none, handoff, lessee (default from the server)")
-	fl.StringArrayVar(&f.meta, "metadata", nil, "KEY=VALUE kept with the allocation, e.g. job_url=… (repeatable)")
 	fl.StringVar(&f.spread, "spread", "", "KEY[:K]: at most K (default 1) nodes of the request share a value of node field KEY, e.g. rack")
 	fl.StringVar(&f.together, "together", "", "KEY: all nodes of the request share one value of node field KEY, e.g. rack")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be picked and the capacity per item; change nothing (exit 3 if it does not fit)")

@@ -16,9 +16,8 @@ import (
 // reserveFlags are the reserve command's flags, checked whole before any
 // request is sent.
 type reserveFlags struct {
-	body                       client.ReserveBody
-	flavors, constraints, meta []string
-	mode                       string
+	body client.ReserveBody
+	requestFlags
 }
 
 // request checks every flag the way the server would (the window against
@@ -26,6 +25,7 @@ type reserveFlags struct {
 // times as given so the server resolves them against its own clock.
 func (f *reserveFlags) request(now time.Time) (*client.ReserveBody, error) {
 	b := f.body
+	b.Owner, b.Pool, b.Mode = f.owner, f.pool, ironpool.Mode(f.mode)
 	if b.Owner == "" {
 		return nil, usagef("--owner is required")
 	}
@@ -33,15 +33,9 @@ func (f *reserveFlags) request(now time.Time) (*client.ReserveBody, error) {
 		return nil, usagef("--start and --end are required (RFC 3339 time or +DURATION from now)")
 	}
 	var err error
-	if b.Items, err = parseItems(f.flavors, f.constraints); err != nil {
+	if b.Items, b.Metadata, err = f.parse(); err != nil {
 		return nil, err
 	}
-	if len(f.meta) > 0 {
-		if b.Metadata, err = kv("metadata", f.meta); err != nil {
-			return nil, err
-		}
-	}
-	b.Mode = ironpool.Mode(f.mode)
 	req := &ironpool.ReservationRequest{Owner: b.Owner, Items: b.Items, Pool: b.Pool, Mode: b.Mode, Metadata: b.Metadata}
 	if req.Start, err = ironpool.ParseTime("start", b.Start, now); err != nil {
 		return nil, err
@@ -108,14 +102,9 @@ message names the item and the interval that is short), 4 not allowed,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.body.Owner, "owner", "", "who the nodes are for (lab, CI job, project)")
-	fl.StringArrayVar(&f.flavors, "flavor", nil, "NAME=COUNT (repeatable)")
-	fl.StringArrayVar(&f.constraints, "constraint", nil, "inline constraints, e.g. 'cpus>=16,arch=x86_64,count=2' (repeatable; quote it)")
-	fl.StringVar(&f.body.Pool, "pool", "", "take nodes from this pool only")
+	f.register(fl, "reservation and its allocation", " at the start")
 	fl.StringVar(&f.body.Start, "start", "", "window start: RFC 3339 time or +DURATION from now")
 	fl.StringVar(&f.body.End, "end", "", "window end: RFC 3339 time or +DURATION from now")
-	fl.StringVar(&f.mode, "mode", "", "checkout mode at the start: none, handoff, lessee (default from the server)")
-	fl.StringArrayVar(&f.meta, "metadata", nil, "KEY=VALUE kept with the reservation and its allocation (repeatable)")
 	return withColumns(c, reservationColumns)
 }
 
