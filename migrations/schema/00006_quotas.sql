@@ -31,7 +31,10 @@ CREATE TABLE usage_log (
     start_ms      BIGINT NOT NULL,
     end_ms        BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX usage_allocation ON usage_log (allocation_id);
+-- (allocation_id, end_ms), not allocation_id alone: closing an allocation's
+-- open rows (end_ms = 0) must not pick usage_end and walk every live hold
+-- (internal/sqlite TestEndUsagePlan).
+CREATE INDEX usage_allocation ON usage_log (allocation_id, end_ms);
 CREATE INDEX usage_end ON usage_log (end_ms, owner);
 CREATE INDEX usage_owner ON usage_log (owner, end_ms);
 
