@@ -671,51 +671,26 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 
 // FindAllocations lists allocations newest first.
 func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter) ([]*ironpool.Allocation, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if f.ID != "" {
-		add("id = $%d", f.ID)
+		w.add("id = $%d", f.ID)
 	}
 	if f.Owner != "" {
-		add("owner = $%d", f.Owner)
+		w.add("owner = $%d", f.Owner)
 	}
 	if f.Owners != nil {
-		if len(f.Owners) == 0 {
-			return []*ironpool.Allocation{}, nil
+		if ok, err := s.ownedBy(ctx, &w, "allocations", f.Owners); !ok {
+			return []*ironpool.Allocation{}, s.unavailable(err)
 		}
-		owners, err := s.expandOwners(ctx, "allocations", f.Owners)
-		if err != nil {
-			return nil, s.unavailable(err)
-		}
-		if len(owners) == 0 {
-			return []*ironpool.Allocation{}, nil
-		}
-		var ph []string
-		for _, o := range owners {
-			args = append(args, o)
-			ph = append(ph, fmt.Sprintf("$%d", len(args)))
-		}
-		where = append(where, "owner IN ("+strings.Join(ph, ",")+")")
 	}
 	if f.State != "" {
-		add("state = $%d", string(f.State))
+		w.add("state = $%d", string(f.State))
 	}
 	if f.Live {
-		where = append(where, "state IN ('queued', 'active')")
+		w.raw([]string{"state IN ('queued', 'active')"})
 	}
-	q := `SELECT ` + allocColumns + ` FROM allocations`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.Limit
-	if limit <= 0 || limit > 10000 {
-		limit = 10000
-	}
-	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", limit)
+	q := `SELECT ` + allocColumns + ` FROM allocations` + w.sql() + fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", listLimit(f.Limit))
+	args := w.args
 	rows, err := s.queryAllocations(ctx, s.R, q, args...)
 	if err != nil {
 		return nil, s.unavailable(err)

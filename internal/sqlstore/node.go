@@ -182,37 +182,28 @@ func (s *Store) findNode(ctx context.Context, q querier, name, lock string) (*ir
 
 // FindNodes lists nodes matching f, by name.
 func (s *Store) FindNodes(ctx context.Context, f ironpool.NodeFilter) ([]*ironpool.Node, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if f.Pool != "" {
-		add("pool = $%d", f.Pool)
+		w.add("pool = $%d", f.Pool)
 	}
 	if f.State != "" {
-		add("state = $%d", string(f.State))
+		w.add("state = $%d", string(f.State))
 	}
 	if f.Owner != "" {
-		add("owner = $%d", f.Owner)
+		w.add("owner = $%d", f.Owner)
 	}
 	if f.Allocation != "" {
-		add("allocation_id = $%d", f.Allocation)
+		w.add("allocation_id = $%d", f.Allocation)
 	}
 	if f.Flavor != nil {
-		w, a := constraintSQL(f.Flavor, len(args))
-		where, args = append(where, w...), append(args, a...)
+		cond, a := constraintSQL(f.Flavor, len(w.args))
+		w.raw(cond, a...)
 	}
-	q := `SELECT ` + nodeColumns + ` FROM nodes`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY name"
+	q := `SELECT ` + nodeColumns + ` FROM nodes` + w.sql() + " ORDER BY name"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	nodes, err := s.queryNodes(ctx, s.R, q, args...)
+	nodes, err := s.queryNodes(ctx, s.R, q, w.args...)
 	return nodes, s.unavailable(err)
 }
 

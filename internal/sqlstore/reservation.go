@@ -466,49 +466,27 @@ func (s *Store) queryReservations(ctx context.Context, q querier, query string, 
 
 // FindReservations lists reservations, soonest start first.
 func (s *Store) FindReservations(ctx context.Context, f ironpool.ReservationFilter) ([]*ironpool.Reservation, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if f.ID != "" {
-		add("id = $%d", f.ID)
+		w.add("id = $%d", f.ID)
 	}
 	if f.Owner != "" {
-		add("owner = $%d", f.Owner)
+		w.add("owner = $%d", f.Owner)
 	}
 	if f.Owners != nil {
 		// A user token's owners may be patterns (ci-*), as for allocations.
-		owners, err := s.expandOwners(ctx, "reservations", f.Owners)
-		if err != nil {
-			return nil, s.unavailable(err)
+		if ok, err := s.ownedBy(ctx, &w, "reservations", f.Owners); !ok {
+			return []*ironpool.Reservation{}, s.unavailable(err)
 		}
-		if len(owners) == 0 {
-			return []*ironpool.Reservation{}, nil
-		}
-		var ph []string
-		for _, o := range owners {
-			args = append(args, o)
-			ph = append(ph, fmt.Sprintf("$%d", len(args)))
-		}
-		where = append(where, "owner IN ("+strings.Join(ph, ",")+")")
 	}
 	if f.State != "" {
-		add("state = $%d", string(f.State))
+		w.add("state = $%d", string(f.State))
 	}
 	if f.Live {
-		where = append(where, "state IN ('pending', 'active')")
+		w.raw([]string{"state IN ('pending', 'active')"})
 	}
-	q := `SELECT ` + reservationColumns + ` FROM reservations`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.Limit
-	if limit <= 0 || limit > 10000 {
-		limit = 10000
-	}
-	q += fmt.Sprintf(" ORDER BY start_at, seq LIMIT %d", limit)
+	q := `SELECT ` + reservationColumns + ` FROM reservations` + w.sql() + fmt.Sprintf(" ORDER BY start_at, seq LIMIT %d", listLimit(f.Limit))
+	args := w.args
 	out, err := s.queryReservations(ctx, s.R, q, args...)
 	return out, s.unavailable(err)
 }
