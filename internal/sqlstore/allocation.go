@@ -671,23 +671,13 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 
 // FindAllocations lists allocations newest first.
 func (s *Store) FindAllocations(ctx context.Context, f ironpool.AllocationFilter) ([]*ironpool.Allocation, error) {
-	var w filter
-	if f.ID != "" {
-		w.add("id = $%d", f.ID)
-	}
-	if f.Owner != "" {
-		w.add("owner = $%d", f.Owner)
-	}
-	if f.Owners != nil {
-		if ok, err := s.ownedBy(ctx, &w, "allocations", f.Owners); !ok {
-			return []*ironpool.Allocation{}, s.unavailable(err)
-		}
-	}
-	if f.State != "" {
-		w.add("state = $%d", string(f.State))
-	}
+	l := ownerList{table: "allocations", id: f.ID, owner: f.Owner, owners: f.Owners, state: string(f.State)}
 	if f.Live {
-		w.raw([]string{"state IN ('queued', 'active')"})
+		l.live = "'queued', 'active'"
+	}
+	w, ok, err := s.listFilter(ctx, l)
+	if !ok {
+		return []*ironpool.Allocation{}, s.unavailable(err)
 	}
 	q := `SELECT ` + allocColumns + ` FROM allocations` + w.sql() + fmt.Sprintf(" ORDER BY seq DESC LIMIT %d", listLimit(f.Limit))
 	args := w.args

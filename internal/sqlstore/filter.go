@@ -61,3 +61,33 @@ func listLimit(n int) int {
 	}
 	return n
 }
+
+// ownerList is what the allocation and reservation lists filter on.
+type ownerList struct {
+	table, id, owner, state string
+	owners                  []string // nil: any owner; else names or patterns
+	live                    string   // the live states, quoted, when only live rows are wanted
+}
+
+// listFilter renders l; false means it matches nothing (no owner to see).
+func (s *Store) listFilter(ctx context.Context, l ownerList) (*filter, bool, error) {
+	w := &filter{}
+	if l.id != "" {
+		w.add("id = $%d", l.id)
+	}
+	if l.owner != "" {
+		w.add("owner = $%d", l.owner)
+	}
+	if l.owners != nil {
+		if ok, err := s.ownedBy(ctx, w, l.table, l.owners); !ok {
+			return nil, false, err
+		}
+	}
+	if l.state != "" {
+		w.add("state = $%d", l.state)
+	}
+	if l.live != "" {
+		w.raw([]string{"state IN (" + l.live + ")"})
+	}
+	return w, true, nil
+}

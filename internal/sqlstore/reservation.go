@@ -466,24 +466,14 @@ func (s *Store) queryReservations(ctx context.Context, q querier, query string, 
 
 // FindReservations lists reservations, soonest start first.
 func (s *Store) FindReservations(ctx context.Context, f ironpool.ReservationFilter) ([]*ironpool.Reservation, error) {
-	var w filter
-	if f.ID != "" {
-		w.add("id = $%d", f.ID)
-	}
-	if f.Owner != "" {
-		w.add("owner = $%d", f.Owner)
-	}
-	if f.Owners != nil {
-		// A user token's owners may be patterns (ci-*), as for allocations.
-		if ok, err := s.ownedBy(ctx, &w, "reservations", f.Owners); !ok {
-			return []*ironpool.Reservation{}, s.unavailable(err)
-		}
-	}
-	if f.State != "" {
-		w.add("state = $%d", string(f.State))
-	}
+	// A user token's owners may be patterns (ci-*), as for allocations.
+	l := ownerList{table: "reservations", id: f.ID, owner: f.Owner, owners: f.Owners, state: string(f.State)}
 	if f.Live {
-		w.raw([]string{"state IN ('pending', 'active')"})
+		l.live = "'pending', 'active'"
+	}
+	w, ok, err := s.listFilter(ctx, l)
+	if !ok {
+		return []*ironpool.Reservation{}, s.unavailable(err)
 	}
 	q := `SELECT ` + reservationColumns + ` FROM reservations` + w.sql() + fmt.Sprintf(" ORDER BY start_at, seq LIMIT %d", listLimit(f.Limit))
 	args := w.args
