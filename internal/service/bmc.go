@@ -220,19 +220,7 @@ func eachNode(nodes []*ironpool.Node, fn func(i int, n *ironpool.Node)) {
 // PowerMany powers several nodes (or an allocation's) in parallel and
 // reports per node; a failure on one does not stop the others.
 func (s *Service) PowerMany(ctx context.Context, req PowerRequest) (*PowerReport, error) {
-	actor, err := Authorize(ctx, OpNodePower)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.Action.Validate(); err != nil {
-		return nil, err
-	}
-	nodes, err := s.resolveNodes(ctx, actor, req.Nodes, req.Allocation)
-	if err != nil {
-		return nil, err
-	}
-	rep := &PowerReport{Items: make([]PowerItem, len(nodes))}
-	eachNode(nodes, func(i int, n *ironpool.Node) {
+	return s.perNode(ctx, req.Action.Validate, req.Nodes, req.Allocation, func(n *ironpool.Node) PowerItem {
 		it := PowerItem{Node: n.Name, Via: "bmc"}
 		var ps string
 		var err error
@@ -251,8 +239,28 @@ func (s *Service) PowerMany(ctx context.Context, req PowerRequest) (*PowerReport
 			it.Error, it.Code = ironpool.ErrorMessage(err), ironpool.ErrorCode(err)
 		}
 		it.PowerState = ps
-		rep.Items[i] = it
+		return it
 	})
+}
+
+// perNode is the frame of the verbs that act on several nodes' BMCs: it
+// authorizes, validates the request, resolves the nodes (or an
+// allocation's) the actor may touch, runs fn on each in parallel and
+// counts the failures. A failure on one node does not stop the others.
+func (s *Service) perNode(ctx context.Context, validate func() error, names []string, allocation string, fn func(n *ironpool.Node) PowerItem) (*PowerReport, error) {
+	actor, err := Authorize(ctx, OpNodePower)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(); err != nil {
+		return nil, err
+	}
+	nodes, err := s.resolveNodes(ctx, actor, names, allocation)
+	if err != nil {
+		return nil, err
+	}
+	rep := &PowerReport{Items: make([]PowerItem, len(nodes))}
+	eachNode(nodes, func(i int, n *ironpool.Node) { rep.Items[i] = fn(n) })
 	for _, it := range rep.Items {
 		if it.Error != "" {
 			rep.Failed++
@@ -272,39 +280,20 @@ type BootRequest struct {
 // SetBootDevice sets the boot device through each node's BMC, in
 // parallel, reporting per node.
 func (s *Service) SetBootDevice(ctx context.Context, req BootRequest) (*PowerReport, error) {
-	actor, err := Authorize(ctx, OpNodePower)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.Device.Validate(); err != nil {
-		return nil, err
-	}
-	nodes, err := s.resolveNodes(ctx, actor, req.Nodes, req.Allocation)
-	if err != nil {
-		return nil, err
-	}
-	rep := &PowerReport{Items: make([]PowerItem, len(nodes))}
-	eachNode(nodes, func(i int, n *ironpool.Node) {
+	return s.perNode(ctx, req.Device.Validate, req.Nodes, req.Allocation, func(n *ironpool.Node) PowerItem {
 		it := PowerItem{Node: n.Name, Via: "bmc"}
 		err := s.withBMC(ctx, n, func(c ironpool.BMCClient) error { return c.SetBootDevice(ctx, req.Device, req.Once) })
 		if err != nil {
 			it.Error, it.Code = ironpool.ErrorMessage(err), ironpool.ErrorCode(err)
-			rep.Items[i] = it
-			return
+			return it
 		}
 		when := "every boot"
 		if req.Once {
 			when = "the next boot"
 		}
 		s.audit(ctx, "node.boot_device", n.Name, fmt.Sprintf("boot device %s for %s", req.Device, when))
-		rep.Items[i] = it
+		return it
 	})
-	for _, it := range rep.Items {
-		if it.Error != "" {
-			rep.Failed++
-		}
-	}
-	return rep, nil
 }
 
 // Inspect refreshes a node's specs: through Ironic when the node is linked
