@@ -109,6 +109,23 @@ func (a *app) nodeImport() *cobra.Command {
 	}
 }
 
+// nodeQuery turns the list filters given as flags into the query of
+// GET /v1/nodes, checking the state before anything is sent.
+func nodeQuery(q map[string]*string) (url.Values, error) {
+	if s := *q["state"]; s != "" {
+		if err := ironpool.NodeState(s).Check("state"); err != nil {
+			return nil, err
+		}
+	}
+	v := url.Values{}
+	for k, p := range q {
+		if *p != "" {
+			v.Set(k, *p)
+		}
+	}
+	return v, nil
+}
+
 func (a *app) nodeList() *cobra.Command {
 	q := map[string]*string{"pool": new(string), "state": new(string), "owner": new(string), "flavor": new(string), "allocation": new(string)}
 	c := &cobra.Command{
@@ -116,16 +133,9 @@ func (a *app) nodeList() *cobra.Command {
 		Short: "List nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if s := *q["state"]; s != "" {
-				if err := ironpool.NodeState(s).Check("state"); err != nil {
-					return err
-				}
-			}
-			v := url.Values{}
-			for k, p := range q {
-				if *p != "" {
-					v.Set(k, *p)
-				}
+			v, err := nodeQuery(q)
+			if err != nil {
+				return err
 			}
 			cl, err := a.client()
 			if err != nil {

@@ -26,16 +26,9 @@ func (a *app) nodeExport() *cobra.Command {
   ironpool --url https://other:8650 node import nodes.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if s := *q["state"]; s != "" {
-				if err := ironpool.NodeState(s).Check("state"); err != nil {
-					return err
-				}
-			}
-			v := url.Values{}
-			for k, p := range q {
-				if *p != "" {
-					v.Set(k, *p)
-				}
+			v, err := nodeQuery(q)
+			if err != nil {
+				return err
 			}
 			cl, err := a.client()
 			if err != nil {
