@@ -46,6 +46,13 @@ func Notify(ctx context.Context, db Execer, channel string) error {
 //
 //	go postgres.Listen(ctx, dsn, postgres.DefaultChannel, svc.Wake)
 func Listen(ctx context.Context, dsn, channel string, fn func()) error {
+	return ListenPayload(ctx, dsn, channel, func(string) { fn() })
+}
+
+// ListenPayload is Listen for channels whose notifications carry a
+// payload: fn receives it, or "" on each (re)connect, when notifications
+// may have been lost.
+func ListenPayload(ctx context.Context, dsn, channel string, fn func(payload string)) error {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	for {
@@ -70,7 +77,7 @@ func Listen(ctx context.Context, dsn, channel string, fn func()) error {
 
 // listenOnce connects, listens and delivers notifications until the
 // connection fails or ctx ends.
-func listenOnce(ctx context.Context, dsn, channel string, fn func()) error {
+func listenOnce(ctx context.Context, dsn, channel string, fn func(string)) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
@@ -83,11 +90,12 @@ func listenOnce(ctx context.Context, dsn, channel string, fn func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
-	fn() // whatever happened while we were not listening
+	fn("") // whatever happened while we were not listening
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		fn()
+		fn(n.Payload)
 	}
 }

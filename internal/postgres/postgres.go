@@ -142,7 +142,77 @@ func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Optio
 	if opt.GroupWriters > 0 {
 		d.GroupCommit, d.GroupWriters = true, opt.GroupWriters
 	}
-	return sqlstore.New(db, db, d, sealer), nil
+	st := sqlstore.New(db, db, d, sealer)
+	if err := startFreeIndex(ctx, st, dsn, schema); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// NodesChannel is where the triggers of migration 00010 announce changed
+// nodes, as "schema:payload" (see sqlstore.Store.FreeNotified).
+const NodesChannel = "ironpool_nodes"
+
+// startFreeIndex builds the store's free-node index and keeps it in step
+// with every replica's writes: a listener hands the node ids the triggers
+// announce to the store, and a worker reads them back. Both stop when the
+// store is closed. Listen reports each (re)connect with an empty payload,
+// which rebuilds the index, since notifications sent while it was away
+// are lost.
+func startFreeIndex(ctx context.Context, st *sqlstore.Store, dsn, schema string) error {
+	if err := st.EnableFreeIndex(ctx); err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	kick := make(chan struct{}, 1)
+	done := make(chan struct{}, 2)
+	prefix := schema + ":"
+	go func() {
+		defer func() { done <- struct{}{} }()
+		ListenPayload(lctx, dsn, NodesChannel, func(p string) {
+			if p != "" {
+				var ok bool
+				if p, ok = strings.CutPrefix(p, prefix); !ok {
+					return // another schema's nodes
+				}
+			}
+			st.FreeNotified(p)
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-kick:
+				if err := st.RefreshFreeIndex(lctx); err != nil && lctx.Err() == nil {
+					// The nodes stay out of the index until the next round.
+					time.Sleep(100 * time.Millisecond)
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	prev := st.OnClose
+	st.OnClose = func() error {
+		cancel()
+		<-done
+		<-done
+		if prev != nil {
+			return prev()
+		}
+		return nil
+	}
+	return nil
 }
 
 // dialectFor returns Dialect with the lock that lets one allocation at a

@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pressly/goose/v3"
 	sqlite3 "modernc.org/sqlite"
@@ -119,7 +120,8 @@ func OpenWith(ctx context.Context, path string, sealer ironpool.Sealer, opt Opti
 	if err := ownerOnly(path); err != nil {
 		return nil, err
 	}
-	w := sql.OpenDB(cachingConnector{dsn(path, true, sync)})
+	changed := new(atomic.Pointer[func(string, int64)])
+	w := sql.OpenDB(cachingConnector{dsn: dsn(path, true, sync), changed: changed})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -127,10 +129,19 @@ func OpenWith(ctx context.Context, path string, sealer ironpool.Sealer, opt Opti
 		w.Close()
 		return nil, err
 	}
-	r := sql.OpenDB(cachingConnector{dsn(path, false, sync)})
+	r := sql.OpenDB(cachingConnector{dsn: dsn(path, false, sync)})
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	r.SetMaxIdleConns(max(4, runtime.NumCPU()*2))
-	return sqlstore.New(w, r, Dialect, sealer), nil
+	st := sqlstore.New(w, r, Dialect, sealer)
+	// Every row the write connection changes reaches the free-node
+	// index, which reads the nodes back after each group commit.
+	fn := st.NodeRowChanged
+	changed.Store(&fn)
+	if err := st.EnableFreeIndex(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // ownerOnly creates the database file readable by its owner only, before

@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"sync/atomic"
 
 	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
 )
 
 // stmtCacheSize bounds the prepared statements each connection keeps. The
@@ -20,12 +22,35 @@ const stmtCacheSize = 128
 // showed SQLite's parser taking a quarter of the server's CPU. Reusing a
 // prepared statement per connection removes that cost without changing a line
 // of the store's SQL.
-type cachingConnector struct{ dsn string }
+type cachingConnector struct {
+	dsn string
+	// changed, when set, receives every row change made on the
+	// connections (the write pool's): the table and the rowid. It is
+	// loaded at each change, so the store can be installed after the
+	// first connection (opened for the migrations) exists.
+	changed *atomic.Pointer[func(table string, rowid int64)]
+}
 
 func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := (&sqlite3.Driver{}).Open(c.dsn)
 	if err != nil {
 		return nil, err
+	}
+	if c.changed != nil {
+		h, ok := conn.(sqlite3.HookRegisterer)
+		if !ok {
+			conn.Close()
+			return nil, errors.New("sqlite driver has no pre-update hook")
+		}
+		h.RegisterPreUpdateHook(func(d sqlite3.SQLitePreUpdateData) {
+			if fn := c.changed.Load(); fn != nil {
+				id := d.NewRowID
+				if d.Op == sqlite3lib.SQLITE_DELETE {
+					id = d.OldRowID
+				}
+				(*fn)(d.TableName, id)
+			}
+		})
 	}
 	return &cachingConn{inner: conn.(innerConn), stmts: map[string]*list.Element{}, lru: list.New()}, nil
 }

@@ -12,7 +12,7 @@ import (
 // every statement of a test runs on the same connection and its cache.
 func openCached(t *testing.T) (*sql.DB, *cachingConn) {
 	t.Helper()
-	db := sql.OpenDB(cachingConnector{dsn(filepath.Join(t.TempDir(), "c.db"), true, "FULL")})
+	db := sql.OpenDB(cachingConnector{dsn: dsn(filepath.Join(t.TempDir(), "c.db"), true, "FULL")})
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	ctx := context.Background()

@@ -23,6 +23,9 @@ type candidate struct {
 	name                    string
 	cpus                    int
 	memoryMB, localGB, last int64
+	// fromIndex is set for a pick the free-node index made: the database
+	// refusing it means the index was behind (errStaleIndex).
+	fromIndex bool
 }
 
 func (a candidate) less(b candidate) int {
@@ -77,7 +80,6 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 	}
 	need := alloc.Need(counts)
 	lists := make([][]candidate, len(a.Items))
-	byID := map[int64]candidate{}
 	for i := range a.Items {
 		c, err := s.candidates(ctx, q, &a.Items[i].Constraints, need, lock, ex...)
 		if err != nil {
@@ -87,13 +89,22 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 			return nil, false, nil
 		}
 		lists[i] = c
-		for _, n := range c {
+	}
+	picks, ok := pickLists(counts, lists)
+	return picks, ok, nil
+}
+
+// pickLists runs the exact matcher over each item's best-fit candidates.
+func pickLists(counts []int, lists [][]candidate) ([][]candidate, bool) {
+	byID := map[int64]candidate{}
+	for _, l := range lists {
+		for _, n := range l {
 			byID[n.id] = n
 		}
 	}
 	picks, ok := matchLists(counts, lists)
 	if !ok {
-		return nil, false, nil
+		return nil, false
 	}
 	out := make([][]candidate, len(picks))
 	for i, ids := range picks {
@@ -101,7 +112,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 			out[i] = append(out[i], byID[id])
 		}
 	}
-	return out, true, nil
+	return out, true
 }
 
 // matchLocked is match with row locks. Where the dialect skips locked rows
@@ -118,6 +129,9 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 // rows another waiter needs. Transactions that only skip never wait for a
 // row, so no cycle is left.
 func (s *Store) matchLocked(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...excluder) ([][]candidate, bool, error) {
+	if picks, ok, err := s.matchFree(ctx, tx, a, ex...); err != nil || ok {
+		return picks, ok, err
+	}
 	if s.Dialect.LockSkip == "" {
 		return s.match(ctx, tx, a, "", ex...)
 	}
@@ -223,7 +237,7 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 		now := s.Now().UTC()
 		a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)
 		if a.ID == "" {
-			a.ID = uuid.NewString()
+			a.ID = uuid.Must(uuid.NewV7()).String()
 		}
 		if a.Topology != nil {
 			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
@@ -377,6 +391,10 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 			// lock (or row locks), so the row must still be free; anything
 			// else is a bug that must abort rather than hand a node out twice.
 			if k, _ := res.RowsAffected(); k != 1 {
+				if n.fromIndex {
+					s.free.Touch(n.id)
+					return errStaleIndex
+				}
 				// On PostgreSQL a reservation may have been booked on the
 				// node between the candidate read and this statement (which
 				// sees every committed booking): refuse rather than break it.
@@ -391,6 +409,11 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 	}
 	if err := insertUsage(ctx, tx, a, counts, now); err != nil {
 		return err
+	}
+	if s.faultAfterClaim != nil {
+		if err := s.faultAfterClaim(ctx, tx, a); err != nil {
+			return err
+		}
 	}
 	return s.insertEventAt(ctx, tx, now, "allocation.created", "allocation/"+a.ID,
 		fmt.Sprintf("%s took %s", a.Owner, itemsSummary(a.Items)))

@@ -45,6 +45,11 @@ type groupCommit struct {
 	done chan struct{}
 	once sync.Once
 
+	// after, when set, runs once a group has ended (committed or not),
+	// before the next one gathers: the free-node index reads back the
+	// nodes the group touched there.
+	after func(context.Context)
+
 	// Counters for tests and metrics: transactions run for callers, commits
 	// made (groups plus re-runs alone), and callers waiting to join a group.
 	writes, commits, waiting atomic.Int64
@@ -132,6 +137,9 @@ func (g *groupCommit) loop() {
 			}
 		}
 		g.run(batch)
+		if g.after != nil {
+			g.after(context.Background())
+		}
 		clear(batch)
 	}
 }

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"time"
 
@@ -28,3 +29,14 @@ func (s *Store) DB() *sql.DB { return s.W }
 // SetQueueAging sets how long a queued request waits for its priority to
 // rise by one (storetest.QueueAger), so tests can pick the step.
 func (s *Store) SetQueueAging(d time.Duration) { s.QueueAging = d }
+
+// SetFaultAfterClaim installs a fault for tests (storetest.FreeIndexed):
+// fn runs at the end of every allocation's claim, in its transaction, and
+// an error it returns fails the allocation. Like SetNow it must be called
+// before the store is shared.
+func (s *Store) SetFaultAfterClaim(fn func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error) {
+	s.faultAfterClaim = fn
+}
+
+// GroupCommits reports whether concurrent writes share transactions.
+func (s *Store) GroupCommits() bool { return s.group != nil }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/clock"
+	"github.com/ironpool/ironpool/internal/freeindex"
 )
 
 // Dialect is what differs between the SQL engines.
@@ -77,6 +78,10 @@ type Store struct {
 
 	group  *groupCommit
 	tokens tokenCache
+	// free is the in-memory free-node index (free.go); nil when off.
+	free *freeindex.Index
+	// faultAfterClaim is a test's fault (SetFaultAfterClaim).
+	faultAfterClaim func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error
 }
 
 // New returns a store over the given pools.
@@ -84,6 +89,7 @@ func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 	s := &Store{W: w, R: r, Dialect: d, Sealer: sealer, Now: clock.Now}
 	if d.GroupCommit {
 		s.group = newGroupCommit(w, d.GroupWriters)
+		s.group.after = s.afterWrite
 	}
 	return s
 }
@@ -129,13 +135,23 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.
 
 func (s *Store) writeRetry(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	var err error
+	ctx, holds := s.withHolds(ctx)
 	for attempt := 0; attempt < 8; attempt++ {
 		// In a group, a transient conflict rolled back only this caller's
 		// savepoint; it is run again like a transaction of its own would be.
 		if s.group != nil {
 			err = s.group.do(ctx, fn)
+			s.endHolds(holds)
 		} else {
 			err = inTx(ctx, s.W, fn)
+			s.endHolds(holds)
+			s.afterWrite(ctx)
+		}
+		// A pick the free index made and the database refused: the
+		// node has been read back (after the group, or just above), so
+		// the write runs again at once.
+		if errors.Is(err, errStaleIndex) {
+			continue
 		}
 		if err == nil || s.Dialect.Retryable == nil || !s.Dialect.Retryable(err) {
 			return err

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("Status", func(t *testing.T) { testStatus(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("FreeIndex", func(t *testing.T) { testFreeIndex(t, open) })
 	t.Run("AllocateNodes", func(t *testing.T) { testAllocateNodes(t, open) })
 	t.Run("Waiters", func(t *testing.T) { testWaiters(t, open) })
 	t.Run("QueuePromises", func(t *testing.T) { testQueuePromises(t, open) })

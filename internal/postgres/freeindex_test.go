@@ -1,0 +1,40 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/postgres"
+	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/storetest"
+	"github.com/ironpool/ironpool/internal/storetest/opener"
+)
+
+// TestFreeIndexReplicas runs one random history over three replicas of one
+// schema at once: each replica's index hears of the others' writes only
+// through the triggers' notifications, and after every round each must
+// equal the database. A replica opened after the history must build the
+// same index.
+func TestFreeIndexReplicas(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	sealer := opener.MustSealer(t)
+	var stores []ironpool.Store
+	for range 3 {
+		s, err := postgres.Open(context.Background(), dsn, sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	storetest.FreeIndexHistory(t, stores, 7, 10)
+	late, err := postgres.Open(context.Background(), dsn, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if err := late.CheckFreeIndex(context.Background(), nil); err != nil {
+		t.Fatalf("replica opened after the history: %v", err)
+	}
+}

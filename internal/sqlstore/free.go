@@ -1,0 +1,406 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ironpool/ironpool"
+	"github.com/ironpool/ironpool/internal/alloc"
+	"github.com/ironpool/ironpool/internal/freeindex"
+)
+
+// The free-node index (internal/freeindex) answers an allocation's
+// candidate reads from memory. How it stays true to the database:
+//
+//   - Every write that changes a node touches it: on SQLite through the
+//     write connection's pre-update hook (NodeRowChanged), on PostgreSQL
+//     through a statement trigger that NOTIFYs the changed ids to every
+//     replica (FreeNotified). A node picked from the index is touched at
+//     once, so that the next write of the same group, or a concurrent
+//     transaction, does not pick it too.
+//   - After each transaction (on SQLite, after each group commit) the
+//     touched nodes are read back from the database (refreshFree).
+//   - The claim statement re-checks every picked node (state available,
+//     no reservation in the way). A pick the database refuses is a stale
+//     index, never a refused request: the write is rolled back and run
+//     again (errStaleIndex) once the node has been read back.
+//   - A request the index cannot satisfy is asked of the database, so a
+//     touched node that has not been read back yet never turns a request
+//     down.
+
+// errStaleIndex reports that a node picked from the free index was not free
+// in the database; the write is run again.
+var errStaleIndex = errors.New("free-node index was behind the database")
+
+// refreshBatch bounds how many touched nodes are read back by id; more
+// than this (a bulk import) rebuild the whole index instead.
+const refreshBatch = 2000
+
+// EnableFreeIndex builds the free-node index and makes allocations use it.
+// The engine must report node changes (NodeRowChanged or FreeNotified).
+func (s *Store) EnableFreeIndex(ctx context.Context) error {
+	s.free = freeindex.New()
+	return s.refreshFree(ctx, true)
+}
+
+// FreeIndex returns the index, or nil when it is off; for tests.
+func (s *Store) FreeIndex() *freeindex.Index { return s.free }
+
+// NodeRowChanged is the SQLite write connection's pre-update hook: a row of
+// table is about to change.
+func (s *Store) NodeRowChanged(table string, rowid int64) {
+	if s.free == nil {
+		return
+	}
+	switch table {
+	case "nodes":
+		s.free.Touch(rowid)
+	case "reservations", "reservation_nodes":
+		s.free.TouchReservations()
+	}
+}
+
+// FreeNotified handles a PostgreSQL notification of changed nodes: a
+// comma-separated list of ids, "r" for reservations, "*" for more nodes
+// than a notification lists, or "" when notifications may have been lost
+// (the listener reconnected).
+func (s *Store) FreeNotified(payload string) {
+	if s.free == nil {
+		return
+	}
+	switch payload {
+	case "", "*":
+		s.free.TouchAll()
+		return
+	case "r":
+		s.free.TouchReservations()
+		return
+	}
+	for f := range strings.SplitSeq(payload, ",") {
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			s.free.TouchAll()
+			return
+		}
+		s.free.Touch(id)
+	}
+}
+
+// RefreshFreeIndex reads back what the index is waiting for (the engine's
+// change listener calls it).
+func (s *Store) RefreshFreeIndex(ctx context.Context) error { return s.refreshFree(ctx, true) }
+
+// refreshFree reads back what the index is waiting for. Unless rebuild is
+// set it leaves a whole rebuild to the engine's listener, so that a
+// request never waits for one.
+func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
+	if s.free == nil {
+		return nil
+	}
+	w := s.free.Pending()
+	if !w.All && len(w.IDs) > refreshBatch {
+		s.free.TouchAll()
+		w = s.free.Pending()
+	}
+	if w.All && !rebuild {
+		return nil
+	}
+	if w.Empty() {
+		return nil
+	}
+	var r freeindex.Result
+	// Touched nodes are read by id alone, state included: with the state
+	// in the WHERE clause SQLite walks the state index over every free
+	// node instead of looking the few ids up.
+	q := `SELECT id, name, pool, cpus, memory_mb, local_gb, last_allocated_at, cpu_arch, resource_class, traits,
+		ironic_uuid IS NOT NULL, ironic_endpoint, state FROM nodes`
+	var args []any
+	if w.All {
+		q += ` WHERE state = 'available'`
+	} else if len(w.IDs) > 0 {
+		ph := make([]string, len(w.IDs))
+		for i, id := range w.IDs {
+			args = append(args, id)
+			ph[i] = fmt.Sprintf("$%d", i+1)
+		}
+		q += ` WHERE id IN (` + strings.Join(ph, ",") + `)`
+	}
+	if w.All || len(w.IDs) > 0 {
+		rows, err := s.R.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("free index: %w", err)
+		}
+		defer rows.Close()
+		interned := map[string]string{}
+		intern := func(v string) string {
+			if i, ok := interned[v]; ok {
+				return i
+			}
+			interned[v] = v
+			return v
+		}
+		traitSets := map[string][]string{}
+		for rows.Next() {
+			var n freeindex.Node
+			var traits, state string
+			if err := rows.Scan(&n.ID, &n.Name, &n.Pool, &n.CPUs, &n.MemoryMB, &n.LocalGB, &n.Last,
+				&n.CPUArch, &n.ResourceClass, &traits, &n.Linked, &n.Endpoint, &state); err != nil {
+				return fmt.Errorf("free index: %w", err)
+			}
+			if state != string(ironpool.NodeAvailable) {
+				continue
+			}
+			n.Pool, n.CPUArch, n.ResourceClass, n.Endpoint = intern(n.Pool), intern(n.CPUArch), intern(n.ResourceClass), intern(n.Endpoint)
+			ts, ok := traitSets[traits]
+			if !ok {
+				ts = splitTraits(traits)
+				traitSets[traits] = ts
+			}
+			n.Traits = ts
+			r.Free = append(r.Free, n)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("free index: %w", err)
+		}
+		rows.Close()
+	}
+	if w.Reservations {
+		res, err := s.reservationStarts(ctx, s.R)
+		if err != nil {
+			return err
+		}
+		r.Reserved = res
+	}
+	s.free.Apply(w, r)
+	return nil
+}
+
+// reservationStarts maps each node with a pending reservation to the
+// earliest start among them (ms).
+func (s *Store) reservationStarts(ctx context.Context, q querier) (map[int64]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT rn.node_id, MIN(r.start_at) FROM reservation_nodes rn
+		JOIN reservations r ON r.id = rn.reservation_id WHERE r.state = $1 GROUP BY rn.node_id`, string(ironpool.ResPending))
+	if err != nil {
+		return nil, fmt.Errorf("free index reservations: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var id, start int64
+		if err := rows.Scan(&id, &start); err != nil {
+			return nil, err
+		}
+		out[id] = start
+	}
+	return out, rows.Err()
+}
+
+// matchFree is match answered by the index, for a request without topology
+// whose exclusions the index can apply. ok is false when the index is not
+// ready or cannot satisfy the request: the caller then asks the database,
+// which may know of nodes the index has not read back yet. The picked
+// nodes are held until the write ends (see writeHolds), so nobody else
+// picks them meanwhile.
+//
+// Where rows are locked (PostgreSQL), the picks are locked here, skipping
+// rows others hold, before the claim reads anything else: a reservation
+// booked on a node locks it first, so the claim statement that follows
+// (a new snapshot) sees every booking committed before the lock. A pick
+// that cannot be locked sends the request to the database.
+func (s *Store) matchFree(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ex ...excluder) ([][]candidate, bool, error) {
+	if s.free == nil || a.Topology != nil || !s.free.Ready() {
+		return nil, false, nil
+	}
+	var until int64
+	var queued exclusion
+	for _, e := range ex {
+		switch e := e.(type) {
+		case untilExclusion:
+			until = e.until
+		case exclusion:
+			queued = e
+		default:
+			return nil, false, nil
+		}
+	}
+	skip := func(n *freeindex.Node) bool {
+		if s.Reachable != nil && n.Linked && !slices.Contains(s.Reachable, n.Endpoint) {
+			return true
+		}
+		for i := range queued {
+			if n.Matches(&queued[i]) {
+				return true
+			}
+		}
+		return false
+	}
+	counts := make([]int, len(a.Items))
+	for i, it := range a.Items {
+		counts[i] = it.Count
+	}
+	need := alloc.Need(counts)
+	lists := make([][]candidate, len(a.Items))
+	for i := range a.Items {
+		nodes := s.free.Pick(&a.Items[i].Constraints, need, until, skip)
+		if len(nodes) < counts[i] {
+			return nil, false, nil
+		}
+		for _, n := range nodes {
+			lists[i] = append(lists[i], candidate{id: n.ID, name: n.Name, cpus: n.CPUs, memoryMB: n.MemoryMB,
+				localGB: n.LocalGB, last: n.Last, fromIndex: true})
+		}
+	}
+	picks, ok := pickLists(counts, lists)
+	if !ok {
+		return nil, false, nil
+	}
+	var ids []int64
+	for _, p := range picks {
+		for _, n := range p {
+			ids = append(ids, n.id)
+		}
+	}
+	s.free.Hold(ids)
+	if h, ok := ctx.Value(holdsKey{}).(*[]int64); ok {
+		*h = append(*h, ids...)
+	} else {
+		defer s.free.Unhold(ids) // not inside write: nobody would end the hold
+	}
+	if s.Dialect.LockSkip != "" {
+		ph := make([]string, len(ids))
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM nodes WHERE id IN (`+strings.Join(ph, ",")+`) AND state = 'available' `+
+			s.Dialect.LockSkip, args...)
+		if err != nil {
+			return nil, false, fmt.Errorf("lock picks: %w", err)
+		}
+		locked := 0
+		for rows.Next() {
+			locked++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, false, fmt.Errorf("lock picks: %w", err)
+		}
+		if locked < len(ids) {
+			return nil, false, nil
+		}
+	}
+	return picks, true, nil
+}
+
+// holdsKey carries, in a write's context, the nodes its attempts picked
+// from the index, so that writeRetry ends their hold when the attempt's
+// transaction has ended.
+type holdsKey struct{}
+
+// withHolds returns ctx carrying an empty hold list, when the index is on.
+func (s *Store) withHolds(ctx context.Context) (context.Context, *[]int64) {
+	if s.free == nil {
+		return ctx, nil
+	}
+	h := new([]int64)
+	return context.WithValue(ctx, holdsKey{}, h), h
+}
+
+// endHolds ends the holds of an attempt whose transaction has ended.
+func (s *Store) endHolds(h *[]int64) {
+	if h == nil || len(*h) == 0 {
+		return
+	}
+	s.free.Unhold(*h)
+	*h = (*h)[:0]
+}
+
+// CheckFreeIndex compares the index with the database: the free set and
+// the reservation starts must be equal, and for each constraint set the
+// index must pick what the SQL candidate query reads. It reads back what
+// is pending first, so it describes the index at rest; for tests.
+func (s *Store) CheckFreeIndex(ctx context.Context, probes []ironpool.Constraints) error {
+	if s.free == nil {
+		return errors.New("free index is off")
+	}
+	if err := s.refreshFree(ctx, true); err != nil {
+		return err
+	}
+	if !s.free.Ready() {
+		return errors.New("free index is not ready after a refresh")
+	}
+	got, res := s.free.Snapshot()
+	var want []int64
+	rows, err := s.R.QueryContext(ctx, `SELECT id FROM nodes WHERE state = $1 ORDER BY cpus, memory_mb, local_gb, last_allocated_at, id`,
+		string(ironpool.NodeAvailable))
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		want = append(want, id)
+	}
+	rows.Close()
+	gotIDs := make([]int64, len(got))
+	for i, n := range got {
+		gotIDs[i] = n.ID
+	}
+	if !slices.Equal(gotIDs, want) {
+		return fmt.Errorf("free set: index has %d nodes %v, database %d %v", len(gotIDs), head(gotIDs), len(want), head(want))
+	}
+	wantRes, err := s.reservationStarts(ctx, s.R)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(wantRes) {
+		return fmt.Errorf("reservation starts: index has %d nodes, database %d", len(res), len(wantRes))
+	}
+	for id, t := range wantRes {
+		if res[id] != t {
+			return fmt.Errorf("reservation start of node %d: index %d, database %d", id, res[id], t)
+		}
+	}
+	until := ms(s.Now().Add(s.ReservationGap + time.Hour))
+	for _, c := range probes {
+		sqlPicks, err := s.candidates(ctx, s.R, &c, 8, "", untilExclusion{until})
+		if err != nil {
+			return err
+		}
+		memPicks := s.free.Pick(&c, 8, until, nil)
+		a, b := make([]int64, len(sqlPicks)), make([]int64, len(memPicks))
+		for i, n := range sqlPicks {
+			a[i] = n.id
+		}
+		for i, n := range memPicks {
+			b[i] = n.ID
+		}
+		if !slices.Equal(a, b) {
+			return fmt.Errorf("candidates for %s: index %v, database %v", c, b, a)
+		}
+	}
+	return nil
+}
+
+func head(ids []int64) []int64 { return ids[:min(len(ids), 12)] }
+
+// afterWrite is the transaction-end step of a write: the nodes the write
+// touched are read back. Errors only delay the index (the nodes stay out of
+// it and are read on the next round), so they are not the write's.
+func (s *Store) afterWrite(ctx context.Context) {
+	if s.free == nil {
+		return
+	}
+	// The single writer (SQLite's group loop) may rebuild: nothing else
+	// would. Concurrent writers (PostgreSQL) leave that to the listener.
+	_ = s.refreshFree(context.WithoutCancel(ctx), s.group != nil && s.Dialect.LockSkip == "")
+}
