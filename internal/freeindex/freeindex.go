@@ -70,9 +70,14 @@ type Index struct {
 	all   *btree.BTreeG[*Node]
 	pools map[string]*btree.BTreeG[*Node]
 	byID  map[int64]*Node
-	// gen counts the touches of each node not yet read back; a read that
-	// started before a later touch must not overwrite it (see Apply).
-	gen map[int64]uint64
+	// clock counts touches. touchedAt is each node's last touch, kept
+	// while a read that began before it is under way (reads lists the
+	// clock at each read's start): such a read must not overwrite what
+	// the touch announced (see Apply). pending is the nodes to read back.
+	clock     uint64
+	touchedAt map[int64]uint64
+	reads     []uint64
+	pending   map[int64]struct{}
 	// held counts, per node, the writes that picked it and have not
 	// ended. A held node is out of the free set and no read puts it back:
 	// a read made while the picking transaction is open would see it
@@ -95,7 +100,7 @@ type Index struct {
 // builds it before the first pick.
 func New() *Index {
 	return &Index{all: newTree(), pools: map[string]*btree.BTreeG[*Node]{}, byID: map[int64]*Node{},
-		gen: map[int64]uint64{}, held: map[int64]int{}, reserved: map[int64]int64{}, stale: true, reservationsStale: true}
+		touchedAt: map[int64]uint64{}, pending: map[int64]struct{}{}, held: map[int64]int{}, reserved: map[int64]int64{}, stale: true, reservationsStale: true}
 }
 
 func newTree() *btree.BTreeG[*Node] { return btree.NewG(32, less) }
@@ -157,8 +162,14 @@ func (x *Index) Touch(ids ...int64) {
 	defer x.mu.Unlock()
 	for _, id := range ids {
 		x.remove(id)
-		x.gen[id]++
+		x.touch(id)
 	}
+}
+
+func (x *Index) touch(id int64) {
+	x.clock++
+	x.touchedAt[id] = x.clock
+	x.pending[id] = struct{}{}
 }
 
 // Hold takes picked nodes out of the free set until Unhold.
@@ -180,7 +191,7 @@ func (x *Index) Unhold(ids []int64) {
 		if x.held[id]--; x.held[id] <= 0 {
 			delete(x.held, id)
 		}
-		x.gen[id]++
+		x.touch(id)
 	}
 }
 
@@ -201,34 +212,32 @@ func (x *Index) TouchAll() {
 }
 
 // Work is what the owner must read back from the database: all nodes (a
-// rebuild), the touched ones, and whether the reservation starts too. Gen
-// is passed back to Apply unchanged.
+// rebuild), the touched ones, and whether the reservation starts too. It
+// is passed back to Apply, or to Abandon when the read failed.
 type Work struct {
 	All, Reservations bool
 	IDs               []int64
-	Gen               map[int64]uint64
+	at                uint64 // the touch clock when the read began
 	staleGen, resGen  uint64
 }
 
 // Empty reports whether there is nothing to read.
 func (w Work) Empty() bool { return !w.All && !w.Reservations && len(w.IDs) == 0 }
 
-// Pending returns the work to read back now.
+// Pending returns the work to read back now. Unless it is Empty, it must
+// be ended by Apply or Abandon.
 func (x *Index) Pending() Work {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	w := Work{All: x.stale || !x.built, Reservations: x.reservationsStale || !x.built, staleGen: x.staleGen, resGen: x.resGen}
-	if w.All {
-		w.Gen = map[int64]uint64{}
-		for id, g := range x.gen {
-			w.Gen[id] = g
+	w := Work{All: x.stale || !x.built, Reservations: x.reservationsStale || !x.built,
+		at: x.clock, staleGen: x.staleGen, resGen: x.resGen}
+	if !w.All {
+		for id := range x.pending {
+			w.IDs = append(w.IDs, id)
 		}
-		return w
 	}
-	w.Gen = make(map[int64]uint64, len(x.gen))
-	for id, g := range x.gen {
-		w.IDs = append(w.IDs, id)
-		w.Gen[id] = g
+	if !w.Empty() {
+		x.reads = append(x.reads, w.at)
 	}
 	return w
 }
@@ -241,44 +250,70 @@ type Result struct {
 	Reserved map[int64]int64
 }
 
-// Apply installs what was read for w. A node touched again after Pending
-// keeps its newer touch: it is left out and read on the next round.
+// Apply installs what was read for w. A node touched after the read began,
+// or held, is left out and stays pending: what was read may predate the
+// change the touch announced.
 func (x *Index) Apply(w Work, r Result) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	current := func(id int64) bool { return x.gen[id] == w.Gen[id] && x.held[id] == 0 }
+	current := func(id int64) bool { return x.touchedAt[id] <= w.at && x.held[id] == 0 }
 	if w.All {
 		x.all, x.pools, x.byID = newTree(), map[string]*btree.BTreeG[*Node]{}, map[int64]*Node{}
 		x.stale, x.built = x.staleGen != w.staleGen, true
+		for id := range x.pending {
+			if current(id) {
+				delete(x.pending, id)
+			}
+		}
 	}
+	free := make(map[int64]bool, len(r.Free))
 	for i := range r.Free {
 		n := r.Free[i]
+		free[n.ID] = true
 		if !current(n.ID) {
 			continue
 		}
 		x.remove(n.ID)
 		x.insert(&n)
 	}
-	if !w.All {
-		free := make(map[int64]bool, len(r.Free))
-		for _, n := range r.Free {
-			free[n.ID] = true
-		}
-		for _, id := range w.IDs {
-			if current(id) && !free[id] {
+	for _, id := range w.IDs {
+		if current(id) {
+			delete(x.pending, id)
+			if !free[id] {
 				x.remove(id)
 			}
-		}
-	}
-	for id, g := range w.Gen {
-		if x.gen[id] == g && x.held[id] == 0 {
-			delete(x.gen, id)
 		}
 	}
 	if w.Reservations {
 		x.reserved, x.reservationsStale = r.Reserved, x.resGen != w.resGen
 		if x.reserved == nil {
 			x.reserved = map[int64]int64{}
+		}
+	}
+	x.endRead(w)
+}
+
+// Abandon ends a read that failed; what it was to read stays pending.
+func (x *Index) Abandon(w Work) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.endRead(w)
+}
+
+// endRead forgets w's read and the touches no read under way predates.
+func (x *Index) endRead(w Work) {
+	if i := slices.Index(x.reads, w.at); i >= 0 {
+		x.reads = slices.Delete(x.reads, i, i+1)
+	}
+	oldest := x.clock
+	for _, at := range x.reads {
+		oldest = min(oldest, at)
+	}
+	for id, t := range x.touchedAt {
+		if t <= oldest {
+			if _, due := x.pending[id]; !due {
+				delete(x.touchedAt, id)
+			}
 		}
 	}
 }

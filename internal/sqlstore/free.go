@@ -114,6 +114,17 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 	if w.Empty() {
 		return nil
 	}
+	r, err := s.readFree(ctx, w)
+	if err != nil {
+		s.free.Abandon(w)
+		return err
+	}
+	s.free.Apply(w, r)
+	return nil
+}
+
+// readFree reads what w asks for.
+func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Result, error) {
 	var r freeindex.Result
 	// Touched nodes are read by id alone, state included: with the state
 	// in the WHERE clause SQLite walks the state index over every free
@@ -134,7 +145,7 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 	if w.All || len(w.IDs) > 0 {
 		rows, err := s.R.QueryContext(ctx, q, args...)
 		if err != nil {
-			return fmt.Errorf("free index: %w", err)
+			return r, fmt.Errorf("free index: %w", err)
 		}
 		defer rows.Close()
 		interned := map[string]string{}
@@ -151,7 +162,7 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 			var traits, state string
 			if err := rows.Scan(&n.ID, &n.Name, &n.Pool, &n.CPUs, &n.MemoryMB, &n.LocalGB, &n.Last,
 				&n.CPUArch, &n.ResourceClass, &traits, &n.Linked, &n.Endpoint, &state); err != nil {
-				return fmt.Errorf("free index: %w", err)
+				return r, fmt.Errorf("free index: %w", err)
 			}
 			if state != string(ironpool.NodeAvailable) {
 				continue
@@ -166,19 +177,18 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 			r.Free = append(r.Free, n)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("free index: %w", err)
+			return r, fmt.Errorf("free index: %w", err)
 		}
 		rows.Close()
 	}
 	if w.Reservations {
 		res, err := s.reservationStarts(ctx, s.R)
 		if err != nil {
-			return err
+			return r, err
 		}
 		r.Reserved = res
 	}
-	s.free.Apply(w, r)
-	return nil
+	return r, nil
 }
 
 // reservationStarts maps each node with a pending reservation to the
