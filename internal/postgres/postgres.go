@@ -113,6 +113,12 @@ type Options struct {
 	// every write is its own transaction, the default. Benchmarks set it to
 	// compare both in one run.
 	GroupWriters int
+	// FreeIndex keeps the free nodes in memory (internal/freeindex), kept
+	// in step with every replica by migration 00010's triggers, which it
+	// switches on for the whole database. Off by default: on PostgreSQL
+	// the notifications cost more than the candidate reads they save
+	// (docs/PERFORMANCE.md, "The free-node index").
+	FreeIndex bool
 }
 
 // OpenWith is Open with options.
@@ -143,9 +149,11 @@ func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Optio
 		d.GroupCommit, d.GroupWriters = true, opt.GroupWriters
 	}
 	st := sqlstore.New(db, db, d, sealer)
-	if err := startFreeIndex(ctx, st, dsn, schema); err != nil {
-		st.Close()
-		return nil, err
+	if opt.FreeIndex {
+		if err := startFreeIndex(ctx, st, dsn, schema); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
 }
@@ -161,6 +169,13 @@ const NodesChannel = "ironpool_nodes"
 // which rebuilds the index, since notifications sent while it was away
 // are lost.
 func startFreeIndex(ctx context.Context, st *sqlstore.Store, dsn, schema string) error {
+	// Every replica's writes announce node changes from now on, whether
+	// or not it keeps an index itself; the setting is never turned off,
+	// since another replica may rely on it.
+	if _, err := st.W.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('node_notify', 'on')
+		ON CONFLICT (name) DO UPDATE SET value = 'on'`); err != nil {
+		return fmt.Errorf("free index: %w", err)
+	}
 	if err := st.EnableFreeIndex(ctx); err != nil {
 		return err
 	}

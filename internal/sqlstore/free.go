@@ -49,8 +49,8 @@ func (s *Store) EnableFreeIndex(ctx context.Context) error {
 	return s.refreshFree(ctx, true)
 }
 
-// FreeIndex returns the index, or nil when it is off; for tests.
-func (s *Store) FreeIndex() *freeindex.Index { return s.free }
+// FreeIndexOn reports whether the store keeps the free-node index.
+func (s *Store) FreeIndexOn() bool { return s.free != nil }
 
 // NodeRowChanged is the SQLite write connection's pre-update hook: a row of
 // table is about to change.

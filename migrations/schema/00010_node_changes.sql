@@ -5,7 +5,10 @@
 -- ironpool_nodes ("schema:id,id,..."; "schema:*" past 500 rows, "schema:r"
 -- for reservations), delivered when the change commits. SQLite has one
 -- writer, whose connection reports changes itself (a pre-update hook), so
--- it has nothing here.
+-- it has nothing here. The triggers stay quiet unless a replica that keeps
+-- the index (postgres.Options.FreeIndex) has set the setting
+-- node_notify = on: the index is off by default on PostgreSQL, where it
+-- was measured slower (docs/PERFORMANCE.md), and NOTIFY serializes commits.
 SELECT 1;
 -- +ironpool postgres
 -- +goose StatementBegin
@@ -14,6 +17,9 @@ DECLARE
     n bigint;
     ids text;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM settings WHERE name = 'node_notify' AND value = 'on') THEN
+        RETURN NULL;
+    END IF;
     SELECT count(*), string_agg(id::text, ',') INTO n, ids FROM (SELECT id FROM changed LIMIT 501) c;
     IF n > 500 THEN
         ids := '*';
@@ -27,7 +33,9 @@ END $$;
 -- +goose StatementBegin
 CREATE FUNCTION ironpool_reservations_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('ironpool_nodes', current_schema() || ':r');
+    IF EXISTS (SELECT 1 FROM settings WHERE name = 'node_notify' AND value = 'on') THEN
+        PERFORM pg_notify('ironpool_nodes', current_schema() || ':r');
+    END IF;
     RETURN NULL;
 END $$;
 -- +goose StatementEnd
