@@ -26,17 +26,46 @@ import (
 
 // Node is a free node as the matcher sees it: what constraints test, and
 // the best-fit order (cpus, memory, local disk, last allocated, id).
+//
+// What many nodes share (pool, arch, class, traits, backend) is one *Attrs,
+// so a million free nodes cost about a hundred bytes each.
 type Node struct {
 	ID                      int64
-	Name                    string
-	Pool                    string
 	CPUs                    int
 	MemoryMB, LocalGB, Last int64
-	CPUArch, ResourceClass  string
-	Traits                  []string // sorted
+	Name                    string
+	*Attrs
+}
+
+// Attrs is the part of a node that the owner shares between nodes that
+// have it equal (see Interner).
+type Attrs struct {
+	Pool                   string
+	CPUArch, ResourceClass string
+	Traits                 []string // sorted
 	// Linked is set for a node an Ironic drives; Endpoint names which.
 	Linked   bool
 	Endpoint string
+}
+
+// Interner hands out one *Attrs per distinct value.
+type Interner map[attrsKey]*Attrs
+
+type attrsKey struct {
+	pool, arch, class, traits, endpoint string
+	linked                              bool
+}
+
+// Intern returns the shared copy of a (whose Traits must not change
+// afterwards); traitsKey is the traits as stored, which identifies them.
+func (in Interner) Intern(a Attrs, traitsKey string) *Attrs {
+	k := attrsKey{a.Pool, a.CPUArch, a.ResourceClass, traitsKey, a.Endpoint, a.Linked}
+	if p, ok := in[k]; ok {
+		return p
+	}
+	p := &a
+	in[k] = p
+	return p
 }
 
 // less is the best-fit order, the same as the SQL candidate query's
@@ -268,13 +297,13 @@ func (x *Index) Apply(w Work, r Result) {
 	}
 	free := make(map[int64]bool, len(r.Free))
 	for i := range r.Free {
-		n := r.Free[i]
+		n := &r.Free[i] // the index keeps pointers into r.Free
 		free[n.ID] = true
 		if !current(n.ID) {
 			continue
 		}
 		x.remove(n.ID)
-		x.insert(&n)
+		x.insert(n)
 	}
 	for _, id := range w.IDs {
 		if current(id) {

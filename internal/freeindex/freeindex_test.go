@@ -9,7 +9,8 @@ import (
 )
 
 func node(id int64, pool string, cpus int, last int64, traits ...string) Node {
-	return Node{ID: id, Name: "n", Pool: pool, CPUs: cpus, MemoryMB: int64(cpus) * 1024, LocalGB: 10, Last: last, Traits: traits}
+	return Node{ID: id, Name: "n", CPUs: cpus, MemoryMB: int64(cpus) * 1024, LocalGB: 10, Last: last,
+		Attrs: &Attrs{Pool: pool, Traits: traits}}
 }
 
 // build returns an index holding nodes, as a rebuild would install them.

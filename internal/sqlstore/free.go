@@ -38,9 +38,20 @@ import (
 // in the database; the write is run again.
 var errStaleIndex = errors.New("free-node index was behind the database")
 
-// refreshBatch bounds how many touched nodes are read back by id; more
-// than this (a bulk import) rebuild the whole index instead.
-const refreshBatch = 2000
+// refreshBatch is how many touched nodes one read asks for by id: about
+// what one group commit touches. (The driver looks each $N up by name, at
+// a cost that grows with their number, so reads of thousands of ids cost
+// more per id.)
+const refreshBatch = 128
+
+// placeholders returns "$1,$2,...,$n".
+func placeholders(n int) string {
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = fmt.Sprintf("$%d", i+1)
+	}
+	return strings.Join(ph, ",")
+}
 
 // EnableFreeIndex builds the free-node index and makes allocations use it.
 // The engine must report node changes (NodeRowChanged or FreeNotified).
@@ -104,14 +115,7 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 		return nil
 	}
 	w := s.free.Pending()
-	if !w.All && len(w.IDs) > refreshBatch {
-		s.free.TouchAll()
-		w = s.free.Pending()
-	}
-	if w.All && !rebuild {
-		return nil
-	}
-	if w.Empty() {
+	if w.Empty() || w.All && !rebuild {
 		return nil
 	}
 	r, err := s.readFree(ctx, w)
@@ -131,55 +135,29 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 	// node instead of looking the few ids up.
 	q := `SELECT id, name, pool, cpus, memory_mb, local_gb, last_allocated_at, cpu_arch, resource_class, traits,
 		ironic_uuid IS NOT NULL, ironic_endpoint, state FROM nodes`
-	var args []any
 	if w.All {
-		q += ` WHERE state = 'available'`
-	} else if len(w.IDs) > 0 {
-		ph := make([]string, len(w.IDs))
-		for i, id := range w.IDs {
-			args = append(args, id)
-			ph[i] = fmt.Sprintf("$%d", i+1)
+		var n int
+		if err := s.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM nodes WHERE state = 'available'`).Scan(&n); err == nil {
+			r.Free = make([]freeindex.Node, 0, n+n/16)
 		}
-		q += ` WHERE id IN (` + strings.Join(ph, ",") + `)`
+		if err := s.scanFree(ctx, &r, q+` WHERE state = 'available'`); err != nil {
+			return r, err
+		}
 	}
-	if w.All || len(w.IDs) > 0 {
-		rows, err := s.R.QueryContext(ctx, q, args...)
-		if err != nil {
-			return r, fmt.Errorf("free index: %w", err)
-		}
-		defer rows.Close()
-		interned := map[string]string{}
-		intern := func(v string) string {
-			if i, ok := interned[v]; ok {
-				return i
+	// Touched nodes are read refreshBatch ids at a time, the last batch
+	// padded with its last id, so every read is one prepared statement.
+	if len(w.IDs) > 0 {
+		byID := q + ` WHERE id IN (` + placeholders(refreshBatch) + `)`
+		args := make([]any, refreshBatch)
+		for start := 0; start < len(w.IDs); start += refreshBatch {
+			ids := w.IDs[start:min(len(w.IDs), start+refreshBatch)]
+			for i := range args {
+				args[i] = ids[min(i, len(ids)-1)]
 			}
-			interned[v] = v
-			return v
-		}
-		traitSets := map[string][]string{}
-		for rows.Next() {
-			var n freeindex.Node
-			var traits, state string
-			if err := rows.Scan(&n.ID, &n.Name, &n.Pool, &n.CPUs, &n.MemoryMB, &n.LocalGB, &n.Last,
-				&n.CPUArch, &n.ResourceClass, &traits, &n.Linked, &n.Endpoint, &state); err != nil {
-				return r, fmt.Errorf("free index: %w", err)
+			if err := s.scanFree(ctx, &r, byID, args...); err != nil {
+				return r, err
 			}
-			if state != string(ironpool.NodeAvailable) {
-				continue
-			}
-			n.Pool, n.CPUArch, n.ResourceClass, n.Endpoint = intern(n.Pool), intern(n.CPUArch), intern(n.ResourceClass), intern(n.Endpoint)
-			ts, ok := traitSets[traits]
-			if !ok {
-				ts = splitTraits(traits)
-				traitSets[traits] = ts
-			}
-			n.Traits = ts
-			r.Free = append(r.Free, n)
 		}
-		if err := rows.Err(); err != nil {
-			return r, fmt.Errorf("free index: %w", err)
-		}
-		rows.Close()
 	}
 	if w.Reservations {
 		res, err := s.reservationStarts(ctx, s.R)
@@ -189,6 +167,44 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 		r.Reserved = res
 	}
 	return r, nil
+}
+
+// scanFree appends to r the available nodes among the rows q returns.
+func (s *Store) scanFree(ctx context.Context, r *freeindex.Result, q string, args ...any) error {
+	rows, err := s.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("free index: %w", err)
+	}
+	defer rows.Close()
+	s.attrsMu.Lock()
+	defer s.attrsMu.Unlock()
+	if s.attrs == nil {
+		s.attrs, s.traitSets = freeindex.Interner{}, map[string][]string{}
+	}
+	for rows.Next() {
+		var n freeindex.Node
+		var a freeindex.Attrs
+		var traits, state string
+		if err := rows.Scan(&n.ID, &n.Name, &a.Pool, &n.CPUs, &n.MemoryMB, &n.LocalGB, &n.Last,
+			&a.CPUArch, &a.ResourceClass, &traits, &a.Linked, &a.Endpoint, &state); err != nil {
+			return fmt.Errorf("free index: %w", err)
+		}
+		if state != string(ironpool.NodeAvailable) {
+			continue
+		}
+		ts, ok := s.traitSets[traits]
+		if !ok {
+			ts = splitTraits(traits)
+			s.traitSets[traits] = ts
+		}
+		a.Traits = ts
+		n.Attrs = s.attrs.Intern(a, traits)
+		r.Free = append(r.Free, n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("free index: %w", err)
+	}
+	return nil
 }
 
 // reservationStarts maps each node with a pending reservation to the

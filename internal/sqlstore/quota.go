@@ -268,6 +268,8 @@ func (s *Store) recordRefusal(ctx context.Context, err error) {
 
 // insertUsage records that a holds the picked nodes from now on.
 func insertUsage(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, counts []int, now time.Time) error {
+	var vals []string
+	var args []any
 	for i, n := range counts {
 		if n == 0 {
 			continue
@@ -276,10 +278,18 @@ func insertUsage(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, counts
 		if i < len(a.Items) {
 			flavor = a.Items[i].Flavor
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms) VALUES ($1, $2, $3, $4, $5)`,
-			a.ID, a.Owner, flavor, n, ms(now)); err != nil {
-			return fmt.Errorf("record usage: %w", err)
-		}
+		k := len(args)
+		args = append(args, a.ID, a.Owner, flavor, n, ms(now))
+		vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5))
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	// One statement for every item: the allocation transaction runs on
+	// the single writer, where each statement counts.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms) VALUES `+
+		strings.Join(vals, ", "), args...); err != nil {
+		return fmt.Errorf("record usage: %w", err)
 	}
 	return nil
 }

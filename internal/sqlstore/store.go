@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ironpool/ironpool"
@@ -80,6 +81,11 @@ type Store struct {
 	tokens tokenCache
 	// free is the in-memory free-node index (free.go); nil when off.
 	free *freeindex.Index
+	// attrs and traitSets share, between the index's nodes, what many of
+	// them have equal (pool, traits, ...); guarded by attrsMu.
+	attrsMu   sync.Mutex
+	attrs     freeindex.Interner
+	traitSets map[string][]string
 	// faultAfterClaim is a test's fault (SetFaultAfterClaim).
 	faultAfterClaim func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error
 }
