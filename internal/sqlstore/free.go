@@ -46,6 +46,16 @@ const refreshBatch = 128
 
 // placeholders returns "$1,$2,...,$n".
 func placeholders(n int) string {
+	if p, ok := readPlaceholders[n]; ok {
+		return p
+	}
+	return makePlaceholders(n)
+}
+
+// readPlaceholders are the lists the touched-node reads use.
+var readPlaceholders = map[int]string{8: makePlaceholders(8), 32: makePlaceholders(32), 128: makePlaceholders(128)}
+
+func makePlaceholders(n int) string {
 	ph := make([]string, n)
 	for i := range ph {
 		ph[i] = fmt.Sprintf("$%d", i+1)
@@ -137,30 +147,33 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 		ironic_uuid IS NOT NULL, ironic_endpoint, state FROM nodes`
 	if w.All {
 		var n int
-		if err := s.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM nodes WHERE state = 'available'`).Scan(&n); err == nil {
+		if err := s.freeReader().QueryRowContext(ctx, `SELECT COUNT(*) FROM nodes WHERE state = 'available'`).Scan(&n); err == nil {
 			r.Free = make([]freeindex.Node, 0, n+n/16)
 		}
 		if err := s.scanFree(ctx, &r, q+` WHERE state = 'available'`); err != nil {
 			return r, err
 		}
 	}
-	// Touched nodes are read refreshBatch ids at a time, the last batch
-	// padded with its last id, so every read is one prepared statement.
-	if len(w.IDs) > 0 {
-		byID := q + ` WHERE id IN (` + placeholders(refreshBatch) + `)`
-		args := make([]any, refreshBatch)
-		for start := 0; start < len(w.IDs); start += refreshBatch {
-			ids := w.IDs[start:min(len(w.IDs), start+refreshBatch)]
-			for i := range args {
-				args[i] = ids[min(i, len(ids)-1)]
-			}
-			if err := s.scanFree(ctx, &r, byID, args...); err != nil {
-				return r, err
-			}
+	// Touched nodes are read at most refreshBatch ids at a time, in
+	// reads of 8, 32 or 128 ids, the last padded with its last id, so that
+	// three prepared statements serve every read.
+	for start := 0; start < len(w.IDs); {
+		ids := w.IDs[start:min(len(w.IDs), start+refreshBatch)]
+		size := 8
+		for size < len(ids) {
+			size *= 4
 		}
+		args := make([]any, size)
+		for i := range args {
+			args[i] = ids[min(i, len(ids)-1)]
+		}
+		if err := s.scanFree(ctx, &r, q+` WHERE id IN (`+placeholders(size)+`)`, args...); err != nil {
+			return r, err
+		}
+		start += len(ids)
 	}
 	if w.Reservations {
-		res, err := s.reservationStarts(ctx, s.R)
+		res, err := s.reservationStarts(ctx, s.freeReader())
 		if err != nil {
 			return r, err
 		}
@@ -169,9 +182,21 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 	return r, nil
 }
 
+// freeReader is the pool the index reads back from. With one writer
+// (SQLite) that is the write connection, idle between groups when the
+// writer loop reads: its page cache is warm, while a read connection
+// drops its whole cache whenever another connection has committed, and
+// so would read every page again after each group.
+func (s *Store) freeReader() *sql.DB {
+	if s.group != nil && s.Dialect.LockSkip == "" {
+		return s.W
+	}
+	return s.R
+}
+
 // scanFree appends to r the available nodes among the rows q returns.
 func (s *Store) scanFree(ctx context.Context, r *freeindex.Result, q string, args ...any) error {
-	rows, err := s.R.QueryContext(ctx, q, args...)
+	rows, err := s.freeReader().QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("free index: %w", err)
 	}
