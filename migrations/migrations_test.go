@@ -54,3 +54,27 @@ func TestBinaryHasNoTestingPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresOnlyBlocks: the blocks marked for PostgreSQL reach it and are
+// left out of SQLite, which has no such triggers (its write connection
+// reports changes itself).
+func TestPostgresOnlyBlocks(t *testing.T) {
+	const f = "00010_node_changes.sql"
+	pg, err := fs.ReadFile(Postgres(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lite, err := fs.ReadFile(SQLite(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(pg, []byte("CREATE TRIGGER nodes_updated")) {
+		t.Errorf("postgres %s lacks its triggers", f)
+	}
+	if bytes.Contains(lite, []byte("TRIGGER")) || bytes.Contains(lite, []byte("+ironpool")) {
+		t.Errorf("sqlite %s kept the PostgreSQL block:\n%s", f, lite)
+	}
+	if !bytes.Contains(lite, []byte("-- +goose Down")) {
+		t.Errorf("sqlite %s lost its Down section:\n%s", f, lite)
+	}
+}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"github.com/ironpool/ironpool"
@@ -33,5 +34,28 @@ func TestFreeIndexAcrossRestart(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// TestFreeIndexSeesOtherProcesses: a node changed through another
+// connection (another process on the file, or sqlite3 by hand) reaches no
+// hook of this store; its data_version does, and the index is rebuilt.
+func TestFreeIndexSeesOtherProcesses(t *testing.T) {
+	s, path := opener.MustOpenSQLite(t)
+	storetest.FreeIndexHistory(t, []ironpool.Store{s}, 3, 1)
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	res, err := other.Exec(`UPDATE nodes SET state = 'maintenance' WHERE id IN (SELECT id FROM nodes WHERE state = 'available' LIMIT 5)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := res.RowsAffected(); k != 5 {
+		t.Fatalf("the other connection changed %d nodes, want 5", k)
+	}
+	if err := s.CheckFreeIndex(context.Background(), nil); err != nil {
+		t.Fatal(err)
 	}
 }

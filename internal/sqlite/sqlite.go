@@ -32,6 +32,7 @@ var Dialect = sqlstore.Dialect{
 	Name:        "sqlite",
 	Unique:      uniqueColumn,
 	GroupCommit: true,
+	DataVersion: "PRAGMA data_version",
 	Unavailable: unavailable,
 }
 

@@ -124,6 +124,9 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 	if s.free == nil {
 		return nil
 	}
+	if rebuild && s.Dialect.DataVersion != "" {
+		s.checkForeignWrites(ctx)
+	}
 	w := s.free.Pending()
 	if w.Empty() || w.All && !rebuild {
 		return nil
@@ -180,6 +183,25 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 		r.Reserved = res
 	}
 	return r, nil
+}
+
+// checkForeignWrites rebuilds the index when another connection (another
+// process on the same SQLite file, or a hand-run sqlite3) committed since
+// the last look: its writes reached no hook of ours. SQLite's
+// data_version changes exactly then, on the write connection, which is
+// the only connection of this process that writes.
+func (s *Store) checkForeignWrites(ctx context.Context) {
+	var v int64
+	if err := s.W.QueryRowContext(ctx, s.Dialect.DataVersion).Scan(&v); err != nil {
+		return
+	}
+	s.attrsMu.Lock()
+	seen := s.dataVersion
+	s.dataVersion = v
+	s.attrsMu.Unlock()
+	if seen != 0 && v != seen {
+		s.free.TouchAll()
+	}
 }
 
 // freeReader is the pool the index reads back from. With one writer

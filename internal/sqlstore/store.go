@@ -49,6 +49,10 @@ type Dialect struct {
 	// each group is one commit (one WAL flush) on its own connection, runs
 	// several so that flushes overlap.
 	GroupWriters int
+	// DataVersion, when set, is the statement that reads a counter the
+	// engine changes when another connection has committed (SQLite:
+	// PRAGMA data_version); the free-node index rebuilds on a change.
+	DataVersion string
 	// Unavailable names, in words safe to show, an error meaning the
 	// database cannot serve now (disk full, connection lost); "" otherwise.
 	Unavailable func(err error) string
@@ -86,6 +90,8 @@ type Store struct {
 	attrsMu   sync.Mutex
 	attrs     freeindex.Interner
 	traitSets map[string][]string
+	// dataVersion is the last Dialect.DataVersion read (also attrsMu).
+	dataVersion int64
 	// faultAfterClaim is a test's fault (SetFaultAfterClaim).
 	faultAfterClaim func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error
 }
