@@ -136,8 +136,9 @@ func OpenWith(ctx context.Context, path string, sealer ironpool.Sealer, opt Opti
 	st := sqlstore.New(w, r, Dialect, sealer)
 	// Every row the write connection changes reaches the free-node
 	// index, which reads the nodes back after each group commit.
-	fn := st.NodeRowChanged
+	fn := st.RowChanged
 	changed.Store(&fn)
+	st.EnableRowHooks()
 	if err := st.EnableFreeIndex(ctx); err != nil {
 		st.Close()
 		return nil, err

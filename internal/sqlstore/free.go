@@ -19,7 +19,7 @@ import (
 // candidate reads from memory. How it stays true to the database:
 //
 //   - Every write that changes a node touches it: on SQLite through the
-//     write connection's pre-update hook (NodeRowChanged), on PostgreSQL
+//     write connection's pre-update hook (RowChanged), on PostgreSQL
 //     through a statement trigger that NOTIFYs the changed ids to every
 //     replica (FreeNotified). A node picked from the index is touched at
 //     once, so that the next write of the same group, or a concurrent
@@ -64,7 +64,7 @@ func makePlaceholders(n int) string {
 }
 
 // EnableFreeIndex builds the free-node index and makes allocations use it.
-// The engine must report node changes (NodeRowChanged or FreeNotified).
+// The engine must report node changes (RowChanged or FreeNotified).
 func (s *Store) EnableFreeIndex(ctx context.Context) error {
 	s.free = freeindex.New()
 	return s.refreshFree(ctx, true)
@@ -73,9 +73,13 @@ func (s *Store) EnableFreeIndex(ctx context.Context) error {
 // FreeIndexOn reports whether the store keeps the free-node index.
 func (s *Store) FreeIndexOn() bool { return s.free != nil }
 
-// NodeRowChanged is the SQLite write connection's pre-update hook: a row of
-// table is about to change.
-func (s *Store) NodeRowChanged(table string, rowid int64) {
+// RowChanged is the SQLite write connection's pre-update hook: a row of
+// table is about to change. EnableRowHooks must have been called.
+func (s *Store) RowChanged(table string, rowid int64) {
+	if table == "quotas" {
+		s.noQuotas.Store(false)
+		return
+	}
 	if s.free == nil {
 		return
 	}
@@ -86,6 +90,11 @@ func (s *Store) NodeRowChanged(table string, rowid int64) {
 		s.free.TouchReservations()
 	}
 }
+
+// EnableRowHooks says that RowChanged is called for every row the write
+// connection changes; the store may then cache what those rows decide.
+// Call it once, before the store is shared, after installing the hook.
+func (s *Store) EnableRowHooks() { s.rowHooks = true }
 
 // FreeNotified handles a PostgreSQL notification of changed nodes: a
 // comma-separated list of ids, "r" for reservations, "*" for more nodes
@@ -125,7 +134,7 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 		return nil
 	}
 	if rebuild && s.Dialect.DataVersion != "" {
-		s.checkForeignWrites(ctx)
+		s.checkForeignWrites(ctx, s.W)
 	}
 	w := s.free.Pending()
 	if w.Empty() || w.All && !rebuild {
@@ -185,14 +194,17 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 	return r, nil
 }
 
-// checkForeignWrites rebuilds the index when another connection (another
-// process on the same SQLite file, or a hand-run sqlite3) committed since
-// the last look: its writes reached no hook of ours. SQLite's
-// data_version changes exactly then, on the write connection, which is
-// the only connection of this process that writes.
-func (s *Store) checkForeignWrites(ctx context.Context) {
+// checkForeignWrites forgets what the hooks taught (the free index, "no
+// quotas") when another connection (another process on the same SQLite
+// file, or a hand-run sqlite3) committed since the last look: its writes
+// reached no hook of ours. SQLite's data_version changes exactly then, on
+// the write connection, which is the only connection of this process that
+// writes. The writer runs it first in every transaction (q is then the
+// transaction, which holds the write lock, so nobody commits after it).
+func (s *Store) checkForeignWrites(ctx context.Context, q querier) {
 	var v int64
-	if err := s.W.QueryRowContext(ctx, s.Dialect.DataVersion).Scan(&v); err != nil {
+	if err := q.QueryRowContext(ctx, s.Dialect.DataVersion).Scan(&v); err != nil {
+		s.noQuotas.Store(false)
 		return
 	}
 	s.attrsMu.Lock()
@@ -200,6 +212,7 @@ func (s *Store) checkForeignWrites(ctx context.Context) {
 	s.dataVersion = v
 	s.attrsMu.Unlock()
 	if seen != 0 && v != seen {
+		s.noQuotas.Store(false)
 		s.free.TouchAll()
 	}
 }

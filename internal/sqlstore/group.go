@@ -49,6 +49,12 @@ type groupCommit struct {
 	// before the next one gathers: the free-node index reads back the
 	// nodes the group touched there.
 	after func(context.Context)
+	// begin, when set, runs first in every transaction the writer opens.
+	begin func(context.Context, *sql.Tx)
+	// rolledBack, when set, runs whenever a write's changes were undone
+	// (its savepoint, the shared transaction, or its transaction alone),
+	// for state cached from inside a transaction.
+	rolledBack func()
 
 	// Counters for tests and metrics: transactions run for callers, commits
 	// made (groups plus re-runs alone), and callers waiting to join a group.
@@ -156,6 +162,7 @@ func (g *groupCommit) run(batch []*groupReq) {
 	}
 	if len(live) > 1 {
 		if err := g.together(live); err != nil {
+			g.rollback()
 			for _, r := range live {
 				r.err, r.panicked = nil, nil
 			}
@@ -169,7 +176,15 @@ func (g *groupCommit) run(batch []*groupReq) {
 		}
 	}
 	for _, r := range live {
-		r.err = inTx(r.ctx, g.db, r.call)
+		r.err = inTx(r.ctx, g.db, func(ctx context.Context, tx *sql.Tx) error {
+			if g.begin != nil {
+				g.begin(ctx, tx)
+			}
+			return r.call(ctx, tx)
+		})
+		if r.err != nil {
+			g.rollback()
+		}
 		g.commits.Add(1)
 		g.writes.Add(1)
 		close(r.done)
@@ -186,11 +201,15 @@ func (g *groupCommit) together(live []*groupReq) error {
 		return err
 	}
 	defer tx.Rollback()
+	if g.begin != nil {
+		g.begin(ctx, tx)
+	}
 	for _, r := range live {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT grp`); err != nil {
 			return err
 		}
 		if r.err = r.call(context.WithoutCancel(r.ctx), tx); r.err != nil {
+			g.rollback()
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO grp`); err != nil {
 				return fmt.Errorf("roll back one write of a group: %w", err)
 			}
@@ -200,6 +219,12 @@ func (g *groupCommit) together(live []*groupReq) error {
 		}
 	}
 	return tx.Commit()
+}
+
+func (g *groupCommit) rollback() {
+	if g.rolledBack != nil {
+		g.rolledBack()
+	}
 }
 
 // call runs the function, keeping a panic to re-raise in the caller's

@@ -52,6 +52,9 @@ func scanQuotas(rows *sql.Rows) ([]*ironpool.Quota, error) {
 // quotasFor returns the quotas that apply to owner, sorted by subject,
 // with their rows locked when lock is set.
 func (s *Store) quotasFor(ctx context.Context, tx querier, owner string, lock bool) ([]*ironpool.Quota, error) {
+	if s.noQuotas.Load() {
+		return nil, nil
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT owner FROM quotas ORDER BY owner`)
 	if err != nil {
 		return nil, fmt.Errorf("quotas: %w", err)
@@ -68,8 +71,17 @@ func (s *Store) quotasFor(ctx context.Context, tx querier, owner string, lock bo
 		}
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || len(subjects) == 0 {
+	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	if len(subjects) == 0 {
+		// Only the writer, inside its transaction, learns that there is
+		// no quota at all (see noQuotas); a read elsewhere could predate
+		// a quota being written.
+		if lock && s.rowHooks && s.noQuotasSeen(ctx, tx) {
+			s.noQuotas.Store(true)
+		}
+		return nil, nil
 	}
 	var ph []string
 	args := make([]any, len(subjects))
@@ -88,6 +100,12 @@ func (s *Store) quotasFor(ctx context.Context, tx querier, owner string, lock bo
 		return nil, fmt.Errorf("lock quotas: %w", err)
 	}
 	return scanQuotas(rows)
+}
+
+// noQuotasSeen reports whether the quotas table is empty as tx sees it.
+func (s *Store) noQuotasSeen(ctx context.Context, tx querier) bool {
+	var n int
+	return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas`).Scan(&n) == nil && n == 0
 }
 
 // lockAllQuotas locks every quota row, in the one order; the queue

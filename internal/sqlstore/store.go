@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ironpool/ironpool"
@@ -92,6 +93,14 @@ type Store struct {
 	traitSets map[string][]string
 	// dataVersion is the last Dialect.DataVersion read (also attrsMu).
 	dataVersion int64
+	// rowHooks is set when the engine reports every row the writer
+	// changes (RowChanged: SQLite's one write connection). Then noQuotas
+	// caches "the quotas table is empty", the common case, which every
+	// allocation asks twice: the writer sets it when its transaction
+	// sees no quota, and a change to the table (the hook) or any rollback
+	// (groupCommit.rolledBack) clears it.
+	rowHooks bool
+	noQuotas atomic.Bool
 	// faultAfterClaim is a test's fault (SetFaultAfterClaim).
 	faultAfterClaim func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error
 }
@@ -102,6 +111,10 @@ func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 	if d.GroupCommit {
 		s.group = newGroupCommit(w, d.GroupWriters)
 		s.group.after = s.afterWrite
+		s.group.rolledBack = func() { s.noQuotas.Store(false) }
+		if d.DataVersion != "" {
+			s.group.begin = func(ctx context.Context, tx *sql.Tx) { s.checkForeignWrites(ctx, tx) }
+		}
 	}
 	return s
 }
@@ -156,6 +169,9 @@ func (s *Store) writeRetry(ctx context.Context, fn func(ctx context.Context, tx 
 			s.endHolds(holds)
 		} else {
 			err = inTx(ctx, s.W, fn)
+			if err != nil {
+				s.noQuotas.Store(false)
+			}
 			s.endHolds(holds)
 			s.afterWrite(ctx)
 		}
