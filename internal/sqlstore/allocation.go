@@ -372,36 +372,46 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, p
 	var args []any
 	until := ms(a.ExpiresAt.Add(s.ReservationGap))
 	counts := make([]int, len(picks))
+	var ids []any
+	var names []string
+	stale := false
 	for i, p := range picks {
 		counts[i] = len(p)
 		for _, n := range p {
 			args = append(args, a.ID, n.id, i)
 			vals = append(vals, fmt.Sprintf("($%d, $%d, $%d)", len(args)-2, len(args)-1, len(args)))
-			// One UPDATE per node by primary key: with "id IN (...)" SQLite
-			// prefers the state index and scans every free node.
-			res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $1, allocation_id = $2, owner = $3,
-				last_allocated_at = $4, updated_at = $4,
-				pending = CASE WHEN ironic_uuid IS NULL THEN '' ELSE $5 END
-				WHERE id = $6 AND state = 'available' AND `+reservedCond("$7"),
-				string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, n.id, until)
-			if err != nil {
-				return fmt.Errorf("claim node: %w", err)
-			}
-			// The candidates were read in this transaction under the write
-			// lock (or row locks), so the row must still be free; anything
-			// else is a bug that must abort rather than hand a node out twice.
-			if k, _ := res.RowsAffected(); k != 1 {
-				if n.fromIndex {
-					s.free.Touch(n.id)
-					return errStaleIndex
-				}
-				// On PostgreSQL a reservation may have been booked on the
-				// node between the candidate read and this statement (which
-				// sees every committed booking): refuse rather than break it.
-				return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "items",
-					Message: fmt.Sprintf("node %s was taken or reserved while this request was being served; retry", n.name)}
-			}
+			ids = append(ids, n.id)
+			names = append(names, n.name)
+			stale = stale || n.fromIndex
 		}
+	}
+	// One UPDATE for every node, found by primary key. "state || ''"
+	// keeps SQLite from choosing the state index for the id list (it would
+	// walk every free node); PostgreSQL reads the list by key either way.
+	res, err := tx.ExecContext(ctx, `UPDATE nodes SET state = $1, allocation_id = $2, owner = $3,
+		last_allocated_at = $4, updated_at = $4,
+		pending = CASE WHEN ironic_uuid IS NULL THEN '' ELSE $5 END
+		WHERE id IN (`+placeholdersFrom(7, len(ids))+`) AND state || '' = 'available' AND `+reservedCond("$6"),
+		append([]any{string(ironpool.NodeAllocated), a.ID, a.Owner, ms(now), pending, until}, ids...)...)
+	if err != nil {
+		return fmt.Errorf("claim node: %w", err)
+	}
+	// The candidates were read in this transaction under the write lock
+	// (or row locks), so every row must still be free; anything else
+	// must abort (the caller's rollback undoes the rows that were
+	// claimed) rather than hand a node out twice.
+	if k, _ := res.RowsAffected(); k != int64(len(ids)) {
+		if stale {
+			for _, id := range ids {
+				s.free.Touch(id.(int64))
+			}
+			return errStaleIndex
+		}
+		// On PostgreSQL a reservation may have been booked on a node
+		// between the candidate read and this statement (which sees every
+		// committed booking): refuse rather than break it.
+		return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "items",
+			Message: fmt.Sprintf("a node of %s was taken or reserved while this request was being served; retry", strings.Join(names, ", "))}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO allocation_nodes (allocation_id, node_id, item) VALUES `+
 		strings.Join(vals, ", "), args...); err != nil {

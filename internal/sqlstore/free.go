@@ -55,13 +55,16 @@ func placeholders(n int) string {
 // readPlaceholders are the lists the touched-node reads use.
 var readPlaceholders = map[int]string{8: makePlaceholders(8), 32: makePlaceholders(32), 128: makePlaceholders(128)}
 
-func makePlaceholders(n int) string {
+// placeholdersFrom returns "$from,...,$(from+n-1)".
+func placeholdersFrom(from, n int) string {
 	ph := make([]string, n)
 	for i := range ph {
-		ph[i] = fmt.Sprintf("$%d", i+1)
+		ph[i] = fmt.Sprintf("$%d", from+i)
 	}
 	return strings.Join(ph, ",")
 }
+
+func makePlaceholders(n int) string { return placeholdersFrom(1, n) }
 
 // EnableFreeIndex builds the free-node index and makes allocations use it.
 // The engine must report node changes (RowChanged or FreeNotified).
