@@ -101,9 +101,10 @@ func plan(t *testing.T, db *sql.DB, q string, args ...any) string {
 	return strings.Join(steps, "; ")
 }
 
-// TestClaimPlan: the claim updates its nodes by primary key. With
-// "state = 'available'" SQLite chose the state index and walked every
-// free node; the claim writes "state || ''" to keep it on the key.
+// TestClaimPlan: the claim updates its nodes by primary key. With a plain
+// state condition SQLite chose the state index and walked every free
+// node; the claim appends an empty string to the state, which no index
+// covers, to keep it on the key.
 func TestClaimPlan(t *testing.T) {
 	db := migrated(t)
 	q := `UPDATE nodes SET state = 'allocated' WHERE id IN (?, ?) AND state || '' = 'available'`
