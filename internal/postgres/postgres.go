@@ -180,7 +180,7 @@ func startFreeIndex(ctx context.Context, st *sqlstore.Store, dsn, schema string)
 		return err
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	kick := make(chan struct{}, 1)
+	kick := NewKicker()
 	done := make(chan struct{}, 2)
 	prefix := schema + ":"
 	go func() {
@@ -193,29 +193,13 @@ func startFreeIndex(ctx context.Context, st *sqlstore.Store, dsn, schema string)
 				}
 			}
 			st.FreeNotified(p)
-			select {
-			case kick <- struct{}{}:
-			default:
-			}
+			kick.Kick()
 		})
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-kick:
-				if err := st.RefreshFreeIndex(lctx); err != nil && lctx.Err() == nil {
-					// The nodes stay out of the index until the next round.
-					time.Sleep(100 * time.Millisecond)
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}
+		// A failed read leaves the nodes out of the index until it works.
+		kick.Run(lctx, 100*time.Millisecond, st.RefreshFreeIndex)
 	}()
 	prev := st.OnClose
 	st.OnClose = func() error {

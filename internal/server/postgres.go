@@ -27,27 +27,18 @@ func (m *Main) startReplicaNotify() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
-	kick := make(chan struct{}, 1)
-	m.Service.Broadcast = func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
+	kick := postgres.NewKicker()
+	m.Service.Broadcast = kick.Kick
 	go func() {
 		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-kick:
-				nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
-				if err := postgres.Notify(nctx, st.W, postgres.DefaultChannel); err != nil && ctx.Err() == nil {
-					m.Log.Warn("notify replicas", "err", err)
-				}
-				ncancel()
+		kick.Run(ctx, 0, func(ctx context.Context) error {
+			nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
+			defer ncancel()
+			if err := postgres.Notify(nctx, st.W, postgres.DefaultChannel); err != nil && ctx.Err() == nil {
+				m.Log.Warn("notify replicas", "err", err)
 			}
-		}
+			return nil
+		})
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()

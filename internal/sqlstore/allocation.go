@@ -74,6 +74,16 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 		picks, res, err := s.matchTopology(ctx, q, a, lock, false, ex...)
 		return picks, res.OK, err
 	}
+	return matchItems(a, func(c *ironpool.Constraints, need int) ([]candidate, error) {
+		return s.candidates(ctx, q, c, need, lock, ex...)
+	})
+}
+
+// matchItems runs the exact matcher over each item's best-fit candidates,
+// read by read: Need(counts) of them per item are enough for an exact
+// answer (see package alloc). ok is false when the nodes read cannot
+// satisfy every item.
+func matchItems(a *ironpool.Allocation, read func(c *ironpool.Constraints, need int) ([]candidate, error)) ([][]candidate, bool, error) {
 	counts := make([]int, len(a.Items))
 	for i, it := range a.Items {
 		counts[i] = it.Count
@@ -81,7 +91,7 @@ func (s *Store) match(ctx context.Context, q querier, a *ironpool.Allocation, lo
 	need := alloc.Need(counts)
 	lists := make([][]candidate, len(a.Items))
 	for i := range a.Items {
-		c, err := s.candidates(ctx, q, &a.Items[i].Constraints, need, lock, ex...)
+		c, err := read(&a.Items[i].Constraints, need)
 		if err != nil {
 			return nil, false, err
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ironpool/ironpool"
-	"github.com/ironpool/ironpool/internal/alloc"
 	"github.com/ironpool/ironpool/internal/freeindex"
 )
 
@@ -329,23 +328,14 @@ func (s *Store) matchFree(ctx context.Context, tx *sql.Tx, a *ironpool.Allocatio
 		}
 		return false
 	}
-	counts := make([]int, len(a.Items))
-	for i, it := range a.Items {
-		counts[i] = it.Count
-	}
-	need := alloc.Need(counts)
-	lists := make([][]candidate, len(a.Items))
-	for i := range a.Items {
-		nodes := s.free.Pick(&a.Items[i].Constraints, need, until, skip)
-		if len(nodes) < counts[i] {
-			return nil, false, nil
-		}
-		for _, n := range nodes {
-			lists[i] = append(lists[i], candidate{id: n.ID, name: n.Name, cpus: n.CPUs, memoryMB: n.MemoryMB,
+	picks, ok, _ := matchItems(a, func(c *ironpool.Constraints, need int) ([]candidate, error) {
+		var out []candidate
+		for _, n := range s.free.Pick(c, need, until, skip) {
+			out = append(out, candidate{id: n.ID, name: n.Name, cpus: n.CPUs, memoryMB: n.MemoryMB,
 				localGB: n.LocalGB, last: n.Last, fromIndex: true})
 		}
-	}
-	picks, ok := pickLists(counts, lists)
+		return out, nil
+	})
 	if !ok {
 		return nil, false, nil
 	}
