@@ -46,7 +46,7 @@ func BenchmarkStoreAllocateParallel(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	if w, c := st.WriteStats(); c > 0 {
+	if w, c, _ := st.WriteStats(); c > 0 {
 		b.ReportMetric(float64(w)/float64(c), "writes/commit")
 	}
 }
@@ -177,7 +177,7 @@ func BenchmarkPostgresAllocateParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			if w, c := st.WriteStats(); c > 0 {
+			if w, c, _ := st.WriteStats(); c > 0 {
 				b.ReportMetric(float64(w)/float64(c), "writes/commit")
 			}
 		})

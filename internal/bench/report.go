@@ -19,6 +19,8 @@ type Report struct {
 	Peer       *Peer     `json:"peer,omitempty"`
 	Churn      *ChurnRun `json:"churn,omitempty"`
 	Memory     *Memory   `json:"memory,omitempty"`
+	// Writer is the one SQLite writer's use during the ironpool runs.
+	Writer *WriterUse `json:"writer,omitempty"`
 }
 
 // Seeding says how the pool was filled and how long it took.

@@ -115,7 +115,11 @@ the same clients, then deletes the nodes.
 
 --server-process runs the built-in server as a child process (this binary's
 serve command), so the memory figures (VmHWM, VmRSS from /proc) are the
-server's alone; otherwise they are of this process, server and clients.`,
+server's alone; otherwise they are of this process, server and clients.
+
+On SQLite (one server) it also prints how busy the one writer was during
+the ironpool runs, from the server's /metrics: near 100% means the writer,
+not HTTP, bounds the rate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
@@ -266,12 +270,20 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	}
 	var rs []bench.Result
 	var fls []bench.Load
+	var writer bench.WriterUse
 	for range turns {
 		o.Duration = f.d / time.Duration(turns)
 		fmt.Fprintf(logw, "ironpool: %d clients for %s...\n", f.clients, o.Duration)
+		// One server's writer (SQLite) is sampled around each turn; an
+		// error only leaves the line out.
+		before, _ := bench.SampleWriter(ctx, cl)
 		ri, err := bench.RunMany(ctx, cls, o)
 		if err != nil {
 			return err
+		}
+		if len(cls) == 1 {
+			after, _ := bench.SampleWriter(ctx, cl)
+			writer.Add(before, after)
 		}
 		o.OnStart = nil // profile the first turn only
 		rs = append(rs, ri)
@@ -285,6 +297,9 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 		}
 	}
 	o.Duration = f.d
+	if writer.Counted() {
+		rep.Writer = &writer
+	}
 	r := bench.MergeResults(rs...)
 	r.Nodes = f.nodes
 	rep.Ironpool = r
@@ -488,5 +503,9 @@ func benchTable(w *tabwriter.Writer, r *bench.Report) {
 	}
 	if mem := r.Memory; mem != nil {
 		fmt.Fprintf(w, "memory (%s, pid %d): VmHWM %d MB, VmRSS %d MB\n", mem.Scope, mem.PID, mem.HWMMB, mem.RSSMB)
+	}
+	if u := r.Writer; u != nil {
+		fmt.Fprintf(w, "writer (SQLite's one): busy %.0f%% of the ironpool run, %.1f writes per commit, %.0f µs per write\n",
+			100*u.BusyShare, u.WritesPerCommit, u.BusyPerWriteUS)
 	}
 }

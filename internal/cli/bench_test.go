@@ -110,6 +110,10 @@ func TestBenchJSON(t *testing.T) {
 			Scope string `json:"scope"`
 			HWM   int64  `json:"vm_hwm_mb"`
 		} `json:"memory"`
+		Writer *struct {
+			Busy     float64 `json:"busy_share"`
+			PerWrite float64 `json:"busy_per_write_us"`
+		} `json:"writer"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("-o json does not parse: %v\n%s", err, out)
@@ -127,5 +131,7 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("churn: %s", out)
 	case r.Memory == nil || r.Memory.Scope != "server+clients" || r.Memory.HWM <= 0:
 		t.Errorf("memory: %s", out)
+	case r.Writer == nil || r.Writer.Busy <= 0 || r.Writer.Busy > 1.05 || r.Writer.PerWrite <= 0:
+		t.Errorf("writer (SQLite's, from /metrics around the runs): %s", out)
 	}
 }

@@ -91,12 +91,13 @@ var (
 	descQuarantines   = prometheus.NewDesc("ironpool_bmc_quarantines_total", "Nodes the health check moved to maintenance.", nil, nil)
 	descRecoveries    = prometheus.NewDesc("ironpool_bmc_recoveries_total", "Quarantined nodes the health check returned.", nil, nil)
 	descWrites        = prometheus.NewDesc("ironpool_store_writes_total", "Write transactions run for callers (SQLite).", nil, nil)
+	descWriterBusy    = prometheus.NewDesc("ironpool_store_writer_busy_seconds_total", "Time the one writer spent running write groups (SQLite).", nil, nil)
 	descCommits       = prometheus.NewDesc("ironpool_store_commits_total", "Database commits those writes took under group commit (SQLite).", nil, nil)
 )
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodes, descFree, descQueued, descLeader, descLag, descProbes,
-		descProbeFailures, descQuarantines, descRecoveries, descWrites, descCommits} {
+		descProbeFailures, descQuarantines, descRecoveries, descWrites, descCommits, descWriterBusy} {
 		ch <- d
 	}
 }
@@ -141,6 +142,12 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descProbeFailures, float64(hc.Failures))
 	counter(descQuarantines, float64(hc.Quarantines))
 	counter(descRecoveries, float64(hc.Recoveries))
+	// The writer's counters cost no query: read fresh at every scrape.
+	if w, ok := c.svc.WriteStats(); ok {
+		counter(descWrites, float64(w.Writes))
+		counter(descCommits, float64(w.Commits))
+		counter(descWriterBusy, w.Busy.Seconds())
+	}
 	g := c.gaugesNow()
 	if g == nil {
 		return
@@ -157,10 +164,6 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descQueued, float64(g.Status.Queued))
-	if g.Commit > 0 {
-		counter(descWrites, float64(g.Writes))
-		counter(descCommits, float64(g.Commit))
-	}
 }
 
 // nodeGauges returns a count for every state of every pool that has a

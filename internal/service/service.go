@@ -177,8 +177,7 @@ func (s *Service) Health(ctx context.Context) error {
 // Gauges is what /metrics shows of the pool: its status, and the store's
 // write batching where the store reports it (SQLite's group commit).
 type Gauges struct {
-	Status         *ironpool.Status
-	Writes, Commit int64
+	Status *ironpool.Status
 }
 
 // Gauges reads the pool's metrics. It is not authorized per actor: the
@@ -188,11 +187,28 @@ func (s *Service) Gauges(ctx context.Context) (*Gauges, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gauges{Status: st}
-	if ws, ok := s.Store.(interface{ WriteStats() (int64, int64) }); ok {
-		g.Writes, g.Commit = ws.WriteStats()
+	return &Gauges{Status: st}, nil
+}
+
+// WriteStats are the one writer's counters (SQLite's group commit).
+type WriteStats struct {
+	Writes, Commits int64
+	Busy            time.Duration
+}
+
+// WriteStats reads the store's writer counters; ok is false for a store
+// without one writer (PostgreSQL). They cost no query, so every scrape
+// reads them fresh, unlike Gauges.
+func (s *Service) WriteStats() (WriteStats, bool) {
+	ws, ok := s.Store.(interface {
+		WriteStats() (int64, int64, time.Duration)
+	})
+	if !ok {
+		return WriteStats{}, false
 	}
-	return g, nil
+	var w WriteStats
+	w.Writes, w.Commits, w.Busy = ws.WriteStats()
+	return w, w.Commits > 0
 }
 
 // cleanInline reports whether released local nodes skip the cleaning step.

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxGroup bounds how many callers' writes share one transaction, so one
@@ -59,6 +60,10 @@ type groupCommit struct {
 	// Counters for tests and metrics: transactions run for callers, commits
 	// made (groups plus re-runs alone), and callers waiting to join a group.
 	writes, commits, waiting atomic.Int64
+	// busy is the time (ns) the writer loop spent running groups and
+	// their after step: the share of the wall time it is busy is what
+	// bounds a store with one writer (bench reports it).
+	busy atomic.Int64
 }
 
 type groupReq struct {
@@ -142,10 +147,12 @@ func (g *groupCommit) loop() {
 				break gather
 			}
 		}
+		t0 := time.Now()
 		g.run(batch)
 		if g.after != nil {
 			g.after(context.Background())
 		}
+		g.busy.Add(int64(time.Since(t0)))
 		clear(batch)
 	}
 }

@@ -104,7 +104,7 @@ func TestGroupCommitIsolatesFailuresPostgres(t *testing.T) {
 	if got := keys(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("table holds %v, want %v", got, want)
 	}
-	if w, c := s.WriteStats(); w != 11 || c != 2 {
+	if w, c, _ := s.WriteStats(); w != 11 || c != 2 {
 		t.Fatalf("writes=%d commits=%d, want 11 writes in 2 commits (the held one, then one group)", w, c)
 	}
 }

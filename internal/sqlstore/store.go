@@ -119,13 +119,14 @@ func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 	return s
 }
 
-// WriteStats reports how many write transactions callers ran and how many
-// commits they took; with group commit the second is smaller.
-func (s *Store) WriteStats() (writes, commits int64) {
+// WriteStats reports how many write transactions callers ran, how many
+// commits they took (with group commit the second is smaller) and how
+// long the writer was busy with them.
+func (s *Store) WriteStats() (writes, commits int64, busy time.Duration) {
 	if s.group == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return s.group.writes.Load(), s.group.commits.Load()
+	return s.group.writes.Load(), s.group.commits.Load(), time.Duration(s.group.busy.Load())
 }
 
 // Close closes both pools, after the write in progress.
