@@ -216,8 +216,11 @@ func chromium(t *testing.T) string {
 // request to another origin.
 func browser(t *testing.T, origin string) (context.Context, func() []string) {
 	path := chromium(t)
+	// Chromium's start can take over chromedp's default 20 s on this 2-core
+	// machine while the other packages' tests run (a fresh-clone CI run
+	// failed so once, with real Ironics starting beside it).
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900), chromedp.WSURLReadTimeout(90*time.Second))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	// chromedp logs DOM events its protocol version does not know (the
 	// dialog's top layer) as errors; only those are dropped.
