@@ -38,23 +38,12 @@ import (
 var errStaleIndex = errors.New("free-node index was behind the database")
 
 // refreshBatch is how many touched nodes one read asks for by id: about
-// what one group commit touches. (The driver looks each $N up by name, at
-// a cost that grows with their number, so reads of thousands of ids cost
-// more per id.)
+// what one group commit touches.
 const refreshBatch = 128
 
-// placeholders returns "$1,$2,...,$n".
-func placeholders(n int) string {
-	if p, ok := readPlaceholders[n]; ok {
-		return p
-	}
-	return makePlaceholders(n)
-}
-
-// readPlaceholders are the lists the touched-node reads use.
-var readPlaceholders = map[int]string{8: makePlaceholders(8), 32: makePlaceholders(32), 128: makePlaceholders(128)}
-
-// placeholdersFrom returns "$from,...,$(from+n-1)".
+// placeholdersFrom returns "$from,...,$(from+n-1)", for a short list among
+// other numbered parameters (the claim's nodes); a statement of only a
+// long list uses Store.placeholders.
 func placeholdersFrom(from, n int) string {
 	ph := make([]string, n)
 	for i := range ph {
@@ -62,8 +51,6 @@ func placeholdersFrom(from, n int) string {
 	}
 	return strings.Join(ph, ",")
 }
-
-func makePlaceholders(n int) string { return placeholdersFrom(1, n) }
 
 // EnableFreeIndex builds the free-node index and makes allocations use it.
 // The engine must report node changes (RowChanged or FreeNotified).
@@ -135,9 +122,6 @@ func (s *Store) refreshFree(ctx context.Context, rebuild bool) error {
 	if s.free == nil {
 		return nil
 	}
-	if rebuild && s.Dialect.DataVersion != "" {
-		s.checkForeignWrites(ctx, s.W)
-	}
 	w := s.free.Pending()
 	if w.Empty() || w.All && !rebuild {
 		return nil
@@ -181,7 +165,9 @@ func (s *Store) readFree(ctx context.Context, w freeindex.Work) (freeindex.Resul
 		for i := range args {
 			args[i] = ids[min(i, len(ids)-1)]
 		}
-		if err := s.scanFree(ctx, &r, q+` WHERE id IN (`+placeholders(size)+`)`, args...); err != nil {
+		var in strings.Builder
+		s.placeholders(&in, 0, size)
+		if err := s.scanFree(ctx, &r, q+` WHERE id IN `+in.String(), args...); err != nil {
 			return r, err
 		}
 		start += len(ids)
@@ -407,6 +393,12 @@ func (s *Store) endHolds(h *[]int64) {
 func (s *Store) CheckFreeIndex(ctx context.Context, probes []ironpool.Constraints) error {
 	if s.free == nil {
 		return errors.New("free index is off")
+	}
+	// A write that changes nothing lets the writer look for other
+	// connections' commits first (Dialect.DataVersion, checked at the
+	// start of every write transaction).
+	if err := s.write(ctx, func(context.Context, *sql.Tx) error { return nil }); err != nil {
+		return err
 	}
 	if err := s.refreshFree(ctx, true); err != nil {
 		return err
