@@ -62,15 +62,23 @@ func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclu
 		if err := rows.Scan(&raw); err != nil {
 			return nil, err
 		}
-		var items []ironpool.AllocationItem
-		if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		if ex, err = ex.addItems(raw); err != nil {
 			return nil, err
-		}
-		for _, it := range items {
-			ex = append(ex, it.Constraints)
 		}
 	}
 	return ex, rows.Err()
+}
+
+// addItems appends the constraints of an allocation's items column.
+func (ex exclusion) addItems(raw string) (exclusion, error) {
+	var items []ironpool.AllocationItem
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		return ex, err
+	}
+	for _, it := range items {
+		ex = append(ex, it.Constraints)
+	}
+	return ex, nil
 }
 
 // queueEntry is a queued request as the queue's order sees it.
@@ -154,12 +162,9 @@ func (s *Store) itemsOf(ctx context.Context, q querier, ids []string) (exclusion
 		if err := q.QueryRowContext(ctx, `SELECT items FROM allocations WHERE id = $1`, id).Scan(&raw); err != nil {
 			return nil, err
 		}
-		var items []ironpool.AllocationItem
-		if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		var err error
+		if ex, err = ex.addItems(raw); err != nil {
 			return nil, err
-		}
-		for _, it := range items {
-			ex = append(ex, it.Constraints)
 		}
 	}
 	return ex, nil
