@@ -39,3 +39,20 @@ func TestFreeIndexReplicas(t *testing.T) {
 		t.Fatalf("replica opened after the history: %v", err)
 	}
 }
+
+// TestStoreWithFreeIndex runs the whole contract suite on PostgreSQL with
+// the free-node index on (Options.FreeIndex), the mode TestStore does not
+// cover. It is what catches a pick claimed without its row lock: a
+// booking committed while the claim waited was then not seen
+// (Reservations/ConcurrentHolds).
+func TestStoreWithFreeIndex(t *testing.T) {
+	pgtest.DSN(t)
+	storetest.Run(t, func(t *testing.T) ironpool.Store {
+		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{FreeIndex: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
