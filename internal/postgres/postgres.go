@@ -47,6 +47,11 @@ var Dialect = sqlstore.Dialect{
 	Unique:      uniqueColumn,
 	Retryable:   retryable,
 	Unavailable: unavailable,
+	// Concurrent allocations and releases share set-based statements
+	// and one commit (sqlstore's batcher), two batches at a time: one
+	// gathers while the other commits. docs/PERFORMANCE.md measures it
+	// against a transaction per call, and 1 to 8 batches at a time.
+	BatchLoops: 2,
 	// No group commit by default: measured on the 2-core development VM
 	// (docs/PERFORMANCE.md, session 4), running a group's statements one
 	// after another on one connection cost more in round trips than the
@@ -119,6 +124,9 @@ type Options struct {
 	// the notifications cost more than the candidate reads they save
 	// (docs/PERFORMANCE.md, "The free-node index").
 	FreeIndex bool
+	// NoBatch runs every allocation and release in a transaction of its
+	// own instead of sqlstore's batches (for tests and comparisons).
+	NoBatch bool
 }
 
 // OpenWith is Open with options.
@@ -132,8 +140,11 @@ func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Optio
 	// Bounded so that several replicas stay under max_connections (100 by
 	// default); allocations are short transactions, so a queue in Go is
 	// cheaper than more server processes.
+	// All of them stay open when idle: a new connection parses every
+	// statement again and compiles the trigger functions again, and with
+	// half of them closed between bursts that cost more than the load.
 	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	db.SetMaxIdleConns(20)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	schema, err := currentSchema(ctx, db)
 	if err != nil {
@@ -147,6 +158,9 @@ func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Optio
 	d := dialectFor(schema)
 	if opt.GroupWriters > 0 {
 		d.GroupCommit, d.GroupWriters = true, opt.GroupWriters
+	}
+	if opt.NoBatch {
+		d.BatchLoops = 0
 	}
 	st := sqlstore.New(db, db, d, sealer)
 	if opt.FreeIndex {

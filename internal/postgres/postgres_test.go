@@ -195,3 +195,28 @@ func withApp(dsn, app string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// TestBatches runs storetest.Batches on PostgreSQL, where batching is on
+// by default; TestStoreWithoutBatches keeps the lone transactions covered.
+func TestBatches(t *testing.T) {
+	pgtest.DSN(t)
+	storetest.Batches(t, func(t *testing.T) ironpool.Store {
+		s, _ := opener.MustOpenPostgres(t)
+		return s
+	})
+}
+
+// TestStoreWithoutBatches runs the contract suite with every allocation
+// and release in a transaction of its own (Options.NoBatch), the path
+// every call not served by a batch takes.
+func TestStoreWithoutBatches(t *testing.T) {
+	pgtest.DSN(t)
+	storetest.Run(t, func(t *testing.T) ironpool.Store {
+		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{NoBatch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -240,6 +240,15 @@ func capacityError(sf []ironpool.Shortfall) *ironpool.Error {
 
 // Allocate claims nodes for a, all or none; see ironpool.Store.
 func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool) error {
+	if s.batching() && a.Topology == nil {
+		op, err := s.batch.run(ctx, &batchOp{alloc: a, queue: queue})
+		if err != nil {
+			return s.unavailable(err)
+		}
+		if op.served {
+			return nil
+		}
+	}
 	ttl := a.TTL
 	var claimed [][]candidate
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -346,6 +355,23 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 }
 
 func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, state ironpool.AllocationState, ttl time.Duration) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (`+allocationInsertColumns+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+		allocationRow(a, state, ttl)...)
+	if err != nil {
+		if _, ok := s.Dialect.Unique(err); ok {
+			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
+		}
+		return fmt.Errorf("insert allocation: %w", err)
+	}
+	return nil
+}
+
+// allocationInsertColumns are the columns allocationRow fills.
+const allocationInsertColumns = `id, owner, state, mode, items, metadata, ttl_ms, created_at, expires_at, wait_until, priority, topology`
+
+// allocationRow sets a's state and returns its row's values, in the order
+// of allocationInsertColumns.
+func allocationRow(a *ironpool.Allocation, state ironpool.AllocationState, ttl time.Duration) []any {
 	a.State = state
 	if a.Metadata == nil {
 		a.Metadata = map[string]string{}
@@ -357,17 +383,8 @@ func (s *Store) insertAllocation(ctx context.Context, tx *sql.Tx, a *ironpool.Al
 		b, _ := json.Marshal(a.Topology)
 		topo = string(b)
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, metadata, ttl_ms,
-		created_at, expires_at, wait_until, priority, topology) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-		a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
-		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority, topo)
-	if err != nil {
-		if _, ok := s.Dialect.Unique(err); ok {
-			return &ironpool.Error{Code: ironpool.ECONFLICT, Field: "id", Message: "an allocation with this id exists already"}
-		}
-		return fmt.Errorf("insert allocation: %w", err)
-	}
-	return nil
+	return []any{a.ID, a.Owner, string(state), string(a.Mode), string(items), string(meta), ttl.Milliseconds(),
+		ms(a.CreatedAt), ms(a.ExpiresAt), ms(a.WaitUntil), a.Priority, topo}
 }
 
 // claim marks the picked nodes as held by a (already inserted with its
@@ -840,6 +857,15 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 
 // ReleaseAllocations ends live allocations; see ironpool.Store.
 func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSelector, final ironpool.AllocationState, cleanInline bool) ([]*ironpool.Allocation, error) {
+	if s.batching() && sel.ID != "" {
+		op, err := s.batch.run(ctx, &batchOp{releaseID: sel.ID, final: final, cleanInline: cleanInline})
+		if err != nil {
+			return nil, s.unavailable(err)
+		}
+		if op.served {
+			return []*ironpool.Allocation{op.released}, nil
+		}
+	}
 	var out []*ironpool.Allocation
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
@@ -913,7 +939,14 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	if k, _ := res.RowsAffected(); k != 1 {
 		return fmt.Errorf("release allocation %s: it is no longer %s", a.ID, was)
 	}
-	summary := fmt.Sprintf("%s %s of %s (%s)", final, itemsSummary(a.Items), a.Owner, was)
+	return s.insertEventAt(ctx, tx, now, "allocation."+string(final), "allocation/"+a.ID,
+		releaseSummary(a, was, cleanInline, linked))
+}
+
+// releaseSummary is the event summary of ending a (already in its final
+// state), which was in state was; linked counts its Ironic nodes.
+func releaseSummary(a *ironpool.Allocation, was ironpool.AllocationState, cleanInline bool, linked int) string {
+	summary := fmt.Sprintf("%s %s of %s (%s)", a.State, itemsSummary(a.Items), a.Owner, was)
 	switch {
 	case cleanInline && linked == 0:
 		summary += "; nodes cleaned (local pool: no cleaning step configured)"
@@ -922,7 +955,7 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	default:
 		summary += "; nodes cleaning"
 	}
-	return s.insertEventAt(ctx, tx, now, "allocation."+string(final), "allocation/"+a.ID, summary)
+	return summary
 }
 
 // ExpireAllocations ends the active allocations past their expiry; see

@@ -286,8 +286,24 @@ func (s *Store) recordRefusal(ctx context.Context, err error) {
 
 // insertUsage records that a holds the picked nodes from now on.
 func insertUsage(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, counts []int, now time.Time) error {
-	var vals []string
-	var args []any
+	vals, args := usageRows(a, counts, now, 0)
+	if len(vals) == 0 {
+		return nil
+	}
+	// One statement for every item: the allocation transaction runs on
+	// the single writer, where each statement counts.
+	if _, err := tx.ExecContext(ctx, insertUsageSQL+strings.Join(vals, ", "), args...); err != nil {
+		return fmt.Errorf("record usage: %w", err)
+	}
+	return nil
+}
+
+// insertUsageSQL is followed by the rows of usageRows.
+const insertUsageSQL = `INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms) VALUES `
+
+// usageRows are a's usage rows (one per item that holds nodes) with their
+// placeholders numbered after base arguments.
+func usageRows(a *ironpool.Allocation, counts []int, now time.Time, base int) (vals []string, args []any) {
 	for i, n := range counts {
 		if n == 0 {
 			continue
@@ -296,27 +312,13 @@ func insertUsage(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, counts
 		if i < len(a.Items) {
 			flavor = a.Items[i].Flavor
 		}
-		k := len(args)
+		k := base + len(args)
 		args = append(args, a.ID, a.Owner, flavor, n, ms(now))
 		vals = append(vals, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5))
 	}
-	if len(vals) == 0 {
-		return nil
-	}
-	// One statement for every item: the allocation transaction runs on
-	// the single writer, where each statement counts.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms) VALUES `+
-		strings.Join(vals, ", "), args...); err != nil {
-		return fmt.Errorf("record usage: %w", err)
-	}
-	return nil
+	return vals, args
 }
 
-// EndUsageSQL closes an allocation's usage rows. Every release and expiry
-// runs it, so it must find the rows by the (allocation_id, end_ms) index:
-// on the end_ms index it would walk every live hold, and 10,000 expiring
-// leases took seconds each (lag p99 8.5 s in `bench --churn`). Exported
-// for the SQLite query-plan test.
 const EndUsageSQL = `UPDATE usage_log SET end_ms = $1 WHERE allocation_id = $2 AND end_ms = 0`
 
 // endUsage records that allocation id stopped holding its nodes at now.

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,11 @@ type Dialect struct {
 	// each group is one commit (one WAL flush) on its own connection, runs
 	// several so that flushes overlap.
 	GroupWriters int
+	// BatchLoops, when positive, serves concurrent allocations and
+	// releases in batches (see batcher), this many batches at a time;
+	// for engines with row locks, where each statement costs a round
+	// trip and the server's work, and writers run side by side.
+	BatchLoops int
 	// DataVersion, when set, is the statement that reads a counter the
 	// engine changes when another connection has committed (SQLite:
 	// PRAGMA data_version); the free-node index rebuilds on a change.
@@ -83,6 +89,7 @@ type Store struct {
 	ReservationGap time.Duration
 
 	group  *groupCommit
+	batch  *batcher
 	tokens tokenCache
 	// free is the in-memory free-node index (free.go); nil when off.
 	free *freeindex.Index
@@ -116,6 +123,9 @@ func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 			s.group.begin = func(ctx context.Context, tx *sql.Tx) { s.checkForeignWrites(ctx, tx) }
 		}
 	}
+	if d.BatchLoops > 0 && !d.GroupCommit {
+		s.batch = newBatcher(s, d.BatchLoops)
+	}
 	return s
 }
 
@@ -133,6 +143,9 @@ func (s *Store) WriteStats() (writes, commits int64, busy time.Duration) {
 func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
+	}
+	if s.batch != nil {
+		s.batch.close()
 	}
 	err := s.W.Close()
 	if s.R != s.W {
@@ -241,13 +254,36 @@ func (s *Store) insertEvent(ctx context.Context, q querier, action, subject, sum
 // that the log's holds start and end exactly when the usage record's do
 // (node-hours computed from either agree).
 func (s *Store) insertEventAt(ctx context.Context, q querier, at time.Time, action, subject, summary string) error {
-	a := ironpool.ActorFromContext(ctx)
-	if a == nil {
-		a = ironpool.System
+	return s.insertEvents(ctx, q, at, []eventRow{{ctx: ctx, action: action, subject: subject, summary: summary}})
+}
+
+// eventRow is one event of insertEvents; its actor comes from ctx.
+type eventRow struct {
+	ctx                      context.Context
+	action, subject, summary string
+}
+
+// insertEvents records evs at one time in one statement.
+func (s *Store) insertEvents(ctx context.Context, q querier, at time.Time, evs []eventRow) error {
+	if len(evs) == 0 {
+		return nil
 	}
-	_, err := q.ExecContext(ctx, `INSERT INTO events (time, actor, role, action, subject, summary) VALUES ($1, $2, $3, $4, $5, $6)`,
-		ms(at), a.TokenID, string(a.Role), action, subject, summary)
-	if err != nil {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (time, actor, role, action, subject, summary) VALUES `)
+	args := make([]any, 0, 6*len(evs))
+	for i, e := range evs {
+		a := ironpool.ActorFromContext(e.ctx)
+		if a == nil {
+			a = ironpool.System
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		k := len(args)
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6)
+		args = append(args, ms(at), a.TokenID, string(a.Role), e.action, e.subject, e.summary)
+	}
+	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
 	return nil

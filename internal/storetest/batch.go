@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ironpool/ironpool"
+)
+
+// Batcher is implemented by stores that serve concurrent allocations and
+// releases in shared transactions (sqlstore's batcher, on PostgreSQL).
+type Batcher interface {
+	// BatchStats reports the batches run and the calls they served.
+	BatchStats() (batches, served int64)
+}
+
+// Batches checks a store whose batching is on: the concurrency test's
+// history holds every invariant when most calls are served in batches,
+// batches did serve several calls at once, a served call records exactly
+// what a lone transaction records, and with a quota defined every call
+// runs alone (quotas are checked one transaction at a time).
+func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	stats := func(t *testing.T, s ironpool.Store) (int64, int64) {
+		b, ok := s.(Batcher)
+		if !ok {
+			t.Fatalf("%T does not batch", s)
+		}
+		return b.BatchStats()
+	}
+	t.Run("Concurrency", func(t *testing.T) {
+		var s ironpool.Store
+		testConcurrency(t, func(t *testing.T) ironpool.Store {
+			s = open(t)
+			return s
+		})
+		batches, served := stats(t, s)
+		t.Logf("%d calls served in %d batches", served, batches)
+		if batches == 0 || served <= batches {
+			t.Errorf("%d calls served in %d batches: no batch served more than one call", served, batches)
+		}
+	})
+	t.Run("SameRecords", func(t *testing.T) {
+		s := open(t)
+		local, linked := newNode(t, "local", 8), newNode(t, "linked", 8)
+		linked.IronicUUID = "6f8a3c1e-6a58-4a8b-9d43-3e5f8b1c2d40"
+		mustCreate(t, s, local, linked)
+		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
+		a := request("ci", item("small", 2, ironpool.Constraints{CPUs: 8}))
+		if err := s.Allocate(ctx, a, false); err != nil {
+			t.Fatal(err)
+		}
+		checkHolds(t, a)
+		if len(a.Nodes) != 2 || a.Items[0].Nodes == nil {
+			t.Fatalf("allocation holds %d nodes, items %+v", len(a.Nodes), a.Items)
+		}
+		out, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocReleased, true)
+		if err != nil || len(out) != 1 || out[0].State != ironpool.AllocReleased || out[0].ReleasedAt.IsZero() {
+			t.Fatalf("release = %+v, %v", out, err)
+		}
+		if _, served := stats(t, s); served != 2 {
+			t.Errorf("batches served %d calls, want the allocation and its release", served)
+		}
+		want := map[string]string{
+			"allocation.created":  "ci took small×2 [local linked]",
+			"allocation.released": "released small×2 [local linked] of ci (active); 1 Ironic nodes cleaning in Ironic",
+		}
+		for action, summary := range want {
+			ev := events(t, s, action)
+			if len(ev) != 1 || ev[0].Summary != summary || ev[0].Actor != testActor.TokenID || ev[0].Subject != "allocation/"+a.ID {
+				t.Errorf("%s events = %s, want one %q by %s", action, eventList(ev), summary, testActor.TokenID)
+			}
+		}
+		states := map[string]ironpool.NodeState{}
+		for _, n := range findNodes(t, s, ironpool.NodeFilter{}) {
+			states[n.Name] = n.State
+		}
+		// The Ironic node cleans in Ironic; the local one is free at once.
+		if states["local"] != ironpool.NodeAvailable || states["linked"] != ironpool.NodeCleaning {
+			t.Errorf("after release: %v", states)
+		}
+		if r, ok := s.(RawDB); ok {
+			var open int
+			if err := r.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM usage_log WHERE allocation_id = $1 AND end_ms = 0`, a.ID).Scan(&open); err != nil {
+				t.Fatal(err)
+			}
+			if open != 0 {
+				t.Errorf("%d usage rows still open after the release", open)
+			}
+		}
+	})
+	t.Run("QuotaRunsAlone", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, newNode(t, "q1", 8), newNode(t, "q2", 8))
+		mustSetQuota(t, s, &ironpool.Quota{Owner: "ci", MaxNodes: 1})
+		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
+		err := s.Allocate(ctx, request("ci", item("", 2, ironpool.Constraints{})), false)
+		if ironpool.ErrorCode(err) != ironpool.EQUOTA || !strings.Contains(fmt.Sprint(err), "quota") {
+			t.Errorf("2 nodes over a quota of 1: %v, want the quota's refusal", err)
+		}
+		a := request("ci", item("", 1, ironpool.Constraints{}))
+		if err := s.Allocate(ctx, a, false); err != nil {
+			t.Fatal(err)
+		}
+		checkHolds(t, a)
+		if _, served := stats(t, s); served != 0 {
+			t.Errorf("batches served %d calls with a quota defined, want none", served)
+		}
+	})
+}
+
+func eventList(ev []*ironpool.Event) string {
+	var parts []string
+	for _, e := range ev {
+		parts = append(parts, fmt.Sprintf("%s %s by %s: %q", e.Action, e.Subject, e.Actor, e.Summary))
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
+}
