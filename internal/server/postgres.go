@@ -47,12 +47,13 @@ func (m *Main) startReplicaNotify() {
 			m.Reconciler.Wake()
 		})
 	}()
-	// A revocation on any replica empties every replica's token cache.
+	// A revocation or a flavor deletion on any replica empties every
+	// replica's token and flavor caches.
 	// Listen also calls back on each (re)connect, when notifications may
 	// have been lost; sqlstore.TokenCacheBound covers the time it is away.
 	go func() {
 		defer func() { done <- struct{}{} }()
-		postgres.Listen(ctx, m.DB, sqlstore.TokenChannel, st.InvalidateTokens)
+		postgres.Listen(ctx, m.DB, sqlstore.TokenChannel, st.InvalidateCaches)
 	}()
 	m.closers = append(m.closers, func() error {
 		cancel()

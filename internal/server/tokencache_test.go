@@ -51,26 +51,38 @@ func TestRevokedTokenRefusedOnEveryReplica(t *testing.T) {
 	if _, err := users[0].ListNodes(ctx, url.Values{}); ironpool.ErrorCode(err) != ironpool.EUNAUTHORIZED {
 		t.Fatalf("revoking replica: next request got %v, want unauthorized", err)
 	}
-	// The others refuse as soon as the notification arrives (milliseconds);
-	// a quarter of the bound is far above that and far below the bound.
+	// The others refuse as soon as the notification arrives.
+	seenEverywhere(t, revoked, users[1:], "the revoked token", func(u *client.Client) error {
+		_, err := u.ListNodes(ctx, url.Values{})
+		return err
+	}, ironpool.EUNAUTHORIZED)
+}
+
+// seenEverywhere waits until try, on each of cs, fails with code, and
+// fails the test if any still succeeds a quarter of
+// sqlstore.TokenCacheBound after since: notifications take milliseconds,
+// so a quarter of the bound is far above that and far below the bound
+// that covers a lost one.
+func seenEverywhere(t *testing.T, since time.Time, cs []*client.Client, what string, try func(*client.Client) error, code string) {
+	t.Helper()
 	limit := sqlstore.TokenCacheBound / 4
 	var wg sync.WaitGroup
-	for i, u := range users[1:] {
+	for i, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				_, err := u.ListNodes(ctx, url.Values{})
-				if ironpool.ErrorCode(err) == ironpool.EUNAUTHORIZED {
-					t.Logf("replica %d refused the token %s after the revocation", i+1, time.Since(revoked).Round(time.Millisecond))
+				err := try(c)
+				if ironpool.ErrorCode(err) == code {
+					t.Logf("replica %d refused %s %s after the change", i+1, what, time.Since(since).Round(time.Millisecond))
 					return
 				}
 				if err != nil {
 					t.Errorf("replica %d: %v", i+1, err)
 					return
 				}
-				if time.Since(revoked) > limit {
-					t.Errorf("replica %d still accepts the revoked token %s after the revocation", i+1, limit)
+				if time.Since(since) > limit {
+					t.Errorf("replica %d still accepts %s %s after the change", i+1, what, limit)
 					return
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -78,6 +90,36 @@ func TestRevokedTokenRefusedOnEveryReplica(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestDeletedFlavorGoneOnEveryReplica: a flavor read on three replicas
+// (so each holds it in its flavor cache) is deleted through one of them;
+// each must stop finding it at once, which without the deletion's
+// notification the other two would not do for a second.
+func TestDeletedFlavorGoneOnEveryReplica(t *testing.T) {
+	_, cs := replicas(t, 3)
+	ctx := context.Background()
+	flavor := map[string]any{"name": "gpu", "cpus": 8, "traits": []string{"CUSTOM_GPU"}}
+	if _, err := cs[0].Do(ctx, "POST", "/v1/flavors", flavor, nil); err != nil {
+		t.Fatal(err)
+	}
+	show := func(c *client.Client) error {
+		_, err := c.Do(ctx, "GET", "/v1/flavors/gpu", nil, nil)
+		return err
+	}
+	for _, c := range cs {
+		if err := show(c); err != nil {
+			t.Fatalf("flavor not found on %s: %v", c.BaseURL, err)
+		}
+	}
+	if _, err := cs[0].Do(ctx, "DELETE", "/v1/flavors/gpu", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	if err := show(cs[0]); ironpool.ErrorCode(err) != ironpool.ENOTFOUND {
+		t.Fatalf("deleting replica: next read got %v, want not found", err)
+	}
+	seenEverywhere(t, deleted, cs[1:], "the deleted flavor", show, ironpool.ENOTFOUND)
 }
 
 // TestTokenCacheBoundWithoutNotification: two stores on one PostgreSQL

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/ironpool/ironpool"
 )
@@ -60,19 +61,36 @@ func (s *Store) FindFlavors(ctx context.Context) ([]*ironpool.Flavor, error) {
 	return out, rows.Err()
 }
 
-// FindFlavor returns one flavor.
+// FindFlavor returns one flavor, through the flavor cache: a flavor is
+// only ever created or deleted, and a deletion empties the cache of every
+// replica (at once here, on the others when they hear it on TokenChannel,
+// and within TokenCacheBound if they do not). A name not found is read
+// again every time.
 func (s *Store) FindFlavor(ctx context.Context, name string) (*ironpool.Flavor, error) {
-	f, err := scanFlavor(s.R.QueryRowContext(ctx, `SELECT `+flavorColumns+` FROM flavors WHERE name = $1`, name))
-	if err == sql.ErrNoRows {
-		return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "flavor", Message: fmt.Sprintf("no flavor named %q", name),
-			Hint: "list flavors with `ironpool flavor list`"}
-	}
-	return f, s.unavailable(err)
+	return cached(&s.flavors, name, cloneFlavor, func() (*ironpool.Flavor, error) {
+		f, err := scanFlavor(s.R.QueryRowContext(ctx, `SELECT `+flavorColumns+` FROM flavors WHERE name = $1`, name))
+		if err == sql.ErrNoRows {
+			return nil, &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "flavor", Message: fmt.Sprintf("no flavor named %q", name),
+				Hint: "list flavors with `ironpool flavor list`"}
+		}
+		return f, s.unavailable(err)
+	})
+}
+
+// cloneFlavor copies f so that callers cannot change the cached value.
+func cloneFlavor(f *ironpool.Flavor) *ironpool.Flavor {
+	c := *f
+	c.Traits = slices.Clone(f.Traits)
+	return &c
 }
 
 // DeleteFlavor removes a flavor. Allocations keep the constraints they were
-// made with, so deleting a flavor never changes a lease.
+// made with, so deleting a flavor never changes a lease. The flavor cache
+// is emptied before and after, as RevokeToken empties the token cache,
+// and the other replicas are told on TokenChannel.
 func (s *Store) DeleteFlavor(ctx context.Context, name string) error {
+	s.flavors.invalidate()
+	defer s.flavors.invalidate()
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM flavors WHERE name = $1`, name)
 		if err != nil {
@@ -80,6 +98,9 @@ func (s *Store) DeleteFlavor(ctx context.Context, name string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return &ironpool.Error{Code: ironpool.ENOTFOUND, Field: "name", Message: fmt.Sprintf("no flavor named %q", name)}
+		}
+		if err := s.announceRevocation(ctx, tx); err != nil {
+			return err
 		}
 		return s.insertEvent(ctx, tx, "flavor.deleted", "flavor/"+name, "deleted "+name)
 	})

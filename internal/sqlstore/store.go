@@ -91,6 +91,9 @@ type Store struct {
 	group  *groupCommit
 	batch  *batcher
 	tokens tokenCache
+	// flavors caches flavors by name, as every allocation reads its
+	// items' flavors (flavor.go).
+	flavors boundCache[*ironpool.Flavor]
 	// free is the in-memory free-node index (free.go); nil when off.
 	free *freeindex.Index
 	// attrs and traitSets share, between the index's nodes, what many of
