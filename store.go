@@ -170,4 +170,10 @@ type ResealResult struct {
 type ReleaseSelector struct {
 	ID    string
 	Owner string
+	// Check, when set, is called inside the release's transaction with
+	// the owner and state of each allocation selected, before anything
+	// changes; its error is returned as is and nothing is released. The
+	// service authorizes a release by id here, so that it costs no read
+	// of its own. It may be called more than once for one release.
+	Check func(owner string, state AllocationState) error
 }

@@ -217,22 +217,23 @@ func (s *Service) ReleaseAllocation(ctx context.Context, id string) (*ironpool.A
 	if _, err := Authorize(ctx, OpAllocRelease); err != nil {
 		return nil, err
 	}
-	owner, was, err := s.allocationOwner(ctx, id)
-	if err != nil {
-		return nil, err
+	// Authorized by the owner the release's own transaction reads, and
+	// counted by the state it reads there.
+	var actor *ironpool.Actor
+	var was ironpool.AllocationState
+	check := func(owner string, state ironpool.AllocationState) error {
+		a, err := forOwner(ctx, OpAllocRelease, owner)
+		actor, was = a, state
+		return err
 	}
-	actor, err := forOwner(ctx, OpAllocRelease, owner)
-	if err != nil {
-		return nil, err
-	}
-	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id}, ironpool.AllocReleased, s.cleanInline())
+	out, err := s.Store.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: id, Check: check}, ironpool.AllocReleased, s.cleanInline())
 	if err != nil {
 		return nil, err
 	}
 	if was.Live() {
-		// A repeated release changes nothing and is not counted. (Two
-		// concurrent releases of one live allocation may both count: the
-		// state is read before the release's transaction.)
+		// A repeated release changes nothing and is not counted; two
+		// concurrent releases of one allocation count once, as the state
+		// is the one each read under the release's lock.
 		s.Metrics.Released(1)
 	}
 	s.notify()

@@ -858,7 +858,7 @@ func (s *Store) ExtendAllocation(ctx context.Context, id string, ttl time.Durati
 // ReleaseAllocations ends live allocations; see ironpool.Store.
 func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSelector, final ironpool.AllocationState, cleanInline bool) ([]*ironpool.Allocation, error) {
 	if s.batching() && sel.ID != "" {
-		op, err := s.batch.run(ctx, &batchOp{releaseID: sel.ID, final: final, cleanInline: cleanInline})
+		op, err := s.batch.run(ctx, &batchOp{releaseID: sel.ID, check: sel.Check, final: final, cleanInline: cleanInline})
 		if err != nil {
 			return nil, s.unavailable(err)
 		}
@@ -885,6 +885,11 @@ func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSele
 		now := s.Now().UTC()
 		for _, r := range rows {
 			a := r.alloc
+			if sel.Check != nil {
+				if err := sel.Check(a.Owner, a.State); err != nil {
+					return err
+				}
+			}
 			if !a.State.Live() {
 				out = append(out, a) // idempotent: already ended
 				continue

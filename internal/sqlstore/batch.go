@@ -67,6 +67,7 @@ type batchOp struct {
 	picks [][]candidate
 
 	releaseID   string
+	check       func(owner string, state ironpool.AllocationState) error
 	final       ironpool.AllocationState
 	cleanInline bool
 	released    *ironpool.Allocation
@@ -279,6 +280,11 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 		// Not found, already ended, or the second call for one id: the
 		// lone transaction answers those (not found, idempotent).
 		if a == nil || !a.State.Live() {
+			continue
+		}
+		// A refusal is the lone transaction's to return, with nothing
+		// of it written.
+		if op.check != nil && op.check(a.Owner, a.State) != nil {
 			continue
 		}
 		delete(byID, op.releaseID)

@@ -90,6 +90,31 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			}
 		}
 	})
+	t.Run("CheckRefuses", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, newNode(t, "c1", 8))
+		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
+		a := request("ci", item("", 1, ironpool.Constraints{}))
+		if err := s.Allocate(ctx, a, false); err != nil {
+			t.Fatal(err)
+		}
+		refuse := &ironpool.Error{Code: ironpool.EFORBIDDEN, Field: "owner", Message: "not yours"}
+		var saw string
+		_, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID, Check: func(owner string, state ironpool.AllocationState) error {
+			saw = owner + "/" + string(state)
+			return refuse
+		}}, ironpool.AllocReleased, true)
+		if err != refuse || saw != "ci/active" {
+			t.Errorf("release refused by its check = %v (check saw %q), want the check's error after seeing ci/active", err, saw)
+		}
+		got, err := s.FindAllocation(ctx, a.ID)
+		if err != nil || got.State != ironpool.AllocActive {
+			t.Errorf("after a refused release: %+v, %v; want it still active", got, err)
+		}
+		if n := countEvents(t, s, "allocation.released"); n != 0 {
+			t.Errorf("%d release events after a refused release", n)
+		}
+	})
 	t.Run("QuotaRunsAlone", func(t *testing.T) {
 		s := open(t)
 		mustCreate(t, s, newNode(t, "q1", 8), newNode(t, "q2", 8))
