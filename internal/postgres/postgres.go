@@ -48,10 +48,13 @@ var Dialect = sqlstore.Dialect{
 	Retryable:   retryable,
 	Unavailable: unavailable,
 	// Concurrent allocations and releases share set-based statements
-	// and one commit (sqlstore's batcher), two batches at a time: one
-	// gathers while the other commits. docs/PERFORMANCE.md measures it
-	// against a transaction per call, and 1 to 8 batches at a time.
-	BatchLoops: 2,
+	// and one commit (sqlstore's batcher), one batch at a time: calls
+	// that arrive while a batch runs form the next one, so batches grow
+	// with the load and with a slower commit. docs/PERFORMANCE.md
+	// measures it against a transaction per call, and two or more
+	// batches at a time, which were faster on one replica and slower on
+	// three (smaller batches).
+	BatchLoops: 1,
 	// No group commit by default: measured on the 2-core development VM
 	// (docs/PERFORMANCE.md, session 4), running a group's statements one
 	// after another on one connection cost more in round trips than the

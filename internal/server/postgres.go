@@ -10,6 +10,11 @@ import (
 	"github.com/ironpool/ironpool/internal/sqlstore"
 )
 
+// announceGap is the least time between two announcements of a replica's
+// changes: what it adds to how long a request queued on another replica
+// waits for nodes released here.
+const announceGap = 10 * time.Millisecond
+
 // openPostgres opens the shared PostgreSQL store.
 func openPostgres(ctx context.Context, m *Main, ring *secret.Keyring) (ironpool.Store, error) {
 	return postgres.Open(ctx, m.DB, ring)
@@ -36,6 +41,13 @@ func (m *Main) startReplicaNotify() {
 			defer ncancel()
 			if err := postgres.Notify(nctx, st.W, postgres.DefaultChannel); err != nil && ctx.Err() == nil {
 				m.Log.Warn("notify replicas", "err", err)
+			}
+			// Changes made meanwhile share the next announcement: one
+			// NOTIFY per release cost every replica a wake-up each and
+			// serialized commits (docs/PERFORMANCE.md, session 6).
+			select {
+			case <-ctx.Done():
+			case <-time.After(announceGap):
 			}
 			return nil
 		})
