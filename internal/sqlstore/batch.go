@@ -236,18 +236,23 @@ func (s *Store) batchTx(ctx context.Context, tx *sql.Tx, ops []*batchOp) error {
 	}
 	// Releases first: an allocation in the same batch may then take the
 	// nodes they free, as it would in the transaction after.
-	if err := s.batchRelease(ctx, tx, rels, now); err != nil {
+	evs, err := s.batchRelease(ctx, tx, rels, now)
+	if err != nil {
 		return err
 	}
-	return s.batchAllocate(ctx, tx, allocs, now)
+	written, err := s.batchAllocate(ctx, tx, allocs, now, evs)
+	if err != nil || written {
+		return err
+	}
+	return s.insertEvents(ctx, tx, now, evs)
 }
 
 // batchRelease ends the live allocations among rels, in id order (the
 // order every batch locks them in, so two batches never wait on each
 // other in a cycle).
-func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, now time.Time) error {
+func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, now time.Time) ([]eventRow, error) {
 	if len(rels) == 0 {
-		return nil
+		return nil, nil
 	}
 	var ids []any
 	seen := map[string]bool{}
@@ -260,7 +265,7 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 	rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE id IN (`+
 		placeholdersFrom(1, len(ids))+`) ORDER BY id `+s.Dialect.LockWait, ids...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byID := map[string]*ironpool.Allocation{}
 	for _, r := range rows {
@@ -296,61 +301,60 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 		kinds[k] = append(kinds[k], op)
 	}
 	linked := map[string]int{}
-	var ended []any
 	for _, k := range order {
 		group := kinds[k]
 		gids := make([]any, len(group))
 		for i, op := range group {
 			gids[i] = op.releaseID
 		}
-		ended = append(ended, gids...)
-		rows, err := tx.QueryContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
-			state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
-			pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-			WHERE allocation_id IN (`+placeholdersFrom(3, len(gids))+`) RETURNING id, ironic_uuid`,
-			append([]any{ms(now), k.cleanInline}, gids...)...)
+		// One statement (PostgreSQL runs data-modifying WITH clauses to
+		// completion whether the main query reads them or not): the
+		// allocations, their usage and their nodes. It returns a row per
+		// node released (one row with no node, when none was held), each
+		// carrying how many allocations changed state.
+		ph := placeholdersFrom(5, len(gids))
+		rows, err := tx.QueryContext(ctx, `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
+				WHERE id IN (`+ph+`) AND state = $4 RETURNING 1),
+			us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (`+ph+`) AND end_ms = 0 RETURNING 1),
+			n AS (UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+				state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
+				pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
+				WHERE allocation_id IN (`+ph+`) RETURNING id, ironic_uuid)
+			SELECT (SELECT COUNT(*) FROM al), n.id, n.ironic_uuid FROM (SELECT 1) one LEFT JOIN n ON true`,
+			append([]any{ms(now), k.cleanInline, string(k.final), string(k.was)}, gids...)...)
 		if err != nil {
-			return fmt.Errorf("release nodes: %w", err)
+			return nil, fmt.Errorf("release: %w", err)
 		}
 		var ironicNodes []any
+		ended := int64(-1)
 		for rows.Next() {
-			var id int64
+			var id sql.NullInt64
 			var u sql.NullString
-			if err := rows.Scan(&id, &u); err != nil {
+			if err := rows.Scan(&ended, &id, &u); err != nil {
 				rows.Close()
-				return fmt.Errorf("release nodes: %w", err)
+				return nil, fmt.Errorf("release: %w", err)
 			}
 			if u.Valid {
-				ironicNodes = append(ironicNodes, id)
+				ironicNodes = append(ironicNodes, id.Int64)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("release nodes: %w", err)
+			return nil, fmt.Errorf("release: %w", err)
+		}
+		// Read under their locks: any other count means a bug, and the
+		// lone transactions must answer instead.
+		if ended != int64(len(gids)) {
+			return nil, fmt.Errorf("release %d allocations: %d were still %s", len(gids), ended, k.was)
 		}
 		// RETURNING shows allocation_id already cleared: which allocation
 		// an Ironic node was released from (for the event) is read back
 		// from allocation_nodes, only when there are any.
 		if len(ironicNodes) > 0 {
 			if err := countLinked(ctx, tx, linked, gids, ironicNodes); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE allocations SET state = $1, released_at = $2 WHERE id IN (`+
-			placeholdersFrom(4, len(gids))+`) AND state = $3`, append([]any{string(k.final), ms(now), string(k.was)}, gids...)...)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != int64(len(gids)) {
-			return fmt.Errorf("release %d allocations: %d were still %s", len(gids), n, k.was)
-		}
-	}
-	if len(ended) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (`+
-		placeholdersFrom(2, len(ended))+`) AND end_ms = 0`, append([]any{ms(now)}, ended...)...); err != nil {
-		return fmt.Errorf("end usage: %w", err)
 	}
 	var evs []eventRow
 	for _, k := range order {
@@ -362,7 +366,7 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 			op.ok = true
 		}
 	}
-	return s.insertEvents(ctx, tx, now, evs)
+	return evs, nil
 }
 
 // readKey names one candidate read of a batch: an item's constraints and
@@ -386,22 +390,22 @@ type batchList struct {
 // batchAllocate serves the allocations of allocs that the nodes it reads
 // satisfy, in arrival order, each with the exact matcher over the best
 // Need(counts) candidates per item that the calls before it left.
-func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp, now time.Time) error {
+func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp, now time.Time, evs []eventRow) (written bool, err error) {
 	if len(allocs) == 0 {
-		return nil
+		return false, nil
 	}
 	// Quotas are checked, and counted against, one transaction at a time
 	// (quota.go): with any quota defined, every call runs alone.
 	var quotas int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas`).Scan(&quotas); err != nil {
-		return err
+		return false, err
 	}
 	if quotas > 0 {
-		return nil
+		return false, nil
 	}
 	reserved, err := s.queuedItems(ctx, tx, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	waiting := len(reserved) > 0
 	reads := map[readKey]*batchList{}
@@ -444,12 +448,12 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		}
 	}
 	if len(want) == 0 {
-		return nil
+		return false, nil
 	}
 	for _, l := range reads {
 		l.nodes, err = s.candidates(ctx, tx, l.c, l.limit, s.Dialect.LockSkip, reserved, untilExclusion{l.until})
 		if err != nil {
-			return err
+			return false, err
 		}
 		l.full = len(l.nodes) == l.limit
 	}
@@ -488,46 +492,27 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		served = append(served, op)
 	}
 	if len(served) == 0 {
-		return nil
+		return false, nil
 	}
-	if err := s.batchClaim(ctx, tx, served, now); err != nil {
-		return err
+	if err := s.batchClaim(ctx, tx, served, now, evs); err != nil {
+		return false, err
 	}
 	for _, op := range served {
 		op.ok = true
 	}
-	return nil
+	return true, nil
 }
 
-// batchClaim writes the served allocations: their rows, their nodes
-// (checked available, like claim), allocation_nodes, usage and events,
-// one statement each for the whole batch.
-func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, now time.Time) error {
+// batchClaim writes the served allocations in one statement: their rows,
+// their nodes' allocation_nodes, usage and event rows (with evs, the
+// events of the batch's releases) in WITH clauses, around the claim of
+// their nodes, which checks each node is still available and not
+// reserved, as claim does, and returns the nodes.
+func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, now time.Time, evs []eventRow) error {
 	var q strings.Builder
-	var args []any
-	q.WriteString(`INSERT INTO allocations (` + allocationInsertColumns + `) VALUES `)
-	for i, op := range served {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		row := allocationRow(op.alloc, ironpool.AllocActive, op.alloc.TTL)
-		s.placeholders(&q, len(args), len(row))
-		args = append(args, row...)
-	}
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("insert allocations: %w", err)
-	}
-
-	// The claim: one row of values per node, matched by primary key.
-	q.Reset()
-	args = append(args[:0], string(ironpool.NodeAllocated), ms(now))
-	q.WriteString(`UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
-		last_allocated_at = $2, updated_at = $2,
-		pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v.column4 END
-		FROM (VALUES `)
-	var an, usage []any
-	var anVals, usageVals []string
-	var evs []eventRow
+	args := []any{string(ironpool.NodeAllocated), ms(now)}
+	var claims, an []string
+	var usage []string
 	total := 0
 	for _, op := range served {
 		a := op.alloc
@@ -540,29 +525,47 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 		for i, p := range op.picks {
 			counts[i] = len(p)
 			for _, n := range p {
-				if total > 0 {
-					q.WriteString(", ")
-				}
 				total++
 				k := len(args)
-				fmt.Fprintf(&q, "(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT))",
-					k+1, k+2, k+3, k+4, k+5)
-				args = append(args, n.id, a.ID, a.Owner, pending, until)
-				an = append(an, a.ID, n.id, i)
-				anVals = append(anVals, fmt.Sprintf("($%d, $%d, $%d)", len(an)-2, len(an)-1, len(an)))
+				claims = append(claims, fmt.Sprintf("(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT))",
+					k+1, k+2, k+3, k+4, k+5))
+				an = append(an, fmt.Sprintf("($%d, $%d, $%d)", k+2, k+1, k+6))
+				args = append(args, n.id, a.ID, a.Owner, pending, until, i)
 			}
 		}
-		v, u := usageRows(a, counts, now, len(usage))
-		usageVals, usage = append(usageVals, v...), append(usage, u...)
+		v, u := usageRows(a, counts, now, len(args))
+		usage, args = append(usage, v...), append(args, u...)
 		evs = append(evs, eventRow{ctx: op.ctx, action: "allocation.created", subject: "allocation/" + a.ID,
 			summary: fmt.Sprintf("%s took %s", a.Owner, itemsSummary(a.Items))})
 	}
-	// "state || ''" as in claim: SQLite would otherwise walk the state
-	// index; PostgreSQL reads by key either way.
-	q.WriteString(`) AS v WHERE nodes.id = v.column1 AND nodes.state || '' = 'available' AND ` + reservedCond("v.column5"))
-	// RETURNING gives each allocation its nodes as they now stand, so no
-	// call reads them again after the commit (as Allocate's loadNodes).
-	q.WriteString(` RETURNING ` + nodeColumns)
+	q.WriteString(`WITH al AS (INSERT INTO allocations (` + allocationInsertColumns + `) VALUES `)
+	for i, op := range served {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		row := allocationRow(op.alloc, ironpool.AllocActive, op.alloc.TTL)
+		s.placeholders(&q, len(args), len(row))
+		args = append(args, row...)
+	}
+	q.WriteString(` RETURNING 1),
+		an AS (INSERT INTO allocation_nodes (allocation_id, node_id, item) VALUES ` + strings.Join(an, ", ") + ` RETURNING 1),
+		ev AS (` + insertEventsSQL)
+	v, e := eventValues(evs, now, len(args))
+	q.WriteString(v + ` RETURNING 1)`)
+	args = append(args, e...)
+	if len(usage) > 0 {
+		q.WriteString(`, us AS (` + insertUsageSQL + strings.Join(usage, ", ") + ` RETURNING 1)`)
+	}
+	// "state || ''" as in claim: SQLite would walk the state index;
+	// PostgreSQL reads by key either way. RETURNING gives each
+	// allocation its nodes as they now stand, so no call reads them again
+	// after the commit (as Allocate's loadNodes).
+	q.WriteString(` UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
+		last_allocated_at = $2, updated_at = $2,
+		pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v.column4 END
+		FROM (VALUES ` + strings.Join(claims, ", ") + `) AS v
+		WHERE nodes.id = v.column1 AND nodes.state || '' = 'available' AND ` + reservedCond("v.column5") +
+		` RETURNING ` + nodeColumns)
 	nodes, err := s.queryNodes(ctx, tx, q.String(), args...)
 	if err != nil {
 		return fmt.Errorf("claim nodes: %w", err)
@@ -580,16 +583,7 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 		op.alloc.Nodes = byAlloc[op.alloc.ID]
 		slices.SortFunc(op.alloc.Nodes, func(a, b *ironpool.Node) int { return strings.Compare(a.Name, b.Name) })
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO allocation_nodes (allocation_id, node_id, item) VALUES `+
-		strings.Join(anVals, ", "), an...); err != nil {
-		return fmt.Errorf("record allocation nodes: %w", err)
-	}
-	if len(usageVals) > 0 {
-		if _, err := tx.ExecContext(ctx, insertUsageSQL+strings.Join(usageVals, ", "), usage...); err != nil {
-			return fmt.Errorf("record usage: %w", err)
-		}
-	}
-	return s.insertEvents(ctx, tx, now, evs)
+	return nil
 }
 
 // constraintKey identifies equal constraints (the JSON encoding is

@@ -271,8 +271,21 @@ func (s *Store) insertEvents(ctx context.Context, q querier, at time.Time, evs [
 	if len(evs) == 0 {
 		return nil
 	}
+	vals, args := eventValues(evs, at, 0)
+	if _, err := q.ExecContext(ctx, insertEventsSQL+vals, args...); err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+// insertEventsSQL is followed by the rows of eventValues.
+const insertEventsSQL = `INSERT INTO events (time, actor, role, action, subject, summary) VALUES `
+
+// eventValues renders evs as rows of values at time at, their
+// placeholders numbered after base arguments; each actor comes from its
+// event's context.
+func eventValues(evs []eventRow, at time.Time, base int) (string, []any) {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (time, actor, role, action, subject, summary) VALUES `)
 	args := make([]any, 0, 6*len(evs))
 	for i, e := range evs {
 		a := ironpool.ActorFromContext(e.ctx)
@@ -282,14 +295,11 @@ func (s *Store) insertEvents(ctx context.Context, q querier, at time.Time, evs [
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		k := len(args)
+		k := base + len(args)
 		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6)
 		args = append(args, ms(at), a.TokenID, string(a.Role), e.action, e.subject, e.summary)
 	}
-	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	return nil
+	return b.String(), args
 }
 
 // AddEvent records an event that no other store change carries.
