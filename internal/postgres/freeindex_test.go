@@ -47,12 +47,5 @@ func TestFreeIndexReplicas(t *testing.T) {
 // (Reservations/ConcurrentHolds).
 func TestStoreWithFreeIndex(t *testing.T) {
 	pgtest.DSN(t)
-	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{FreeIndex: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, openWith(postgres.Options{FreeIndex: true}))
 }

@@ -21,10 +21,19 @@ import (
 // TestStore runs the contract suite on PostgreSQL.
 func TestStore(t *testing.T) {
 	pgtest.DSN(t)
-	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, _ := opener.MustOpenPostgres(t)
+	storetest.Run(t, openWith(postgres.Options{}))
+}
+
+// openWith opens a fresh schema's store with opt, for the suites.
+func openWith(opt postgres.Options) func(t *testing.T) ironpool.Store {
+	return func(t *testing.T) ironpool.Store {
+		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
 		return s
-	})
+	}
 }
 
 // TestPasswordNotInColumn reads the nodes table as text: a dump of the
@@ -200,10 +209,7 @@ func withApp(dsn, app string) string {
 // by default; TestStoreWithoutBatches keeps the lone transactions covered.
 func TestBatches(t *testing.T) {
 	pgtest.DSN(t)
-	storetest.Batches(t, func(t *testing.T) ironpool.Store {
-		s, _ := opener.MustOpenPostgres(t)
-		return s
-	})
+	storetest.Batches(t, openWith(postgres.Options{}))
 }
 
 // TestStoreWithoutBatches runs the contract suite with every allocation
@@ -211,12 +217,5 @@ func TestBatches(t *testing.T) {
 // every call not served by a batch takes.
 func TestStoreWithoutBatches(t *testing.T) {
 	pgtest.DSN(t)
-	storetest.Run(t, func(t *testing.T) ironpool.Store {
-		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{NoBatch: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, openWith(postgres.Options{NoBatch: true}))
 }

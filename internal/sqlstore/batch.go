@@ -143,20 +143,9 @@ func (b *batcher) close() {
 func (b *batcher) loop(s *Store) {
 	ops := make([]*batchOp, 0, maxBatch)
 	for {
-		select {
-		case op := <-b.ops:
-			ops = append(ops[:0], op)
-		case <-b.stop:
+		var ok bool
+		if ops, ok = gather(b.ops, b.stop, ops, maxBatch); !ok {
 			return
-		}
-	gather:
-		for len(ops) < maxBatch {
-			select {
-			case op := <-b.ops:
-				ops = append(ops, op)
-			default:
-				break gather
-			}
 		}
 		s.runBatch(ops)
 		clear(ops)

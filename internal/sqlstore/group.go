@@ -130,22 +130,9 @@ func (g *groupCommit) close() {
 func (g *groupCommit) loop() {
 	batch := make([]*groupReq, 0, maxGroup)
 	for {
-		select {
-		case r := <-g.reqs:
-			batch = append(batch[:0], r)
-		case <-g.stop:
+		var ok bool
+		if batch, ok = gather(g.reqs, g.stop, batch, maxGroup); !ok {
 			return
-		}
-		// Everyone who queued while the previous group ran joins this one;
-		// nobody waits for company that has not arrived.
-	gather:
-		for len(batch) < maxGroup {
-			select {
-			case r := <-g.reqs:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
 		}
 		t0 := time.Now()
 		g.run(batch)
@@ -155,6 +142,28 @@ func (g *groupCommit) loop() {
 		g.busy.Add(int64(time.Since(t0)))
 		clear(batch)
 	}
+}
+
+// gather waits for one item of ch, then takes every item already waiting,
+// up to max in all, into buf: everyone who queued while the previous run
+// went on joins this one, and nobody waits for company that has not
+// arrived. ok is false when stop closed first.
+func gather[T any](ch <-chan T, stop <-chan struct{}, buf []T, max int) (out []T, ok bool) {
+	select {
+	case v := <-ch:
+		buf = append(buf[:0], v)
+	case <-stop:
+		return buf[:0], false
+	}
+	for len(buf) < max {
+		select {
+		case v := <-ch:
+			buf = append(buf, v)
+		default:
+			return buf, true
+		}
+	}
+	return buf, true
 }
 
 func (g *groupCommit) run(batch []*groupReq) {
