@@ -21,6 +21,8 @@ type Report struct {
 	Memory     *Memory   `json:"memory,omitempty"`
 	// Writer is the one SQLite writer's use during the ironpool runs.
 	Writer *WriterUse `json:"writer,omitempty"`
+	// Batches is how much PostgreSQL's batches shared during them.
+	Batches *BatchUse `json:"batches,omitempty"`
 }
 
 // Seeding says how the pool was filled and how long it took.

@@ -12,12 +12,14 @@ import (
 	"github.com/ironpool/ironpool/client"
 )
 
-// WriterSample is a server's one-writer counters at one moment, read from
-// its /metrics (SQLite; a PostgreSQL server has none, and OK is false).
+// WriterSample is a server's store counters at one moment, read from its
+// /metrics: the one writer's (SQLite; a PostgreSQL server has none, and
+// OK is false) and the batcher's (PostgreSQL; BatchOK false on SQLite).
 type WriterSample struct {
 	Writes, Commits, BusySeconds float64
+	Batches, BatchedCalls        float64
 	At                           time.Time
-	OK                           bool
+	OK, BatchOK                  bool
 }
 
 // SampleWriter reads the writer's counters from the server c talks to.
@@ -38,7 +40,7 @@ func SampleWriter(ctx context.Context, c *client.Client) (WriterSample, error) {
 		return WriterSample{}, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	w := WriterSample{At: time.Now()}
-	found := 0
+	found, batch := 0, 0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -54,6 +56,10 @@ func SampleWriter(ctx context.Context, c *client.Client) (WriterSample, error) {
 			dst = &w.Commits
 		case "ironpool_store_writer_busy_seconds_total":
 			dst = &w.BusySeconds
+		case "ironpool_store_batches_total":
+			dst, batch = &w.Batches, batch+1
+		case "ironpool_store_batched_calls_total":
+			dst, batch = &w.BatchedCalls, batch+1
 		default:
 			continue
 		}
@@ -64,7 +70,8 @@ func SampleWriter(ctx context.Context, c *client.Client) (WriterSample, error) {
 		*dst = v
 		found++
 	}
-	w.OK = found == 3 && w.Commits+w.Writes > 0
+	w.BatchOK = batch == 2
+	w.OK = found-batch == 3 && w.Commits+w.Writes > 0
 	return w, sc.Err()
 }
 
@@ -102,3 +109,36 @@ func (u *WriterUse) Add(before, after WriterSample) {
 
 // Counted reports whether any interval was counted.
 func (u *WriterUse) Counted() bool { return u.wall > 0 }
+
+// BatchUse is how much the servers' batches shared over the measured runs
+// (PostgreSQL): calls per batch, and the share of all calls (allocations,
+// refused ones included, and releases) a batch served rather than a
+// transaction of its own.
+type BatchUse struct {
+	CallsPerBatch float64 `json:"calls_per_batch"`
+	ServedShare   float64 `json:"served_share"`
+
+	batches, calls float64
+}
+
+// Add counts one server's interval from before to after.
+func (u *BatchUse) Add(before, after WriterSample) {
+	if !before.BatchOK || !after.BatchOK {
+		return
+	}
+	u.batches += after.Batches - before.Batches
+	u.calls += after.BatchedCalls - before.BatchedCalls
+	if u.batches > 0 {
+		u.CallsPerBatch = u.calls / u.batches
+	}
+}
+
+// Finish sets ServedShare from the run's result.
+func (u *BatchUse) Finish(r Result) {
+	if total := float64(2*r.Allocations + r.Refused); total > 0 {
+		u.ServedShare = u.calls / total
+	}
+}
+
+// Counted reports whether any batch was counted.
+func (u *BatchUse) Counted() bool { return u.batches > 0 }

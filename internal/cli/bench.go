@@ -119,7 +119,9 @@ server's alone; otherwise they are of this process, server and clients.
 
 On SQLite (one server) it also prints how busy the one writer was during
 the ironpool runs, from the server's /metrics: near 100% means the writer,
-not HTTP, bounds the rate.`,
+not HTTP, bounds the rate. On PostgreSQL it prints how many calls a batch
+served on average and the share of all calls that batches served (the rest
+ran in transactions of their own), summed over the replicas.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
@@ -271,19 +273,27 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	var rs []bench.Result
 	var fls []bench.Load
 	var writer bench.WriterUse
+	var batches bench.BatchUse
 	for range turns {
 		o.Duration = f.d / time.Duration(turns)
 		fmt.Fprintf(logw, "ironpool: %d clients for %s...\n", f.clients, o.Duration)
-		// One server's writer (SQLite) is sampled around each turn; an
+		// Every server's store counters are sampled around each turn
+		// (the one writer's on SQLite, the batches' on PostgreSQL); an
 		// error only leaves the line out.
-		before, _ := bench.SampleWriter(ctx, cl)
+		before := make([]bench.WriterSample, len(cls))
+		for i, c := range cls {
+			before[i], _ = bench.SampleWriter(ctx, c)
+		}
 		ri, err := bench.RunMany(ctx, cls, o)
 		if err != nil {
 			return err
 		}
-		if len(cls) == 1 {
-			after, _ := bench.SampleWriter(ctx, cl)
-			writer.Add(before, after)
+		for i, c := range cls {
+			after, _ := bench.SampleWriter(ctx, c)
+			if len(cls) == 1 {
+				writer.Add(before[i], after)
+			}
+			batches.Add(before[i], after)
 		}
 		o.OnStart = nil // profile the first turn only
 		rs = append(rs, ri)
@@ -303,6 +313,10 @@ func (a *app) runBench(ctx context.Context, f *benchFlags) error {
 	r := bench.MergeResults(rs...)
 	r.Nodes = f.nodes
 	rep.Ironpool = r
+	if batches.Counted() {
+		batches.Finish(r)
+		rep.Batches = &batches
+	}
 	if f.floor {
 		l := bench.Merge(fls...)
 		rep.Floor = &l
@@ -507,5 +521,9 @@ func benchTable(w *tabwriter.Writer, r *bench.Report) {
 	if u := r.Writer; u != nil {
 		fmt.Fprintf(w, "writer (SQLite's one): busy %.0f%% of the ironpool run, %.1f writes per commit, %.0f µs per write\n",
 			100*u.BusyShare, u.WritesPerCommit, u.BusyPerWriteUS)
+	}
+	if u := r.Batches; u != nil {
+		fmt.Fprintf(w, "batches (PostgreSQL): %.1f calls per batch, %.0f%% of the calls served by a batch\n",
+			u.CallsPerBatch, 100*u.ServedShare)
 	}
 }

@@ -93,11 +93,24 @@ var (
 	descWrites        = prometheus.NewDesc("ironpool_store_writes_total", "Write transactions run for callers (SQLite).", nil, nil)
 	descWriterBusy    = prometheus.NewDesc("ironpool_store_writer_busy_seconds_total", "Time the one writer spent running write groups (SQLite).", nil, nil)
 	descCommits       = prometheus.NewDesc("ironpool_store_commits_total", "Database commits those writes took under group commit (SQLite).", nil, nil)
+	descBatches       = prometheus.NewDesc(batchesFamily, "Batches that served allocations and releases together (PostgreSQL).", nil, nil)
+	descBatchedCalls  = prometheus.NewDesc(batchedCallsFamily, "Allocations and releases those batches served (PostgreSQL).", nil, nil)
 )
+
+// The batcher's counters, served only by a server on PostgreSQL.
+const (
+	batchesFamily      = "ironpool_store_batches_total"
+	batchedCallsFamily = "ironpool_store_batched_calls_total"
+)
+
+// PostgresFamilies are the families served only by a server on
+// PostgreSQL; docs/METRICS.md lists them too.
+var PostgresFamilies = []string{batchesFamily, batchedCallsFamily}
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodes, descFree, descQueued, descLeader, descLag, descProbes,
-		descProbeFailures, descQuarantines, descRecoveries, descWrites, descCommits, descWriterBusy} {
+		descProbeFailures, descQuarantines, descRecoveries, descWrites, descCommits, descWriterBusy,
+		descBatches, descBatchedCalls} {
 		ch <- d
 	}
 }
@@ -147,6 +160,10 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descWrites, float64(w.Writes))
 		counter(descCommits, float64(w.Commits))
 		counter(descWriterBusy, w.Busy.Seconds())
+	}
+	if b, ok := c.svc.BatchStats(); ok {
+		counter(descBatches, float64(b.Batches))
+		counter(descBatchedCalls, float64(b.Calls))
 	}
 	g := c.gaugesNow()
 	if g == nil {

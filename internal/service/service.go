@@ -211,5 +211,24 @@ func (s *Service) WriteStats() (WriteStats, bool) {
 	return w, w.Commits > 0
 }
 
+// BatchStats are the store's batch counters (PostgreSQL's batcher).
+type BatchStats struct {
+	Batches, Calls int64
+}
+
+// BatchStats reads the store's batch counters; ok is false for a store
+// that does not batch (SQLite). Like WriteStats they cost no query.
+func (s *Service) BatchStats() (BatchStats, bool) {
+	bs, ok := s.Store.(interface {
+		BatchStats() (int64, int64, bool)
+	})
+	if !ok {
+		return BatchStats{}, false
+	}
+	var b BatchStats
+	b.Batches, b.Calls, ok = bs.BatchStats()
+	return b, ok
+}
+
 // cleanInline reports whether released local nodes skip the cleaning step.
 func (s *Service) cleanInline() bool { return s.Config.CleanInline }

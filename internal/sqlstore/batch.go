@@ -99,12 +99,12 @@ func newBatcher(s *Store, loops int) *batcher {
 }
 
 // BatchStats reports how many batches ran and how many calls they
-// served; both are zero when batching is off.
-func (s *Store) BatchStats() (batches, served int64) {
+// served; on is false when batching is off.
+func (s *Store) BatchStats() (batches, served int64, on bool) {
 	if s.batch == nil {
-		return 0, 0
+		return 0, 0, false
 	}
-	return s.batch.batches.Load(), s.batch.served.Load()
+	return s.batch.batches.Load(), s.batch.served.Load(), true
 }
 
 // batching reports whether a call may go to the batcher: the free-node

@@ -12,8 +12,9 @@ import (
 // Batcher is implemented by stores that serve concurrent allocations and
 // releases in shared transactions (sqlstore's batcher, on PostgreSQL).
 type Batcher interface {
-	// BatchStats reports the batches run and the calls they served.
-	BatchStats() (batches, served int64)
+	// BatchStats reports the batches run and the calls they served, and
+	// whether batching is on.
+	BatchStats() (batches, served int64, on bool)
 }
 
 // Batches checks a store whose batching is on: the concurrency test's
@@ -27,7 +28,11 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		if !ok {
 			t.Fatalf("%T does not batch", s)
 		}
-		return b.BatchStats()
+		batches, served, on := b.BatchStats()
+		if !on {
+			t.Fatalf("%T has batching off", s)
+		}
+		return batches, served
 	}
 	t.Run("Concurrency", func(t *testing.T) {
 		var s ironpool.Store
