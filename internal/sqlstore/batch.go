@@ -23,6 +23,10 @@ import (
 // engine's parameter limit.
 const maxBatch = 32
 
+// batchTimeout bounds one batch, statements and commit; a healthy batch
+// takes milliseconds.
+const batchTimeout = 30 * time.Second
+
 // batcher serves concurrent allocations and releases by id on an engine
 // with row locks (PostgreSQL) a batch at a time, each batch in one
 // transaction of set-based statements: one candidate read per distinct
@@ -155,7 +159,12 @@ func (b *batcher) loop(s *Store) {
 // runBatch serves what it can of ops in one transaction and wakes every
 // caller.
 func (s *Store) runBatch(ops []*batchOp) {
-	ctx := context.Background()
+	// No caller's cancellation reaches a batch (one client leaving must
+	// not fail its neighbours), so a database that stops answering is
+	// bounded here: the batch fails, and each call then runs alone under
+	// its own context.
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
 	var tx *sql.Tx
 	defer func() {
 		if p := recover(); p != nil {

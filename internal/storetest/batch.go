@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ironpool/ironpool"
@@ -118,6 +119,70 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 		if n := countEvents(t, s, "allocation.released"); n != 0 {
 			t.Errorf("%d release events after a refused release", n)
+		}
+	})
+	t.Run("FailedBatchRunsAlone", func(t *testing.T) {
+		// An allocation whose id exists already fails the batch's
+		// statement for every call in it: the batch rolls back whole,
+		// and each call then runs alone, so only that one fails.
+		s := open(t)
+		var nodes []*ironpool.Node
+		for i := range 24 {
+			nodes = append(nodes, newNode(t, fmt.Sprintf("f%02d", i), 8))
+		}
+		mustCreate(t, s, nodes...)
+		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
+		first := request("ci", item("", 1, ironpool.Constraints{}))
+		if err := s.Allocate(ctx, first, false); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 5 {
+			const calls = 12
+			errs := make([]error, calls)
+			as := make([]*ironpool.Allocation, calls)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range calls {
+				as[i] = request("ci", item("", 1, ironpool.Constraints{}))
+				if i == calls/2 {
+					as[i].ID = first.ID
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs[i] = s.Allocate(ctx, as[i], false)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				switch {
+				case i == calls/2 && ironpool.ErrorCode(err) != ironpool.ECONFLICT:
+					t.Errorf("round %d: the allocation with a taken id got %v, want a conflict", round, err)
+				case i != calls/2 && err != nil:
+					t.Errorf("round %d: allocation %d failed with its neighbour: %v", round, i, err)
+				case i != calls/2:
+					checkHolds(t, as[i])
+				}
+			}
+			for i, a := range as {
+				if i != calls/2 {
+					if _, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocReleased, true); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if got, want := countEvents(t, s, "allocation.created"), 1+5*11; got != want {
+			t.Errorf("%d allocation.created events, want %d", got, want)
+		}
+		// 111 calls succeeded; had the taken id never shared a batch,
+		// batches would have served all of them.
+		batches, served := stats(t, s)
+		t.Logf("%d of 111 calls served in %d batches", served, batches)
+		if served >= 1+5*22 {
+			t.Errorf("batches served all %d calls: the failing call never shared a batch, so this test did not test it", served)
 		}
 	})
 	t.Run("QuotaRunsAlone", func(t *testing.T) {
