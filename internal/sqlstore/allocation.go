@@ -254,10 +254,7 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil
 		now := s.Now().UTC()
-		a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)
-		if a.ID == "" {
-			a.ID = uuid.Must(uuid.NewV7()).String()
-		}
+		stamp(a, now, ttl)
 		if a.Topology != nil {
 			if err := s.checkTopologyKey(ctx, tx, a.Topology); err != nil {
 				return err
@@ -339,6 +336,25 @@ func (s *Store) Allocate(ctx context.Context, a *ironpool.Allocation, queue bool
 	return s.unavailable(s.loadNodes(ctx, a, claimed))
 }
 
+// stamp sets a's times for a request made at now with lease ttl, and
+// gives it an id if it has none: UUIDv7, time-ordered, so the indexes on
+// allocation ids grow at their right edge.
+func stamp(a *ironpool.Allocation, now time.Time, ttl time.Duration) {
+	a.CreatedAt, a.ExpiresAt = now, now.Add(ttl)
+	if a.ID == "" {
+		a.ID = uuid.Must(uuid.NewV7()).String()
+	}
+}
+
+// checkoutPending is the pending step a's Ironic-linked nodes get when
+// claimed: a checkout unless the allocation only holds them (mode none).
+func checkoutPending(a *ironpool.Allocation) string {
+	if a.Mode != ironpool.ModeNone && a.Mode != "" {
+		return string(ironpool.PendingCheckout)
+	}
+	return ""
+}
+
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, ttl time.Duration) error {
 	if err := s.admit(ctx, tx, a); err != nil {
 		return err
@@ -391,10 +407,7 @@ func allocationRow(a *ironpool.Allocation, state ironpool.AllocationState, ttl t
 // items) and records them. The nodes themselves are loaded after commit by
 // loadNodes, outside the single writer's critical section.
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, picks [][]candidate, now time.Time) error {
-	pending := ""
-	if a.Mode != ironpool.ModeNone && a.Mode != "" {
-		pending = string(ironpool.PendingCheckout)
-	}
+	pending := checkoutPending(a)
 	var vals []string
 	var args []any
 	until := ms(a.ExpiresAt.Add(s.ReservationGap))

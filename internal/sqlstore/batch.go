@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/alloc"
 )
@@ -214,9 +212,6 @@ func (s *Store) runBatch(ops []*batchOp) {
 		// A batch that failed before its commit wrote nothing: every
 		// call runs alone, and the error reaches a caller from there.
 		op.served = err == nil && op.ok && op.err == nil
-		if !op.served && op.alloc != nil {
-			op.picks = nil
-		}
 		close(op.done)
 	}
 }
@@ -407,6 +402,9 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 	}
 	waiting := len(reserved) > 0
 	reads := map[readKey]*batchList{}
+	// listOf names the read of each item (by its constraints' address,
+	// which is what the matcher hands back).
+	listOf := map[*ironpool.Constraints]readKey{}
 	var want []*batchOp
 	for _, op := range allocs {
 		a := op.alloc
@@ -416,10 +414,7 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 			continue
 		}
 		want = append(want, op)
-		a.CreatedAt, a.ExpiresAt = now, now.Add(a.TTL)
-		if a.ID == "" {
-			a.ID = uuid.Must(uuid.NewV7()).String()
-		}
+		stamp(a, now, a.TTL)
 		counts := make([]int, len(a.Items))
 		for i, it := range a.Items {
 			counts[i] = it.Count
@@ -428,10 +423,12 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		until := ms(a.ExpiresAt.Add(s.ReservationGap))
 		mine := map[readKey]bool{}
 		for i := range a.Items {
-			k := readKey{constraintKey(&a.Items[i].Constraints), until}
+			c := &a.Items[i].Constraints
+			k := readKey{constraintKey(c), until}
+			listOf[c] = k
 			l := reads[k]
 			if l == nil {
-				l = &batchList{c: &a.Items[i].Constraints, until: until}
+				l = &batchList{c: c, until: until}
 				reads[k] = l
 			}
 			// Each call that reads a list may take need nodes off it.
@@ -459,10 +456,9 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 	var served []*batchOp
 	for _, op := range want {
 		a := op.alloc
-		until := ms(a.ExpiresAt.Add(s.ReservationGap))
 		short := false
 		picks, ok, _ := matchItems(a, func(c *ironpool.Constraints, need int) ([]candidate, error) {
-			l := reads[readKey{constraintKey(c), until}]
+			l := reads[listOf[c]]
 			out := make([]candidate, 0, need)
 			for _, n := range l.nodes {
 				if len(out) == need {
@@ -514,10 +510,7 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 	total := 0
 	for _, op := range served {
 		a := op.alloc
-		pending := ""
-		if a.Mode != ironpool.ModeNone && a.Mode != "" {
-			pending = string(ironpool.PendingCheckout)
-		}
+		pending := checkoutPending(a)
 		until := ms(a.ExpiresAt.Add(s.ReservationGap))
 		counts := make([]int, len(op.picks))
 		for i, p := range op.picks {
@@ -554,15 +547,13 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 	if len(usage) > 0 {
 		q.WriteString(`, us AS (` + insertUsageSQL + strings.Join(usage, ", ") + ` RETURNING 1)`)
 	}
-	// "state || ''" as in claim: SQLite would walk the state index;
-	// PostgreSQL reads by key either way. RETURNING gives each
-	// allocation its nodes as they now stand, so no call reads them again
-	// after the commit (as Allocate's loadNodes).
+	// RETURNING gives each allocation its nodes as they now stand, so no
+	// call reads them again after the commit (as Allocate's loadNodes).
 	q.WriteString(` UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
 		last_allocated_at = $2, updated_at = $2,
 		pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v.column4 END
 		FROM (VALUES ` + strings.Join(claims, ", ") + `) AS v
-		WHERE nodes.id = v.column1 AND nodes.state || '' = 'available' AND ` + reservedCond("v.column5") +
+		WHERE nodes.id = v.column1 AND nodes.state = 'available' AND ` + reservedCond("v.column5") +
 		` RETURNING ` + nodeColumns)
 	nodes, err := s.queryNodes(ctx, tx, q.String(), args...)
 	if err != nil {
