@@ -130,6 +130,9 @@ type Options struct {
 	// NoBatch runs every allocation and release in a transaction of its
 	// own instead of sqlstore's batches (for tests and comparisons).
 	NoBatch bool
+	// Analyzed, if set, is told each table the statistics upkeep
+	// analyzes (analyze.go), for tests.
+	Analyzed func(table string)
 }
 
 // OpenWith is Open with options.
@@ -166,6 +169,12 @@ func OpenWith(ctx context.Context, dsn string, sealer ironpool.Sealer, opt Optio
 		d.BatchLoops = 0
 	}
 	st := sqlstore.New(db, db, d, sealer)
+	stop, err := startAnalyzer(db, schema, opt.Analyzed)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.OnClose = func() error { stop(); return nil }
 	if opt.FreeIndex {
 		if err := startFreeIndex(ctx, st, dsn, schema); err != nil {
 			st.Close()
