@@ -45,10 +45,10 @@ func (ex exclusion) render(n int) (string, []any) {
 // queuedItems returns the items of queued requests, in queue order, with
 // seq strictly below before (0: all of them).
 func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclusion, error) {
-	query := `SELECT items FROM allocations WHERE state = $1 ORDER BY seq`
-	args := []any{string(ironpool.AllocQueued)}
+	query := `SELECT items FROM allocations WHERE state = 'queued' ORDER BY seq`
+	var args []any
 	if before > 0 {
-		query = `SELECT items FROM allocations WHERE state = $1 AND seq < $2 ORDER BY seq`
+		query = `SELECT items FROM allocations WHERE state = 'queued' AND seq < $1 ORDER BY seq`
 		args = append(args, before)
 	}
 	rows, err := q.QueryContext(ctx, query, args...)
@@ -101,7 +101,7 @@ func (s *Store) queueAging() time.Duration {
 // first, then arrival. Sorting here rather than in SQL keeps the aging
 // rule in one place (ironpool.EffectivePriority) for both engines.
 func (s *Store) queueOrder(ctx context.Context, q querier, now time.Time) ([]queueEntry, error) {
-	rows, err := q.QueryContext(ctx, `SELECT seq, id, priority, created_at FROM allocations WHERE state = $1`, string(ironpool.AllocQueued))
+	rows, err := q.QueryContext(ctx, `SELECT seq, id, priority, created_at FROM allocations WHERE state = 'queued'`)
 	if err != nil {
 		return nil, fmt.Errorf("queue order: %w", err)
 	}
@@ -187,7 +187,7 @@ func (s *Store) queueReservation(ctx context.Context, q querier) (exclusion, err
 	if quotas == 0 {
 		return s.queuedItems(ctx, q, 0)
 	}
-	rows, err := s.queryAllocations(ctx, q, `SELECT `+allocColumns+` FROM allocations WHERE state = $1 ORDER BY seq`, string(ironpool.AllocQueued))
+	rows, err := s.queryAllocations(ctx, q, `SELECT `+allocColumns+` FROM allocations WHERE state = 'queued' ORDER BY seq`)
 	if err != nil {
 		return nil, err
 	}

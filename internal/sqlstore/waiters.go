@@ -23,16 +23,16 @@ func (s *Store) CancelAbandoned(ctx context.Context, cutoff, now time.Time) ([]*
 	// Most ticks find nothing: look on the read side before taking the
 	// write lock every second.
 	var n int
-	if err := s.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM allocations WHERE state = $1 AND created_at < $2 AND waiter_seen_at < $2`,
-		string(ironpool.AllocQueued), ms(cutoff)).Scan(&n); err != nil || n == 0 {
+	if err := s.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM allocations WHERE state = 'queued' AND created_at < $1 AND waiter_seen_at < $1`,
+		ms(cutoff)).Scan(&n); err != nil || n == 0 {
 		return nil, err
 	}
 	var out []*ironpool.Allocation
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations
-			WHERE state = $1 AND created_at < $2 AND waiter_seen_at < $2 ORDER BY seq LIMIT 1000 `+s.Dialect.LockWait,
-			string(ironpool.AllocQueued), ms(cutoff))
+			WHERE state = 'queued' AND created_at < $1 AND waiter_seen_at < $1 ORDER BY seq LIMIT 1000 `+s.Dialect.LockWait,
+			ms(cutoff))
 		if err != nil {
 			return err
 		}

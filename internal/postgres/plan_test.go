@@ -64,3 +64,51 @@ func TestStatisticsKept(t *testing.T) {
 		t.Errorf("nodes analyzed %d times within seconds, want once per minute at most", n)
 	}
 }
+
+// TestStateReadsUseTheIndex: the reads a server runs on every pass of its
+// loops (anything queued? anything expired? when is the next deadline?)
+// stay on allocations_state however many ended allocations the table
+// holds. With the state passed as a parameter, PostgreSQL switched to its
+// generic plan after five calls and scanned the whole table on each.
+func TestStateReadsUseTheIndex(t *testing.T) {
+	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	const ended = 5000
+	if _, err := st.DB().ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, ttl_ms, created_at, expires_at, released_at)
+		SELECT 'a' || g, 'ci', 'released', 'none', '[]', 60000, g, g + 60000, g + 1000 FROM generate_series(1, $1) g`, ended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `ANALYZE allocations`); err != nil {
+		t.Fatal(err)
+	}
+	// Each pool connection reports its counts when it goes idle, within
+	// about a second (pg_stat_user_tables).
+	scanned := func() int64 {
+		time.Sleep(1500 * time.Millisecond)
+		var n int64
+		if err := st.DB().QueryRowContext(ctx, `SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables
+			WHERE schemaname = current_schema() AND relname = 'allocations'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := scanned()
+	for range 20 {
+		if _, err := st.DispatchQueue(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.ExpireAllocations(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.NextExpiry(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read := scanned() - before; read >= ended {
+		t.Errorf("60 state reads scanned %d allocation rows sequentially, want them on the index (fewer than the %d rows of one scan)", read, ended)
+	}
+}
