@@ -55,6 +55,7 @@ var Dialect = sqlstore.Dialect{
 	// batches at a time, which were faster on one replica and slower on
 	// three (smaller batches).
 	BatchLoops: 1,
+	Pipe:       newPipe,
 	// No group commit by default: measured on the 2-core development VM
 	// (docs/PERFORMANCE.md, session 4), running a group's statements one
 	// after another on one connection cost more in round trips than the

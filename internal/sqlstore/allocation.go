@@ -37,6 +37,17 @@ func (a candidate) less(b candidate) int {
 // The ORDER BY follows the nodes_fit index, so the read stops after limit
 // matching rows however large the pool is.
 func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constraints, limit int, lock string, ex ...excluder) ([]candidate, error) {
+	query, args := s.candidatesSQL(c, limit, lock, ex...)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("candidates: %w", err)
+	}
+	defer rows.Close()
+	return scanCandidates(rows)
+}
+
+// candidatesSQL is candidates' statement and its arguments.
+func (s *Store) candidatesSQL(c *ironpool.Constraints, limit int, lock string, ex ...excluder) (string, []any) {
 	where, args := constraintSQL(c, 1)
 	where, args = s.reachableSQL(where, args, 1)
 	for _, e := range ex {
@@ -48,13 +59,13 @@ func (s *Store) candidates(ctx context.Context, q querier, c *ironpool.Constrain
 	if len(where) > 0 {
 		cond += " AND " + strings.Join(where, " AND ")
 	}
-	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at FROM nodes
+	return fmt.Sprintf(`SELECT id, name, cpus, memory_mb, local_gb, last_allocated_at FROM nodes
 		WHERE %s ORDER BY cpus, memory_mb, local_gb, last_allocated_at, id LIMIT %d %s`, cond, limit, lock),
-		append([]any{string(ironpool.NodeAvailable)}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("candidates: %w", err)
-	}
-	defer rows.Close()
+		append([]any{string(ironpool.NodeAvailable)}, args...)
+}
+
+// scanCandidates reads the rows of candidatesSQL.
+func scanCandidates(rows Rows) ([]candidate, error) {
 	var out []candidate
 	for rows.Next() {
 		var c candidate
@@ -718,6 +729,11 @@ func (s *Store) queryAllocations(ctx context.Context, q querier, query string, a
 		return nil, fmt.Errorf("query allocations: %w", err)
 	}
 	defer rows.Close()
+	return scanAllocations(rows)
+}
+
+// scanAllocations reads rows of allocColumns.
+func scanAllocations(rows Rows) ([]allocRow, error) {
 	var out []allocRow
 	for rows.Next() {
 		var a ironpool.Allocation

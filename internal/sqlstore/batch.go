@@ -2,8 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -163,14 +164,12 @@ func (s *Store) runBatch(ops []*batchOp) {
 	// its own context.
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	var tx *sql.Tx
 	defer func() {
 		if p := recover(); p != nil {
 			// Re-raised in every caller's goroutine, where the HTTP
-			// server's recovery handles it; nothing was committed.
-			if tx != nil {
-				tx.Rollback()
-			}
+			// server's recovery handles it. Nothing was committed:
+			// database/sql discards a connection whose Raw panicked,
+			// and PostgreSQL rolls back what it held.
 			msg := fmt.Sprintf("%v\n\nbatch's stack:\n%s", p, debug.Stack())
 			for _, op := range ops {
 				op.ok, op.served, op.panicked = false, false, msg
@@ -178,30 +177,33 @@ func (s *Store) runBatch(ops []*batchOp) {
 			}
 		}
 	}()
-	tx, err := s.W.BeginTx(ctx, nil)
+	var commitErr error
+	conn, err := s.W.Conn(ctx)
 	if err == nil {
-		if err = s.batchTx(ctx, tx, ops); err != nil {
-			tx.Rollback()
-		}
-	}
-	served := 0
-	if err == nil {
-		for _, op := range ops {
-			if op.ok {
-				served++
+		err = conn.Raw(func(dc any) error {
+			p := s.Dialect.Pipe(dc)
+			var err error
+			if commitErr, err = s.batchPipe(ctx, p, ops); err != nil || !anyOK(ops) {
+				if rerr := p.Send(ctx, []Piped{{SQL: "ROLLBACK"}}); rerr != nil {
+					// The connection's state is unknown: database/sql
+					// drops it, and PostgreSQL ends the transaction.
+					return errors.Join(err, driver.ErrBadConn)
+				}
 			}
-		}
-		if served == 0 {
-			tx.Rollback()
-		} else if cerr := tx.Commit(); cerr != nil {
+			return err
+		})
+		conn.Close()
+	}
+	if err == nil {
+		if commitErr != nil {
 			// The calls it served may or may not stand, as after a lone
 			// transaction's failed commit: they get the error.
 			for _, op := range ops {
 				if op.ok {
-					op.err = fmt.Errorf("commit: %w", cerr)
+					op.err = fmt.Errorf("commit: %w", commitErr)
 				}
 			}
-		} else {
+		} else if served := countOK(ops); served > 0 {
 			// Counted before any caller wakes, so a caller that reads
 			// the stats after its call returns sees its batch.
 			s.batch.batches.Add(1)
@@ -216,7 +218,41 @@ func (s *Store) runBatch(ops []*batchOp) {
 	}
 }
 
-func (s *Store) batchTx(ctx context.Context, tx *sql.Tx, ops []*batchOp) error {
+func anyOK(ops []*batchOp) bool { return countOK(ops) > 0 }
+
+func countOK(ops []*batchOp) int {
+	n := 0
+	for _, op := range ops {
+		if op.ok {
+			n++
+		}
+	}
+	return n
+}
+
+// batchReads is what a batch's first round trip read.
+type batchReads struct {
+	// byID holds the allocations to release, locked.
+	byID map[string]*ironpool.Allocation
+	// linked counts, per allocation to release, the Ironic nodes it holds.
+	linked map[string]int
+	quotas int
+	// reserved holds the queued requests' items; waiting, that there are
+	// any.
+	reserved exclusion
+	waiting  bool
+	lists    map[readKey]*batchList
+	listOf   map[*ironpool.Constraints]readKey
+	want     []*batchOp
+}
+
+// batchPipe runs a batch in two round trips on p: BEGIN with every read
+// (the releases' allocations, locked, and the candidates, locked with the
+// skipping lock), then every write with the COMMIT. Whatever the writes
+// must find is checked inside their statements (ironpool_check), since
+// nothing can stop the COMMIT in between. commitErr is the COMMIT's own
+// failure; err any failure before it, after which nothing is written.
+func (s *Store) batchPipe(ctx context.Context, p Pipe, ops []*batchOp) (commitErr, err error) {
 	now := s.Now().UTC()
 	var rels, allocs []*batchOp
 	for _, op := range ops {
@@ -227,25 +263,70 @@ func (s *Store) batchTx(ctx context.Context, tx *sql.Tx, ops []*batchOp) error {
 			rels = append(rels, op)
 		}
 	}
-	// Releases first: an allocation in the same batch may then take the
-	// nodes they free, as it would in the transaction after.
-	evs, err := s.batchRelease(ctx, tx, rels, now)
+	r := &batchReads{}
+	qs := append([]Piped{{SQL: "BEGIN"}}, s.releaseReads(rels, r)...)
+	if len(allocs) > 0 {
+		qs = append(qs, Piped{SQL: `SELECT COUNT(*) FROM quotas`, Rows: func(rows Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&r.quotas); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}}, Piped{SQL: queuedItemsSQL, Rows: func(rows Rows) (err error) {
+			r.reserved, err = scanQueuedItems(rows)
+			return err
+		}})
+		// Read as if nothing were queued, the common case; reread below
+		// when something is.
+		qs = append(qs, s.candidateReads(allocs, now, nil, false, r)...)
+	}
+	if err := p.Send(ctx, qs); err != nil {
+		return nil, err
+	}
+	if r.waiting = len(r.reserved) > 0; r.waiting && r.quotas == 0 {
+		if err := p.Send(ctx, s.candidateReads(allocs, now, r.reserved, true, r)); err != nil {
+			return nil, err
+		}
+	}
+	qs, evs, err := s.releaseWrites(rels, r, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	written, err := s.batchAllocate(ctx, tx, allocs, now, evs)
-	if err != nil || written {
-		return err
+	// Quotas are checked, and counted against, one transaction at a time
+	// (quota.go): with any quota defined, every allocation runs alone.
+	if r.quotas == 0 {
+		if claim := s.batchClaim(r, now, evs); claim != nil {
+			qs, evs = append(qs, *claim), nil
+		}
 	}
-	return s.insertEvents(ctx, tx, now, evs)
+	if len(evs) > 0 {
+		vals, args := eventValues(evs, now, 0)
+		qs = append(qs, Piped{SQL: insertEventsSQL + vals, Args: args})
+	}
+	if !anyOK(ops) {
+		return nil, nil
+	}
+	qs = append(qs, Piped{SQL: "COMMIT"})
+	if err := p.Send(ctx, qs); err != nil {
+		var pe *PipeError
+		if errors.As(err, &pe) && pe.Index == len(qs)-1 {
+			return pe.Err, nil
+		}
+		for _, op := range ops {
+			op.ok = false
+		}
+		return nil, err
+	}
+	return nil, nil
 }
 
-// batchRelease ends the live allocations among rels, in id order (the
-// order every batch locks them in, so two batches never wait on each
-// other in a cycle).
-func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, now time.Time) ([]eventRow, error) {
+// releaseReads locks the allocations of rels, in id order (the order
+// every batch locks them in, so two batches never wait on each other in a
+// cycle), and counts the Ironic nodes each holds, for its event.
+func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 	if len(rels) == 0 {
-		return nil, nil
+		return nil
 	}
 	var ids []any
 	seen := map[string]bool{}
@@ -255,15 +336,39 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 			ids = append(ids, op.releaseID)
 		}
 	}
-	rows, err := s.queryAllocations(ctx, tx, `SELECT `+allocColumns+` FROM allocations WHERE id IN (`+
-		placeholdersFrom(1, len(ids))+`) ORDER BY id `+s.Dialect.LockWait, ids...)
-	if err != nil {
-		return nil, err
-	}
-	byID := map[string]*ironpool.Allocation{}
-	for _, r := range rows {
-		byID[r.alloc.ID] = r.alloc
-	}
+	r.byID, r.linked = map[string]*ironpool.Allocation{}, map[string]int{}
+	ph := placeholdersFrom(1, len(ids))
+	return []Piped{{
+		SQL:  `SELECT ` + allocColumns + ` FROM allocations WHERE id IN (` + ph + `) ORDER BY id ` + s.Dialect.LockWait,
+		Args: ids,
+		Rows: func(rows Rows) error {
+			as, err := scanAllocations(rows)
+			for _, a := range as {
+				r.byID[a.alloc.ID] = a.alloc
+			}
+			return err
+		},
+	}, {
+		// The rows above are locked by now, so their nodes stay theirs.
+		SQL:  `SELECT allocation_id, COUNT(*) FROM nodes WHERE allocation_id IN (` + ph + `) AND ironic_uuid IS NOT NULL GROUP BY allocation_id`,
+		Args: ids,
+		Rows: func(rows Rows) error {
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					return err
+				}
+				r.linked[id] = n
+			}
+			return rows.Err()
+		},
+	}}
+}
+
+// releaseWrites ends the live allocations among rels that their checks
+// allow: one statement per kind of release, and their events.
+func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]Piped, []eventRow, error) {
 	// One statement per kind of release; every caller of a server passes
 	// the same final state and cleaning, so there is one kind.
 	type kind struct {
@@ -274,7 +379,7 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 	kinds := map[kind][]*batchOp{}
 	var order []kind
 	for _, op := range rels {
-		a := byID[op.releaseID]
+		a := r.byID[op.releaseID]
 		// Not found, already ended, or the second call for one id: the
 		// lone transaction answers those (not found, idempotent).
 		if a == nil || !a.State.Live() {
@@ -285,7 +390,7 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 		if op.check != nil && op.check(a.Owner, a.State) != nil {
 			continue
 		}
-		delete(byID, op.releaseID)
+		delete(r.byID, op.releaseID)
 		op.released = a
 		k := kind{op.final, a.State, op.cleanInline}
 		if kinds[k] == nil {
@@ -293,73 +398,44 @@ func (s *Store) batchRelease(ctx context.Context, tx *sql.Tx, rels []*batchOp, n
 		}
 		kinds[k] = append(kinds[k], op)
 	}
-	linked := map[string]int{}
+	var qs []Piped
+	var evs []eventRow
 	for _, k := range order {
 		group := kinds[k]
 		gids := make([]any, len(group))
+		ironic := 0
 		for i, op := range group {
 			gids[i] = op.releaseID
+			ironic += r.linked[op.releaseID]
 		}
 		// One statement (PostgreSQL runs data-modifying WITH clauses to
 		// completion whether the main query reads them or not): the
-		// allocations, their usage and their nodes. It returns a row per
-		// node released (one row with no node, when none was held), each
-		// carrying how many allocations changed state.
-		ph := placeholdersFrom(5, len(gids))
-		rows, err := tx.QueryContext(ctx, `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
-				WHERE id IN (`+ph+`) AND state = $4 RETURNING 1),
-			us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (`+ph+`) AND end_ms = 0 RETURNING 1),
-			n AS (UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
-				state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
-				pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-				WHERE allocation_id IN (`+ph+`) RETURNING id, ironic_uuid)
-			SELECT (SELECT COUNT(*) FROM al), n.id, n.ironic_uuid FROM (SELECT 1) one LEFT JOIN n ON true`,
-			append([]any{ms(now), k.cleanInline, string(k.final), string(k.was)}, gids...)...)
-		if err != nil {
-			return nil, fmt.Errorf("release: %w", err)
-		}
-		var ironicNodes []any
-		ended := int64(-1)
-		for rows.Next() {
-			var id sql.NullInt64
-			var u sql.NullString
-			if err := rows.Scan(&ended, &id, &u); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("release: %w", err)
-			}
-			if u.Valid {
-				ironicNodes = append(ironicNodes, id.Int64)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("release: %w", err)
-		}
-		// Read under their locks: any other count means a bug, and the
-		// lone transactions must answer instead.
-		if ended != int64(len(gids)) {
-			return nil, fmt.Errorf("release %d allocations: %d were still %s", len(gids), ended, k.was)
-		}
-		// RETURNING shows allocation_id already cleared: which allocation
-		// an Ironic node was released from (for the event) is read back
-		// from allocation_nodes, only when there are any.
-		if len(ironicNodes) > 0 {
-			if err := countLinked(ctx, tx, linked, gids, ironicNodes); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var evs []eventRow
-	for _, k := range order {
-		for _, op := range kinds[k] {
+		// allocations, their usage and their nodes. Read under their
+		// locks, every allocation is still in its state and holds the
+		// Ironic nodes counted: any other count means a bug, and the
+		// check fails the batch, whose calls then run alone.
+		ph := placeholdersFrom(8, len(gids))
+		qs = append(qs, Piped{
+			SQL: `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
+					WHERE id IN (` + ph + `) AND state = $4 RETURNING 1),
+				us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (` + ph + `) AND end_ms = 0 RETURNING 1),
+				n AS (UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+					state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
+					pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
+					WHERE allocation_id IN (` + ph + `) RETURNING ironic_uuid)
+				SELECT ironpool_check((SELECT COUNT(*) FROM al) = $5 AND (SELECT COUNT(ironic_uuid) FROM n) = $6, $7)`,
+			Args: append([]any{ms(now), k.cleanInline, string(k.final), string(k.was), len(gids), ironic,
+				fmt.Sprintf("release %d allocations: not all were still %s with their %d Ironic nodes", len(gids), k.was, ironic)}, gids...),
+		})
+		for _, op := range group {
 			a := op.released
 			a.State, a.ReleasedAt = k.final, now
 			evs = append(evs, eventRow{ctx: op.ctx, action: "allocation." + string(k.final), subject: "allocation/" + a.ID,
-				summary: releaseSummary(a, k.was, k.cleanInline, linked[a.ID])})
+				summary: releaseSummary(a, k.was, k.cleanInline, r.linked[a.ID])})
 			op.ok = true
 		}
 	}
-	return evs, nil
+	return qs, evs, nil
 }
 
 // readKey names one candidate read of a batch: an item's constraints and
@@ -380,32 +456,12 @@ type batchList struct {
 	full  bool
 }
 
-// batchAllocate serves the allocations of allocs that the nodes it reads
-// satisfy, in arrival order, each with the exact matcher over the best
-// Need(counts) candidates per item that the calls before it left.
-func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp, now time.Time, evs []eventRow) (written bool, err error) {
-	if len(allocs) == 0 {
-		return false, nil
-	}
-	// Quotas are checked, and counted against, one transaction at a time
-	// (quota.go): with any quota defined, every call runs alone.
-	var quotas int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM quotas`).Scan(&quotas); err != nil {
-		return false, err
-	}
-	if quotas > 0 {
-		return false, nil
-	}
-	reserved, err := s.queuedItems(ctx, tx, 0)
-	if err != nil {
-		return false, err
-	}
-	waiting := len(reserved) > 0
-	reads := map[readKey]*batchList{}
-	// listOf names the read of each item (by its constraints' address,
-	// which is what the matcher hands back).
-	listOf := map[*ironpool.Constraints]readKey{}
-	var want []*batchOp
+// candidateReads plans the candidate reads of the allocations of allocs a
+// batch may serve (with waiting, not those that would queue), one per
+// distinct item, each of the best Need(counts) nodes of every call that
+// uses it; reserved keeps the queue's nodes out.
+func (s *Store) candidateReads(allocs []*batchOp, now time.Time, reserved exclusion, waiting bool, r *batchReads) []Piped {
+	r.lists, r.listOf, r.want = map[readKey]*batchList{}, map[*ironpool.Constraints]readKey{}, nil
 	for _, op := range allocs {
 		a := op.alloc
 		// Anything a queue is waiting for goes to the queue, by
@@ -413,7 +469,7 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		if op.queue && waiting {
 			continue
 		}
-		want = append(want, op)
+		r.want = append(r.want, op)
 		stamp(a, now, a.TTL)
 		counts := make([]int, len(a.Items))
 		for i, it := range a.Items {
@@ -425,11 +481,11 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		for i := range a.Items {
 			c := &a.Items[i].Constraints
 			k := readKey{constraintKey(c), until}
-			listOf[c] = k
-			l := reads[k]
+			r.listOf[c] = k
+			l := r.lists[k]
 			if l == nil {
 				l = &batchList{c: c, until: until}
-				reads[k] = l
+				r.lists[k] = l
 			}
 			// Each call that reads a list may take need nodes off it.
 			// When the constraints of two lists overlap, calls of the
@@ -442,23 +498,34 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 			}
 		}
 	}
-	if len(want) == 0 {
-		return false, nil
+	var qs []Piped
+	for _, l := range r.lists {
+		q, args := s.candidatesSQL(l.c, l.limit, s.Dialect.LockSkip, reserved, untilExclusion{l.until})
+		qs = append(qs, Piped{SQL: q, Args: args, Rows: func(rows Rows) (err error) {
+			l.nodes, err = scanCandidates(rows)
+			l.full = len(l.nodes) == l.limit
+			return err
+		}})
 	}
-	for _, l := range reads {
-		l.nodes, err = s.candidates(ctx, tx, l.c, l.limit, s.Dialect.LockSkip, reserved, untilExclusion{l.until})
-		if err != nil {
-			return false, err
-		}
-		l.full = len(l.nodes) == l.limit
-	}
+	return qs
+}
+
+// batchClaim matches the allocations r.want in arrival order, each with
+// the exact matcher over the best Need(counts) candidates per item that
+// the calls before it left, and returns the one statement that writes the
+// ones served: their rows, their nodes' allocation_nodes, usage and event
+// rows (with evs, the events of the batch's releases) in WITH clauses,
+// around the claim of their nodes. The claim checks each node is still
+// available and not reserved, as claim does, and fails the statement
+// unless every node was claimed. nil: none was served.
+func (s *Store) batchClaim(r *batchReads, now time.Time, evs []eventRow) *Piped {
 	taken := map[int64]bool{}
 	var served []*batchOp
-	for _, op := range want {
+	for _, op := range r.want {
 		a := op.alloc
 		short := false
 		picks, ok, _ := matchItems(a, func(c *ironpool.Constraints, need int) ([]candidate, error) {
-			l := reads[listOf[c]]
+			l := r.lists[r.listOf[c]]
 			out := make([]candidate, 0, need)
 			for _, n := range l.nodes {
 				if len(out) == need {
@@ -483,26 +550,12 @@ func (s *Store) batchAllocate(ctx context.Context, tx *sql.Tx, allocs []*batchOp
 		}
 		setPicks(a, picks)
 		op.picks = picks
+		op.ok = true
 		served = append(served, op)
 	}
 	if len(served) == 0 {
-		return false, nil
+		return nil
 	}
-	if err := s.batchClaim(ctx, tx, served, now, evs); err != nil {
-		return false, err
-	}
-	for _, op := range served {
-		op.ok = true
-	}
-	return true, nil
-}
-
-// batchClaim writes the served allocations in one statement: their rows,
-// their nodes' allocation_nodes, usage and event rows (with evs, the
-// events of the batch's releases) in WITH clauses, around the claim of
-// their nodes, which checks each node is still available and not
-// reserved, as claim does, and returns the nodes.
-func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, now time.Time, evs []eventRow) error {
 	var q strings.Builder
 	args := []any{string(ironpool.NodeAllocated), ms(now)}
 	var claims, an []string
@@ -547,32 +600,34 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 	if len(usage) > 0 {
 		q.WriteString(`, us AS (` + insertUsageSQL + strings.Join(usage, ", ") + ` RETURNING 1)`)
 	}
-	// RETURNING gives each allocation its nodes as they now stand, so no
-	// call reads them again after the commit (as Allocate's loadNodes).
-	q.WriteString(` UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
+	// Locked by this transaction, so only a reservation booked since the
+	// read can leave a node unclaimed: the check then fails the batch,
+	// and the lone transactions sort it out. RETURNING gives each
+	// allocation its nodes as they now stand, so no call reads them again
+	// after the commit (as Allocate's loadNodes).
+	q.WriteString(fmt.Sprintf(`, cl AS (UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
 		last_allocated_at = $2, updated_at = $2,
 		pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v.column4 END
-		FROM (VALUES ` + strings.Join(claims, ", ") + `) AS v
-		WHERE nodes.id = v.column1 AND nodes.state = 'available' AND ` + reservedCond("v.column5") +
-		` RETURNING ` + nodeColumns)
-	nodes, err := s.queryNodes(ctx, tx, q.String(), args...)
-	if err != nil {
-		return fmt.Errorf("claim nodes: %w", err)
-	}
-	if len(nodes) != total {
-		// Locked by this transaction, so only a reservation booked since
-		// the read can do this: the lone transactions sort it out.
-		return fmt.Errorf("claim nodes: %d of %d still free", len(nodes), total)
-	}
-	byAlloc := map[string][]*ironpool.Node{}
-	for _, n := range nodes {
-		byAlloc[n.AllocationID] = append(byAlloc[n.AllocationID], n)
-	}
-	for _, op := range served {
-		op.alloc.Nodes = byAlloc[op.alloc.ID]
-		slices.SortFunc(op.alloc.Nodes, func(a, b *ironpool.Node) int { return strings.Compare(a.Name, b.Name) })
-	}
-	return nil
+		FROM (VALUES `+strings.Join(claims, ", ")+`) AS v
+		WHERE nodes.id = v.column1 AND nodes.state = 'available' AND `+reservedCond("v.column5")+
+		` RETURNING `+nodeColumns+`)
+		SELECT cl.* FROM (SELECT ironpool_check(COUNT(*) = $%d, $%d) FROM cl) chk, cl`, len(args)+1, len(args)+2))
+	args = append(args, total, fmt.Sprintf("claim nodes: not all %d still free", total))
+	return &Piped{SQL: q.String(), Args: args, Rows: func(rows Rows) error {
+		nodes, err := s.scanNodes(rows)
+		if err != nil {
+			return fmt.Errorf("claim nodes: %w", err)
+		}
+		byAlloc := map[string][]*ironpool.Node{}
+		for _, n := range nodes {
+			byAlloc[n.AllocationID] = append(byAlloc[n.AllocationID], n)
+		}
+		for _, op := range served {
+			op.alloc.Nodes = byAlloc[op.alloc.ID]
+			slices.SortFunc(op.alloc.Nodes, func(a, b *ironpool.Node) int { return strings.Compare(a.Name, b.Name) })
+		}
+		return nil
+	}}
 }
 
 // constraintKey identifies equal constraints (the JSON encoding is
@@ -580,23 +635,4 @@ func (s *Store) batchClaim(ctx context.Context, tx *sql.Tx, served []*batchOp, n
 func constraintKey(c *ironpool.Constraints) string {
 	b, _ := json.Marshal(c)
 	return string(b)
-}
-
-// countLinked adds to linked, per allocation of ids, how many of nodes
-// it held.
-func countLinked(ctx context.Context, tx *sql.Tx, linked map[string]int, ids, nodes []any) error {
-	rows, err := tx.QueryContext(ctx, `SELECT allocation_id FROM allocation_nodes WHERE allocation_id IN (`+
-		placeholdersFrom(1, len(ids))+`) AND node_id IN (`+placeholdersFrom(1+len(ids), len(nodes))+`)`, append(ids, nodes...)...)
-	if err != nil {
-		return fmt.Errorf("released Ironic nodes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		linked[id]++
-	}
-	return rows.Err()
 }

@@ -213,6 +213,11 @@ func (s *Store) queryNodes(ctx context.Context, q querier, query string, args ..
 		return nil, fmt.Errorf("query nodes: %w", err)
 	}
 	defer rows.Close()
+	return s.scanNodes(rows)
+}
+
+// scanNodes reads rows of nodeColumns.
+func (s *Store) scanNodes(rows Rows) ([]*ironpool.Node, error) {
 	out := []*ironpool.Node{}
 	for rows.Next() {
 		n, err := scanNode(s, rows)

@@ -45,7 +45,7 @@ func (ex exclusion) render(n int) (string, []any) {
 // queuedItems returns the items of queued requests, in queue order, with
 // seq strictly below before (0: all of them).
 func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclusion, error) {
-	query := `SELECT items FROM allocations WHERE state = 'queued' ORDER BY seq`
+	query := queuedItemsSQL
 	var args []any
 	if before > 0 {
 		query = `SELECT items FROM allocations WHERE state = 'queued' AND seq < $1 ORDER BY seq`
@@ -56,12 +56,21 @@ func (s *Store) queuedItems(ctx context.Context, q querier, before int64) (exclu
 		return nil, fmt.Errorf("queued items: %w", err)
 	}
 	defer rows.Close()
+	return scanQueuedItems(rows)
+}
+
+// queuedItemsSQL reads the items of every queued request, in queue order.
+const queuedItemsSQL = `SELECT items FROM allocations WHERE state = 'queued' ORDER BY seq`
+
+// scanQueuedItems reads the rows of queuedItemsSQL.
+func scanQueuedItems(rows Rows) (exclusion, error) {
 	var ex exclusion
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&raw); err != nil {
 			return nil, err
 		}
+		var err error
 		if ex, err = ex.addItems(raw); err != nil {
 			return nil, err
 		}

@@ -56,6 +56,9 @@ type Dialect struct {
 	// for engines with row locks, where each statement costs a round
 	// trip and the server's work, and writers run side by side.
 	BatchLoops int
+	// Pipe wraps a driver connection (from database/sql's Conn.Raw) in a
+	// Pipe. Batches need one: BatchLoops is ignored without it.
+	Pipe func(driverConn any) Pipe
 	// DataVersion, when set, is the statement that reads a counter the
 	// engine changes when another connection has committed (SQLite:
 	// PRAGMA data_version); the free-node index rebuilds on a change.
@@ -126,7 +129,7 @@ func New(w, r *sql.DB, d Dialect, sealer ironpool.Sealer) *Store {
 			s.group.begin = func(ctx context.Context, tx *sql.Tx) { s.checkForeignWrites(ctx, tx) }
 		}
 	}
-	if d.BatchLoops > 0 && !d.GroupCommit {
+	if d.BatchLoops > 0 && d.Pipe != nil && !d.GroupCommit {
 		s.batch = newBatcher(s, d.BatchLoops)
 	}
 	return s
