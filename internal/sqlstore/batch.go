@@ -328,7 +328,7 @@ func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 	if len(rels) == 0 {
 		return nil
 	}
-	var ids []any
+	var ids []string
 	seen := map[string]bool{}
 	for _, op := range rels {
 		if !seen[op.releaseID] {
@@ -337,10 +337,9 @@ func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 		}
 	}
 	r.byID, r.linked = map[string]*ironpool.Allocation{}, map[string]int{}
-	ph := placeholdersFrom(1, len(ids))
 	return []Piped{{
-		SQL:  `SELECT ` + allocColumns + ` FROM allocations WHERE id IN (` + ph + `) ORDER BY id ` + s.Dialect.LockWait,
-		Args: ids,
+		SQL:  `SELECT ` + allocColumns + ` FROM allocations WHERE id = ANY($1::text[]) ORDER BY id ` + s.Dialect.LockWait,
+		Args: []any{ids},
 		Rows: func(rows Rows) error {
 			as, err := scanAllocations(rows)
 			for _, a := range as {
@@ -350,8 +349,8 @@ func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 		},
 	}, {
 		// The rows above are locked by now, so their nodes stay theirs.
-		SQL:  `SELECT allocation_id, COUNT(*) FROM nodes WHERE allocation_id IN (` + ph + `) AND ironic_uuid IS NOT NULL GROUP BY allocation_id`,
-		Args: ids,
+		SQL:  `SELECT allocation_id, COUNT(*) FROM nodes WHERE allocation_id = ANY($1::text[]) AND ironic_uuid IS NOT NULL GROUP BY allocation_id`,
+		Args: []any{ids},
 		Rows: func(rows Rows) error {
 			for rows.Next() {
 				var id string
@@ -402,7 +401,7 @@ func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]
 	var evs []eventRow
 	for _, k := range order {
 		group := kinds[k]
-		gids := make([]any, len(group))
+		gids := make([]string, len(group))
 		ironic := 0
 		for i, op := range group {
 			gids[i] = op.releaseID
@@ -414,18 +413,19 @@ func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]
 		// locks, every allocation is still in its state and holds the
 		// Ironic nodes counted: any other count means a bug, and the
 		// check fails the batch, whose calls then run alone.
-		ph := placeholdersFrom(8, len(gids))
+		// The ids go as one array, so the text is the same for any
+		// number of them (see arrays).
 		qs = append(qs, Piped{
 			SQL: `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
-					WHERE id IN (` + ph + `) AND state = $4 RETURNING 1),
-				us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (` + ph + `) AND end_ms = 0 RETURNING 1),
+					WHERE id = ANY($8::text[]) AND state = $4 RETURNING 1),
+				us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id = ANY($8::text[]) AND end_ms = 0 RETURNING 1),
 				n AS (UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
 					state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
 					pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-					WHERE allocation_id IN (` + ph + `) RETURNING ironic_uuid)
+					WHERE allocation_id = ANY($8::text[]) RETURNING ironic_uuid)
 				SELECT ironpool_check((SELECT COUNT(*) FROM al) = $5 AND (SELECT COUNT(ironic_uuid) FROM n) = $6, $7)`,
-			Args: append([]any{ms(now), k.cleanInline, string(k.final), string(k.was), len(gids), ironic,
-				fmt.Sprintf("release %d allocations: not all were still %s with their %d Ironic nodes", len(gids), k.was, ironic)}, gids...),
+			Args: []any{ms(now), k.cleanInline, string(k.final), string(k.was), len(gids), ironic,
+				fmt.Sprintf("release %d allocations: not all were still %s with their %d Ironic nodes", len(gids), k.was, ironic), gids},
 		})
 		for _, op := range group {
 			a := op.released
@@ -556,11 +556,7 @@ func (s *Store) batchClaim(r *batchReads, now time.Time, evs []eventRow) *Piped 
 	if len(served) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	args := []any{string(ironpool.NodeAllocated), ms(now)}
-	var claims, an []string
-	var usage []string
-	total := 0
+	var claims, allocs, usage [][]any
 	for _, op := range served {
 		a := op.alloc
 		pending := checkoutPending(a)
@@ -569,51 +565,40 @@ func (s *Store) batchClaim(r *batchReads, now time.Time, evs []eventRow) *Piped 
 		for i, p := range op.picks {
 			counts[i] = len(p)
 			for _, n := range p {
-				total++
-				k := len(args)
-				claims = append(claims, fmt.Sprintf("(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT))",
-					k+1, k+2, k+3, k+4, k+5))
-				an = append(an, fmt.Sprintf("($%d, $%d, $%d)", k+2, k+1, k+6))
-				args = append(args, n.id, a.ID, a.Owner, pending, until, i)
+				claims = append(claims, []any{n.id, a.ID, a.Owner, pending, until, int64(i)})
 			}
 		}
-		v, u := usageRows(a, counts, now, len(args))
-		usage, args = append(usage, v...), append(args, u...)
+		_, u := usageRows(a, counts, now, 0)
+		usage = append(usage, chunk(u, 5)...)
+		allocs = append(allocs, allocationRow(a, ironpool.AllocActive, a.TTL))
 		evs = append(evs, eventRow{ctx: op.ctx, action: "allocation.created", subject: "allocation/" + a.ID,
 			summary: fmt.Sprintf("%s took %s", a.Owner, itemsSummary(a.Items))})
 	}
-	q.WriteString(`WITH al AS (INSERT INTO allocations (` + allocationInsertColumns + `) VALUES `)
-	for i, op := range served {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		row := allocationRow(op.alloc, ironpool.AllocActive, op.alloc.TTL)
-		s.placeholders(&q, len(args), len(row))
-		args = append(args, row...)
-	}
-	q.WriteString(` RETURNING 1),
-		an AS (INSERT INTO allocation_nodes (allocation_id, node_id, item) VALUES ` + strings.Join(an, ", ") + ` RETURNING 1),
-		ev AS (` + insertEventsSQL)
-	v, e := eventValues(evs, now, len(args))
-	q.WriteString(v + ` RETURNING 1)`)
-	args = append(args, e...)
-	if len(usage) > 0 {
-		q.WriteString(`, us AS (` + insertUsageSQL + strings.Join(usage, ", ") + ` RETURNING 1)`)
-	}
-	// Locked by this transaction, so only a reservation booked since the
-	// read can leave a node unclaimed: the check then fails the batch,
-	// and the lone transactions sort it out. RETURNING gives each
-	// allocation its nodes as they now stand, so no call reads them again
-	// after the commit (as Allocate's loadNodes).
-	q.WriteString(fmt.Sprintf(`, cl AS (UPDATE nodes SET state = $1, allocation_id = v.column2, owner = v.column3,
-		last_allocated_at = $2, updated_at = $2,
-		pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v.column4 END
-		FROM (VALUES `+strings.Join(claims, ", ")+`) AS v
-		WHERE nodes.id = v.column1 AND nodes.state = 'available' AND `+reservedCond("v.column5")+
-		` RETURNING `+nodeColumns+`)
-		SELECT cl.* FROM (SELECT ironpool_check(COUNT(*) = $%d, $%d) FROM cl) chk, cl`, len(args)+1, len(args)+2))
-	args = append(args, total, fmt.Sprintf("claim nodes: not all %d still free", total))
-	return &Piped{SQL: q.String(), Args: args, Rows: func(rows Rows) error {
+	_, e := eventValues(evs, now, 0)
+	// Every row goes in an array per column (see arrays), so the text is
+	// the same for every batch. Locked by this transaction, the nodes can
+	// only stay unclaimed because of a reservation booked since the read:
+	// the check then fails the batch, and the lone transactions sort it
+	// out. RETURNING gives each allocation its nodes as they now stand,
+	// so no call reads them again after the commit (as Allocate's
+	// loadNodes).
+	args := []any{string(ironpool.NodeAllocated), ms(now), len(claims), fmt.Sprintf("claim nodes: not all %d still free", len(claims))}
+	v, args := unnest(args, arrays(claims, 6))
+	al, args := unnest(args, arrays(allocs, len(strings.Split(allocationInsertColumns, ", "))))
+	ev, args := unnest(args, arrays(chunk(e, 6), 6))
+	us, args := unnest(args, arrays(usage, 5))
+	q := `WITH v AS (SELECT * FROM ` + v + ` AS v(v_node, v_alloc, v_owner, v_pending, v_until, v_item)),
+		al AS (INSERT INTO allocations (` + allocationInsertColumns + `) SELECT * FROM ` + al + ` RETURNING 1),
+		an AS (INSERT INTO allocation_nodes (allocation_id, node_id, item) SELECT v_alloc, v_node, v_item FROM v RETURNING 1),
+		ev AS (INSERT INTO events (time, actor, role, action, subject, summary) SELECT * FROM ` + ev + ` RETURNING 1),
+		us AS (INSERT INTO usage_log (allocation_id, owner, flavor, nodes, start_ms) SELECT * FROM ` + us + ` RETURNING 1),
+		cl AS (UPDATE nodes SET state = $1, allocation_id = v_alloc, owner = v_owner,
+			last_allocated_at = $2, updated_at = $2,
+			pending = CASE WHEN nodes.ironic_uuid IS NULL THEN '' ELSE v_pending END
+			FROM v WHERE nodes.id = v_node AND nodes.state = 'available' AND ` + reservedCond("v_until") + `
+			RETURNING ` + nodeColumns + `)
+		SELECT cl.* FROM (SELECT ironpool_check(COUNT(*) = $3, $4) FROM cl) chk, cl`
+	return &Piped{SQL: q, Args: args, Rows: func(rows Rows) error {
 		nodes, err := s.scanNodes(rows)
 		if err != nil {
 			return fmt.Errorf("claim nodes: %w", err)
@@ -628,6 +613,83 @@ func (s *Store) batchClaim(r *batchReads, now time.Time, evs []eventRow) *Piped 
 		}
 		return nil
 	}}
+}
+
+// arrays turns rows of n values into one array per column, for a
+// statement that reads them back with unnest: its text is then the same
+// whatever the number of rows, so PostgreSQL parses it once per
+// connection and may keep its plan, where a VALUES list of placeholders
+// made a new statement of nearly every batch (measured: parsing and
+// planning them took half of the claim's time). A column's type is its
+// first value's; with no rows, every column is an empty text array.
+func arrays(rows [][]any, n int) []any {
+	cols := make([]any, n)
+	for c := range cols {
+		var first any = ""
+		if len(rows) > 0 {
+			first = rows[0][c]
+		}
+		switch first.(type) {
+		case int64, int:
+			col := make([]int64, len(rows))
+			for i, r := range rows {
+				col[i] = toInt64(r[c])
+			}
+			cols[c] = col
+		case bool:
+			col := make([]bool, len(rows))
+			for i, r := range rows {
+				col[i] = r[c].(bool)
+			}
+			cols[c] = col
+		default:
+			col := make([]string, len(rows))
+			for i, r := range rows {
+				col[i] = r[c].(string)
+			}
+			cols[c] = col
+		}
+	}
+	return cols
+}
+
+func toInt64(v any) int64 {
+	if i, ok := v.(int); ok {
+		return int64(i)
+	}
+	return v.(int64)
+}
+
+// unnest appends cols to args and returns the unnest call that reads
+// them, each cast to the array type its Go type names.
+func unnest(args, cols []any) (string, []any) {
+	var b strings.Builder
+	b.WriteString("unnest(")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		args = append(args, c)
+		typ := "text[]"
+		switch c.(type) {
+		case []int64:
+			typ = "bigint[]"
+		case []bool:
+			typ = "boolean[]"
+		}
+		fmt.Fprintf(&b, "$%d::%s", len(args), typ)
+	}
+	b.WriteString(")")
+	return b.String(), args
+}
+
+// chunk cuts flat, a run of rows of n values each, into its rows.
+func chunk(flat []any, n int) [][]any {
+	rows := make([][]any, 0, len(flat)/n)
+	for i := 0; i+n <= len(flat); i += n {
+		rows = append(rows, flat[i:i+n])
+	}
+	return rows
 }
 
 // constraintKey identifies equal constraints (the JSON encoding is
