@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ironpool/ironpool"
 )
@@ -183,6 +184,72 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		t.Logf("%d of 111 calls served in %d batches", served, batches)
 		if served >= 1+5*22 {
 			t.Errorf("batches served all %d calls: the failing call never shared a batch, so this test did not test it", served)
+		}
+	})
+	t.Run("QueueKeepsItsNodes", func(t *testing.T) {
+		// A batch reads its candidates before it knows whether anything
+		// is queued, and reads them again when something is: calls that
+		// do not queue must still leave alone every node the queue could
+		// use, as Allocate does.
+		s := open(t)
+		var nodes []*ironpool.Node
+		for i := range 2 {
+			nodes = append(nodes, newNode(t, fmt.Sprintf("big%d", i), 32))
+		}
+		// One call more than there are small nodes: the one left over
+		// must be refused, not given the free big node.
+		const calls = 8
+		for i := range calls - 1 {
+			nodes = append(nodes, newNode(t, fmt.Sprintf("small%02d", i), 8))
+		}
+		mustCreate(t, s, nodes...)
+		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
+		mustAllocate(t, s, request("lab", item("big", 1, ironpool.Constraints{CPUs: 32})))
+		waiting := queued("lab", time.Hour, item("big", 2, ironpool.Constraints{CPUs: 32}))
+		if err := s.Allocate(ctx, waiting, true); err != nil {
+			t.Fatal(err)
+		}
+		if waiting.State != ironpool.AllocQueued {
+			t.Fatalf("two big nodes with one free: the request is %s, want queued", waiting.State)
+		}
+		before, _ := stats(t, s)
+		for round := range 3 {
+			as := make([]*ironpool.Allocation, calls)
+			errs := make([]error, calls)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range calls {
+				as[i] = request("ci", item("", 1, ironpool.Constraints{}))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs[i] = s.Allocate(ctx, as[i], false)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			refused := 0
+			for i, a := range as {
+				if errs[i] != nil {
+					refused++
+					continue
+				}
+				for _, n := range a.Nodes {
+					if strings.HasPrefix(n.Name, "big") {
+						t.Errorf("round %d: a request that does not queue took %s, which the queued request waits for", round, n.Name)
+					}
+				}
+				if _, err := s.ReleaseAllocations(ctx, ironpool.ReleaseSelector{ID: a.ID}, ironpool.AllocReleased, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if refused != 1 {
+				t.Errorf("round %d: %d of %d calls refused, want the one left over (%v)", round, refused, calls, errs)
+			}
+		}
+		if after, _ := stats(t, s); after == before {
+			t.Error("no batch ran: this test did not test batches")
 		}
 	})
 	t.Run("QuotaRunsAlone", func(t *testing.T) {
