@@ -5,7 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/postgres"
 	"github.com/ironpool/ironpool/internal/postgres/pgtest"
 	"github.com/ironpool/ironpool/internal/sqlstore"
@@ -91,5 +93,54 @@ func TestPipeCheckStopsCommit(t *testing.T) {
 	}
 	if strings.Join(got, "") != "abc" {
 		t.Errorf("rows read %q, want a, b, c in order", got)
+	}
+}
+
+// TestBatchClaimChecksReservations: a reservation booked between a
+// batch's read and its claim keeps its node; the claim's check fails the
+// batch, and the call, run alone, is refused. Without the check the batch
+// committed an allocation holding none of its nodes.
+func TestBatchClaimChecksReservations(t *testing.T) {
+	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	if err := st.BulkCreateNodes(ctx, []*ironpool.Node{{Name: "n1", CPUs: 8, MemoryMB: 32768, LocalGB: 100,
+		CPUArch: "x86_64", ResourceClass: "baremetal", BMC: ironpool.BMC{Address: "ipmi://127.0.0.1:623"}}}); err != nil {
+		t.Fatal(err)
+	}
+	booked := false
+	st.SetBatchBetween(func() {
+		if booked {
+			return
+		}
+		booked = true
+		start := time.Now().Add(time.Minute).UnixMilli()
+		if _, err := st.DB().ExecContext(ctx, `INSERT INTO reservations (id, owner, state, mode, items, start_at, end_at, created_at)
+			VALUES ('r1', 'lab', 'pending', 'none', '[]', $1, $2, $1)`, start, start+3600000); err != nil {
+			t.Error(err)
+		}
+		if _, err := st.DB().ExecContext(ctx, `INSERT INTO reservation_nodes (reservation_id, node_id, item)
+			SELECT 'r1', id, 0 FROM nodes WHERE name = 'n1'`); err != nil {
+			t.Error(err)
+		}
+	})
+	a := &ironpool.Allocation{Owner: "ci", Mode: ironpool.ModeNone, TTL: time.Hour,
+		Items: []ironpool.AllocationItem{{Count: 1}}}
+	err = st.Allocate(ironpool.NewContextWithActor(ctx, ironpool.System), a, false)
+	if !booked {
+		t.Fatal("no batch ran: this test did not test the batch's claim")
+	}
+	if err == nil {
+		t.Errorf("the allocation was served with %d nodes, though its one node was reserved before the claim", len(a.Nodes))
+	}
+	var active int
+	if err := st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM allocations WHERE state = 'active'`).Scan(&active); err != nil {
+		t.Fatal(err)
+	}
+	if active != 0 {
+		t.Errorf("%d active allocations after the refused request, want none", active)
 	}
 }

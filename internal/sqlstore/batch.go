@@ -289,6 +289,9 @@ func (s *Store) batchPipe(ctx context.Context, p Pipe, ops []*batchOp) (commitEr
 			return nil, err
 		}
 	}
+	if s.batchBetween != nil {
+		s.batchBetween()
+	}
 	qs, evs, err := s.releaseWrites(rels, r, now)
 	if err != nil {
 		return nil, err

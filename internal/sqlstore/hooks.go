@@ -38,5 +38,10 @@ func (s *Store) SetFaultAfterClaim(fn func(ctx context.Context, tx *sql.Tx, a *i
 	s.faultAfterClaim = fn
 }
 
+// SetBatchBetween installs a hook for tests: fn runs in every batch
+// between its reads and its writes, so a test can change what the writes
+// will find. Like SetNow it must be called before the store is shared.
+func (s *Store) SetBatchBetween(fn func()) { s.batchBetween = fn }
+
 // GroupCommits reports whether concurrent writes share transactions.
 func (s *Store) GroupCommits() bool { return s.group != nil }

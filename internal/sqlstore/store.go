@@ -114,6 +114,8 @@ type Store struct {
 	// (groupCommit.rolledBack) clears it.
 	rowHooks bool
 	noQuotas atomic.Bool
+	// batchBetween is a test's hook (SetBatchBetween).
+	batchBetween func()
 	// faultAfterClaim is a test's fault (SetFaultAfterClaim).
 	faultAfterClaim func(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation) error
 }
