@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,9 +8,7 @@ import (
 
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/postgres"
-	"github.com/ironpool/ironpool/internal/postgres/pgtest"
 	"github.com/ironpool/ironpool/internal/sqlstore"
-	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // TestPipeCheckStopsCommit: a batch sends its writes and its COMMIT in
@@ -19,11 +16,7 @@ import (
 // nothing written; a passing one commits. Results come back statement by
 // statement, in order.
 func TestPipeCheckStopsCommit(t *testing.T) {
-	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, postgres.Options{})
 	ctx := t.Context()
 	send := func(qs []sqlstore.Piped) error {
 		conn, err := st.DB().Conn(ctx)
@@ -59,7 +52,7 @@ func TestPipeCheckStopsCommit(t *testing.T) {
 		return n == 1
 	}
 
-	err = send(write("refused", false))
+	err := send(write("refused", false))
 	var pe *sqlstore.PipeError
 	if !errors.As(err, &pe) || pe.Index != 2 || !strings.Contains(err.Error(), "the check of refused failed") {
 		t.Errorf("a failed check gave %v, want the error of statement 2 with its message", err)
@@ -101,11 +94,7 @@ func TestPipeCheckStopsCommit(t *testing.T) {
 // batch, and the call, run alone, is refused. Without the check the batch
 // committed an allocation holding none of its nodes.
 func TestBatchClaimChecksReservations(t *testing.T) {
-	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, postgres.Options{})
 	ctx := t.Context()
 	if err := st.BulkCreateNodes(ctx, []*ironpool.Node{{Name: "n1", CPUs: 8, MemoryMB: 32768, LocalGB: 100,
 		CPUArch: "x86_64", ResourceClass: "baremetal", BMC: ironpool.BMC{Address: "ipmi://127.0.0.1:623"}}}); err != nil {
@@ -129,7 +118,7 @@ func TestBatchClaimChecksReservations(t *testing.T) {
 	})
 	a := &ironpool.Allocation{Owner: "ci", Mode: ironpool.ModeNone, TTL: time.Hour,
 		Items: []ironpool.AllocationItem{{Count: 1}}}
-	err = st.Allocate(ironpool.NewContextWithActor(ctx, ironpool.System), a, false)
+	err := st.Allocate(ironpool.NewContextWithActor(ctx, ironpool.System), a, false)
 	if !booked {
 		t.Fatal("no batch ran: this test did not test the batch's claim")
 	}

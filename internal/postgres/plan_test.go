@@ -1,15 +1,12 @@
 package postgres_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ironpool/ironpool/internal/bench"
 	"github.com/ironpool/ironpool/internal/postgres"
-	"github.com/ironpool/ironpool/internal/postgres/pgtest"
-	"github.com/ironpool/ironpool/internal/storetest/opener"
 )
 
 // TestStatisticsKept: nodes written to a fresh schema get planner
@@ -19,17 +16,13 @@ import (
 func TestStatisticsKept(t *testing.T) {
 	var mu sync.Mutex
 	analyzed := map[string]int{}
-	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{
+	st := openStore(t, postgres.Options{
 		Analyzed: func(table string) {
 			mu.Lock()
 			analyzed[table]++
 			mu.Unlock()
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	ctx := t.Context()
 	if err := st.BulkCreateNodes(ctx, bench.NewNodes("stats", 0, 300)); err != nil {
 		t.Fatal(err)
@@ -71,11 +64,7 @@ func TestStatisticsKept(t *testing.T) {
 // holds. With the state passed as a parameter, PostgreSQL switched to its
 // generic plan after five calls and scanned the whole table on each.
 func TestStateReadsUseTheIndex(t *testing.T) {
-	st, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, postgres.Options{})
 	ctx := t.Context()
 	const ended = 5000
 	if _, err := st.DB().ExecContext(ctx, `INSERT INTO allocations (id, owner, state, mode, items, ttl_ms, created_at, expires_at, released_at)

@@ -13,6 +13,7 @@ import (
 	"github.com/ironpool/ironpool"
 	"github.com/ironpool/ironpool/internal/postgres"
 	"github.com/ironpool/ironpool/internal/postgres/pgtest"
+	"github.com/ironpool/ironpool/internal/sqlstore"
 	"github.com/ironpool/ironpool/internal/storetest"
 	"github.com/ironpool/ironpool/internal/storetest/opener"
 	"github.com/ironpool/ironpool/migrations"
@@ -26,14 +27,18 @@ func TestStore(t *testing.T) {
 
 // openWith opens a fresh schema's store with opt, for the suites.
 func openWith(opt postgres.Options) func(t *testing.T) ironpool.Store {
-	return func(t *testing.T) ironpool.Store {
-		s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+	return func(t *testing.T) ironpool.Store { return openStore(t, opt) }
+}
+
+// openStore opens a fresh schema's store with opt, closed when t ends.
+func openStore(t *testing.T, opt postgres.Options) *sqlstore.Store {
+	t.Helper()
+	s, err := postgres.OpenWith(context.Background(), pgtest.Schema(t), opener.MustSealer(t), opt)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // TestPasswordNotInColumn reads the nodes table as text: a dump of the

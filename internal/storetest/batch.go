@@ -139,24 +139,14 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		}
 		for round := range 5 {
 			const calls = 12
-			errs := make([]error, calls)
 			as := make([]*ironpool.Allocation, calls)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range calls {
+			for i := range as {
 				as[i] = request("ci", item("", 1, ironpool.Constraints{}))
 				if i == calls/2 {
 					as[i].ID = first.ID
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					errs[i] = s.Allocate(ctx, as[i], false)
-				}()
 			}
-			close(start)
-			wg.Wait()
+			errs := allocateAtOnce(ctx, s, as)
 			for i, err := range errs {
 				switch {
 				case i == calls/2 && ironpool.ErrorCode(err) != ironpool.ECONFLICT:
@@ -215,20 +205,10 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		before, _ := stats(t, s)
 		for round := range 3 {
 			as := make([]*ironpool.Allocation, calls)
-			errs := make([]error, calls)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range calls {
+			for i := range as {
 				as[i] = request("ci", item("", 1, ironpool.Constraints{}))
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					errs[i] = s.Allocate(ctx, as[i], false)
-				}()
 			}
-			close(start)
-			wg.Wait()
+			errs := allocateAtOnce(ctx, s, as)
 			refused := 0
 			for i, a := range as {
 				if errs[i] != nil {
@@ -278,4 +258,24 @@ func eventList(ev []*ironpool.Event) string {
 		parts = append(parts, fmt.Sprintf("%s %s by %s: %q", e.Action, e.Subject, e.Actor, e.Summary))
 	}
 	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+// allocateAtOnce allocates every request of as (without queueing) from a
+// goroutine each, released together so that batches can gather them, and
+// returns their errors.
+func allocateAtOnce(ctx context.Context, s ironpool.Store, as []*ironpool.Allocation) []error {
+	errs := make([]error, len(as))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range as {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = s.Allocate(ctx, as[i], false)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
