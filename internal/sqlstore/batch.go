@@ -237,13 +237,13 @@ type batchReads struct {
 	// linked counts, per allocation to release, the Ironic nodes it holds.
 	linked map[string]int
 	quotas int
-	// reserved holds the queued requests' items; waiting, that there are
-	// any.
+	// reserved holds the queued requests' items.
 	reserved exclusion
-	waiting  bool
-	lists    map[readKey]*batchList
-	listOf   map[*ironpool.Constraints]readKey
-	want     []*batchOp
+	// lists are the candidate reads, listOf names each item's, and want
+	// holds the allocations they were read for (see candidateReads).
+	lists  map[readKey]*batchList
+	listOf map[*ironpool.Constraints]readKey
+	want   []*batchOp
 }
 
 // batchPipe runs a batch in two round trips on p: BEGIN with every read
@@ -279,23 +279,20 @@ func (s *Store) batchPipe(ctx context.Context, p Pipe, ops []*batchOp) (commitEr
 		}})
 		// Read as if nothing were queued, the common case; reread below
 		// when something is.
-		qs = append(qs, s.candidateReads(allocs, now, nil, false, r)...)
+		qs = append(qs, s.candidateReads(allocs, now, nil, r)...)
 	}
 	if err := p.Send(ctx, qs); err != nil {
 		return nil, err
 	}
-	if r.waiting = len(r.reserved) > 0; r.waiting && r.quotas == 0 {
-		if err := p.Send(ctx, s.candidateReads(allocs, now, r.reserved, true, r)); err != nil {
+	if len(r.reserved) > 0 && r.quotas == 0 {
+		if err := p.Send(ctx, s.candidateReads(allocs, now, r.reserved, r)); err != nil {
 			return nil, err
 		}
 	}
 	if s.batchBetween != nil {
 		s.batchBetween()
 	}
-	qs, evs, err := s.releaseWrites(rels, r, now)
-	if err != nil {
-		return nil, err
-	}
+	qs, evs := s.releaseWrites(rels, r, now)
 	// Quotas are checked, and counted against, one transaction at a time
 	// (quota.go): with any quota defined, every allocation runs alone.
 	if r.quotas == 0 {
@@ -370,7 +367,7 @@ func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 
 // releaseWrites ends the live allocations among rels that their checks
 // allow: one statement per kind of release, and their events.
-func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]Piped, []eventRow, error) {
+func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]Piped, []eventRow) {
 	// One statement per kind of release; every caller of a server passes
 	// the same final state and cleaning, so there is one kind.
 	type kind struct {
@@ -415,9 +412,9 @@ func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]
 		// allocations, their usage and their nodes. Read under their
 		// locks, every allocation is still in its state and holds the
 		// Ironic nodes counted: any other count means a bug, and the
-		// check fails the batch, whose calls then run alone.
-		// The ids go as one array, so the text is the same for any
-		// number of them (see arrays).
+		// check fails the batch, whose calls then run alone. The ids go
+		// as one array, so the text is the same for any number of them
+		// (see arrays).
 		qs = append(qs, Piped{
 			SQL: `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
 					WHERE id = ANY($8::text[]) AND state = $4 RETURNING 1),
@@ -438,7 +435,7 @@ func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]
 			op.ok = true
 		}
 	}
-	return qs, evs, nil
+	return qs, evs
 }
 
 // readKey names one candidate read of a batch: an item's constraints and
@@ -460,10 +457,11 @@ type batchList struct {
 }
 
 // candidateReads plans the candidate reads of the allocations of allocs a
-// batch may serve (with waiting, not those that would queue), one per
-// distinct item, each of the best Need(counts) nodes of every call that
-// uses it; reserved keeps the queue's nodes out.
-func (s *Store) candidateReads(allocs []*batchOp, now time.Time, reserved exclusion, waiting bool, r *batchReads) []Piped {
+// batch may serve, one per distinct item, each of the best Need(counts)
+// nodes of every call that uses it. reserved holds the queued requests'
+// items: their nodes stay out, and so do the calls that would queue.
+func (s *Store) candidateReads(allocs []*batchOp, now time.Time, reserved exclusion, r *batchReads) []Piped {
+	waiting := len(reserved) > 0
 	r.lists, r.listOf, r.want = map[readKey]*batchList{}, map[*ironpool.Constraints]readKey{}, nil
 	for _, op := range allocs {
 		a := op.alloc
