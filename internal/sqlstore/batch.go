@@ -29,8 +29,8 @@ const batchTimeout = 30 * time.Second
 // batcher serves concurrent allocations and releases by id on an engine
 // with row locks (PostgreSQL) a batch at a time, each batch in one
 // transaction of set-based statements: one candidate read per distinct
-// item, then one INSERT or UPDATE per table for the whole batch, and one
-// commit. There, the cost of an allocation is not its commit's WAL flush
+// item, then one statement for the releases and one for the allocations,
+// and one commit, sent in two round trips (batchPipe). There, the cost of an allocation is not its commit's WAL flush
 // (measured: synchronous_commit off changes nothing) but the server's
 // work per statement, about twenty-five statements per allocate+release
 // pair when each call runs alone, and a batch shares them.
