@@ -127,11 +127,7 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		// statement for every call in it: the batch rolls back whole,
 		// and each call then runs alone, so only that one fails.
 		s := open(t)
-		var nodes []*ironpool.Node
-		for i := range 24 {
-			nodes = append(nodes, newNode(t, fmt.Sprintf("f%02d", i), 8))
-		}
-		mustCreate(t, s, nodes...)
+		mustCreate(t, s, numberedNodes(t, "f%02d", 24, 8)...)
 		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
 		first := request("ci", item("", 1, ironpool.Constraints{}))
 		if err := s.Allocate(ctx, first, false); err != nil {
@@ -182,17 +178,10 @@ func Batches(t *testing.T, open func(t *testing.T) ironpool.Store) {
 		// do not queue must still leave alone every node the queue could
 		// use, as Allocate does.
 		s := open(t)
-		var nodes []*ironpool.Node
-		for i := range 2 {
-			nodes = append(nodes, newNode(t, fmt.Sprintf("big%d", i), 32))
-		}
 		// One call more than there are small nodes: the one left over
 		// must be refused, not given the free big node.
 		const calls = 8
-		for i := range calls - 1 {
-			nodes = append(nodes, newNode(t, fmt.Sprintf("small%02d", i), 8))
-		}
-		mustCreate(t, s, nodes...)
+		mustCreate(t, s, append(numberedNodes(t, "big%d", 2, 32), numberedNodes(t, "small%02d", calls-1, 8)...)...)
 		ctx := ironpool.NewContextWithActor(context.Background(), testActor)
 		mustAllocate(t, s, request("lab", item("big", 1, ironpool.Constraints{CPUs: 32})))
 		waiting := queued("lab", time.Hour, item("big", 2, ironpool.Constraints{CPUs: 32}))

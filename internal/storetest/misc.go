@@ -374,10 +374,7 @@ func testResealRacesPasswordChanges(t *testing.T, open func(t *testing.T) ironpo
 	oldKey, newKey := mustKey(t), mustKey(t)
 	setter.SetSealer(mustRing(t, oldKey))
 	const count = 150
-	var nodes []*ironpool.Node
-	for i := range count {
-		nodes = append(nodes, newNode(t, fmt.Sprintf("n%03d", i), 8))
-	}
+	nodes := numberedNodes(t, "n%03d", count, 8)
 	mustCreate(t, s, nodes...)
 	setter.SetSealer(mustRing(t, newKey, oldKey))
 

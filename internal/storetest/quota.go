@@ -35,11 +35,7 @@ func mustSetQuota(t testing.TB, s ironpool.Store, q *ironpool.Quota) *ironpool.Q
 func testQuotas(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	pool := func(t *testing.T) ironpool.Store {
 		s := open(t)
-		var nodes []*ironpool.Node
-		for i := range 6 {
-			nodes = append(nodes, newNode(t, fmt.Sprintf("q%d", i), 8))
-		}
-		mustCreate(t, s, nodes...)
+		mustCreate(t, s, numberedNodes(t, "q%d", 6, 8)...)
 		return s
 	}
 	small := func(n int) ironpool.AllocationItem { return item("small", n, anyNode()) }

@@ -156,6 +156,17 @@ func wantCode(t testing.TB, err error, code string) *ironpool.Error {
 // anyNode is the constraint set that matches every node.
 func anyNode() ironpool.Constraints { return ironpool.Constraints{} }
 
+// numberedNodes returns n nodes of newNode with cpus CPUs, named by
+// format (one %d verb) from 0.
+func numberedNodes(t testing.TB, format string, n, cpus int) []*ironpool.Node {
+	t.Helper()
+	nodes := make([]*ironpool.Node, n)
+	for i := range nodes {
+		nodes[i] = newNode(t, fmt.Sprintf(format, i), cpus)
+	}
+	return nodes
+}
+
 // item is one allocation item for count nodes matching c.
 func item(flavor string, count int, c ironpool.Constraints) ironpool.AllocationItem {
 	return ironpool.AllocationItem{Flavor: flavor, Count: count, Constraints: c}
