@@ -937,12 +937,7 @@ func (s *Store) ReleaseAllocations(ctx context.Context, sel ironpool.ReleaseSele
 }
 
 func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation, final ironpool.AllocationState, cleanInline bool, now time.Time) error {
-	// Ironic-linked nodes always go through cleaning: the reconciler must
-	// undo the checkout and let Ironic clean before they are free again.
-	rows, err := tx.QueryContext(ctx, `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
-		state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
-		pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-		WHERE allocation_id = $3 RETURNING ironic_uuid`, ms(now), cleanInline, a.ID)
+	rows, err := tx.QueryContext(ctx, releaseNodesSQL+`allocation_id = $3 RETURNING ironic_uuid`, ms(now), cleanInline, a.ID)
 	if err != nil {
 		return fmt.Errorf("release nodes: %w", err)
 	}
@@ -979,6 +974,15 @@ func (s *Store) release(ctx context.Context, tx *sql.Tx, a *ironpool.Allocation,
 	return s.insertEventAt(ctx, tx, now, "allocation."+string(final), "allocation/"+a.ID,
 		releaseSummary(a, was, cleanInline, linked))
 }
+
+// releaseNodesSQL frees the nodes its WHERE clause (to be appended) picks,
+// at $1, with $2 saying whether they may skip cleaning. Ironic-linked
+// nodes always go through cleaning: the reconciler must undo the checkout
+// and let Ironic clean before they are free again.
+const releaseNodesSQL = `UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
+	state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
+	pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
+	WHERE `
 
 // releaseSummary is the event summary of ending a (already in its final
 // state), which was in state was; linked counts its Ironic nodes.

@@ -419,10 +419,7 @@ func (s *Store) releaseWrites(rels []*batchOp, r *batchReads, now time.Time) ([]
 			SQL: `WITH al AS (UPDATE allocations SET state = $3, released_at = $1
 					WHERE id = ANY($8::text[]) AND state = $4 RETURNING 1),
 				us AS (UPDATE usage_log SET end_ms = $1 WHERE allocation_id = ANY($8::text[]) AND end_ms = 0 RETURNING 1),
-				n AS (UPDATE nodes SET allocation_id = NULL, owner = '', updated_at = $1,
-					state = CASE WHEN ironic_uuid IS NULL AND $2 THEN 'available' ELSE 'cleaning' END,
-					pending = CASE WHEN ironic_uuid IS NULL AND $2 THEN '' ELSE 'clean' END
-					WHERE allocation_id = ANY($8::text[]) RETURNING ironic_uuid)
+				n AS (` + releaseNodesSQL + `allocation_id = ANY($8::text[]) RETURNING ironic_uuid)
 				SELECT ironpool_check((SELECT COUNT(*) FROM al) = $5 AND (SELECT COUNT(ironic_uuid) FROM n) = $6, $7)`,
 			Args: []any{ms(now), k.cleanInline, string(k.final), string(k.was), len(gids), ironic,
 				fmt.Sprintf("release %d allocations: not all were still %s with their %d Ironic nodes", len(gids), k.was, ironic), gids},
