@@ -38,9 +38,24 @@ func TestEndUsagePlan(t *testing.T) {
 	}
 	// No ANALYZE: the server never runs it, so the planner works from the
 	// schema alone, as here.
-	q := strings.NewReplacer("$1", "?", "$2", "?").Replace(sqlstore.EndUsageSQL)
-	if got := plan(t, db, q, 2, "a-7"); !strings.Contains(got, "usage_allocation (allocation_id=? AND end_ms=?)") {
-		t.Errorf("closing usage rows: plan %q, want a search on usage_allocation by allocation_id and end_ms", got)
+	// One allocation (a release) and many (a reaper pass).
+	for _, ids := range [][]any{{"a-7"}, {"a-7", "a-8", "a-1999"}} {
+		if got := plan(t, db, sqlstore.EndUsageSQL(len(ids)), append([]any{2}, ids...)...); !strings.Contains(got, "usage_allocation (allocation_id=? AND end_ms=?)") {
+			t.Errorf("closing usage rows of %d allocations: plan %q, want a search on usage_allocation by allocation_id and end_ms", len(ids), got)
+		}
+	}
+}
+
+// TestEndAllocationsPlan: ending a reaper pass's leases finds their rows
+// by id. With a plain state condition SQLite chose allocations_state for
+// a list of ids, a walk over every live lease.
+func TestEndAllocationsPlan(t *testing.T) {
+	db := migrated(t)
+	for _, ids := range [][]any{{"a"}, {"a", "b", "c"}} {
+		got := plan(t, db, sqlstore.EndAllocationsSQL(len(ids)), append([]any{"expired", 1, "active"}, ids...)...)
+		if !strings.Contains(got, "sqlite_autoindex_allocations_1 (id=?)") {
+			t.Errorf("ending %d allocations: plan %q, want a search by id", len(ids), got)
+		}
 	}
 }
 

@@ -319,15 +319,10 @@ func usageRows(a *ironpool.Allocation, counts []int, now time.Time, base int) (v
 	return vals, args
 }
 
-const EndUsageSQL = `UPDATE usage_log SET end_ms = $1 WHERE allocation_id = $2 AND end_ms = 0`
-
-// endUsage records that allocation id stopped holding its nodes at now.
-func endUsage(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, EndUsageSQL, ms(now), id)
-	if err != nil {
-		return fmt.Errorf("end usage: %w", err)
-	}
-	return nil
+// EndUsageSQL closes the open usage rows of n allocations at $1; the ids
+// are $2 on. Exported for the plan test: it must stay on usage_allocation.
+func EndUsageSQL(n int) string {
+	return `UPDATE usage_log SET end_ms = $1 WHERE allocation_id IN (` + placeholdersFrom(2, n) + `) AND end_ms = 0`
 }
 
 // checkLease refuses renewing allocation a to expire at until when a quota

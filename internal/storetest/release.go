@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -122,6 +123,84 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			t.Errorf("event time = %v, want the store clock %v", ev, t0)
 		}
 	})
+}
+
+// testExpireMany: one reaper pass ends every due lease at once, with
+// each lease's own nodes, usage and audit event, the Ironic-linked nodes
+// counted per lease, and the leases not yet due left alone.
+func testExpireMany(t *testing.T, open func(t *testing.T) ironpool.Store) {
+	s := open(t)
+	c := withClock(t, s)
+	ctx := ctxFor(t)
+	// A pool per lease, so each lease gets the nodes named here.
+	inPool := func(name, pool string) *ironpool.Node {
+		n := newNode(t, name, 8)
+		n.Pool = pool
+		return n
+	}
+	linked := inPool("linked", "a")
+	linked.IronicUUID = "0c9e6a7b-1f2d-4e3c-8b5a-6d7e8f9a0b1c"
+	mustCreate(t, s, linked, inPool("l1", "a"), inPool("l2", "b"), inPool("l3", "c"), inPool("l4", "d"))
+	lease := func(pool string, n int, ttl time.Duration) *ironpool.Allocation {
+		a := request("lab1", item("", n, ironpool.Constraints{Pool: pool}))
+		a.TTL = ttl
+		return mustAllocate(t, s, a)
+	}
+	withIronic := lease("a", 2, time.Minute)
+	plain := lease("b", 1, 2*time.Minute)
+	third := lease("c", 1, 3*time.Minute)
+	later := lease("d", 1, time.Hour)
+	c.Set(c.Now().Add(5 * time.Minute))
+	out, err := s.ExpireAllocations(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range out {
+		ids = append(ids, a.ID)
+		if a.State != ironpool.AllocExpired || !a.ReleasedAt.Equal(c.Now()) {
+			t.Errorf("expired %s: state %s released_at %v, want expired at %v", a.ID, a.State, a.ReleasedAt, c.Now())
+		}
+	}
+	if want := []string{withIronic.ID, plain.ID, third.ID}; !slices.Equal(ids, want) {
+		t.Fatalf("one pass expired %v, want %v (in expiry order)", ids, want)
+	}
+	summaries := map[string]string{}
+	for _, e := range events(t, s, "allocation.expired") {
+		summaries[e.Subject] = e.Summary
+	}
+	if len(summaries) != 3 {
+		t.Errorf("allocation.expired events for %d allocations, want 3: %v", len(summaries), summaries)
+	}
+	if got := summaries["allocation/"+withIronic.ID]; !strings.Contains(got, "1 Ironic nodes cleaning in Ironic") {
+		t.Errorf("event of the lease with an Ironic node: %q, want it to count that node", got)
+	}
+	for _, a := range []*ironpool.Allocation{plain, third} {
+		if got := summaries["allocation/"+a.ID]; !strings.Contains(got, "local pool") {
+			t.Errorf("event of %s: %q, want its local nodes cleaned", a.ID, got)
+		}
+	}
+	states := map[string]ironpool.NodeState{}
+	for _, n := range findNodes(t, s, ironpool.NodeFilter{}) {
+		states[n.Name] = n.State
+	}
+	want := map[string]ironpool.NodeState{"linked": ironpool.NodeCleaning, "l1": ironpool.NodeAvailable,
+		"l2": ironpool.NodeAvailable, "l3": ironpool.NodeAvailable, "l4": ironpool.NodeAllocated}
+	if !maps.Equal(states, want) {
+		t.Errorf("nodes after the pass = %v, want %v", states, want)
+	}
+	if got, _ := s.FindAllocation(ctx, later.ID); got.State != ironpool.AllocActive || len(got.Nodes) != 1 {
+		t.Errorf("lease not yet due: %s with %d nodes, want active with its node", got.State, len(got.Nodes))
+	}
+	if r, ok := s.(RawDB); ok {
+		var open int
+		if err := r.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM usage_log WHERE end_ms = 0`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open != 1 {
+			t.Errorf("%d usage rows open after the pass, want the one of the lease not yet due", open)
+		}
+	}
 }
 
 // testExtendRacesExpiry runs an extend and the reaper against the same

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	t.Run("DeadlineBehindHead", func(t *testing.T) { testDeadlineBehindHead(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("ExtendRacesExpiry", func(t *testing.T) { testExtendRacesExpiry(t, open) })
+	t.Run("ExpireMany", func(t *testing.T) { testExpireMany(t, open) })
 	t.Run("Traits", func(t *testing.T) { testTraits(t, open) })
 	t.Run("IgnoredBackendNodes", func(t *testing.T) { testIgnoredBackendNodes(t, open) })
 	t.Run("DeploySpec", func(t *testing.T) { testDeploySpec(t, open) })
