@@ -45,9 +45,13 @@ type Peer struct {
 }
 
 // ChurnRun is the same load as Report.Ironpool run again while the churn
-// leases expire; RateRatio is its rate ÷ the no-churn rate.
+// leases expire, and then once more without them (After). RateRatio is
+// the churn run's rate ÷ the mean of the no-churn runs on either side of
+// it: on a shared machine the rate drifts by tens of percent between runs
+// a minute apart, and a base on both sides cancels a steady drift.
 type ChurnRun struct {
 	Load      Result      `json:"load"`
+	After     Result      `json:"after"`
 	RateRatio float64     `json:"rate_ratio"`
 	Expiry    ChurnResult `json:"expiry"`
 }

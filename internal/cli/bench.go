@@ -105,9 +105,10 @@ ironpool pairs/s ÷ (floor requests/s ÷ 2): an allocate+release pair is two
 requests, and no allocation API over HTTP can beat the floor on this machine.
 
 --churn then runs the same load again while --churn-leases leases (in a pool of
-their own) expire one after another across the run, and reports the expiry lag
-(release time − expires_at, from the audit log) and the rate against the
-no-churn run.
+their own) expire one after another across the run, then once more without
+them, and reports the expiry lag (release time − expires_at, from the audit
+log) and the churn run's rate against the mean of the no-churn runs before
+and after it (so a machine that drifts between runs does not pass for churn).
 
 --peer ironic=URL registers --nodes fake-hardware nodes in that Ironic and runs
 its allocation API (one node per allocation, until active, then DELETE) with
@@ -453,7 +454,13 @@ func runChurn(ctx context.Context, logw io.Writer, cls []*client.Client, o bench
 	if err := ch.Release(ctx, cls[0], f.clients); err != nil {
 		return nil, err
 	}
-	return &bench.ChurnRun{Load: r, RateRatio: r.PerSecond / base.PerSecond, Expiry: exp}, nil
+	fmt.Fprintf(logw, "ironpool without churn again: %d clients for %s...\n", f.clients, f.d)
+	after, err := bench.RunMany(ctx, cls, o)
+	if err != nil {
+		return nil, err
+	}
+	after.Nodes = f.nodes
+	return &bench.ChurnRun{Load: r, After: after, RateRatio: r.PerSecond / ((base.PerSecond + after.PerSecond) / 2), Expiry: exp}, nil
 }
 
 // runIronicPeer registers the nodes in Ironic, runs its allocation API
@@ -498,8 +505,11 @@ func benchTable(w *tabwriter.Writer, r *bench.Report) {
 		i.Allocations, i.Refused, i.Errors, i.PerSecond, i.P50, i.P99, i.Max)
 	if c := r.Churn; c != nil {
 		l := c.Load
-		fmt.Fprintf(w, "ironpool with %d leases expiring\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.2f of no-churn\n", c.Expiry.Leases,
+		fmt.Fprintf(w, "ironpool with %d leases expiring\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.2f of no-churn (mean of before and after)\n", c.Expiry.Leases,
 			l.Nodes, l.Clients, l.Allocations, l.Refused, l.Errors, l.PerSecond, l.P50, l.P99, l.Max, c.RateRatio)
+		l = c.After
+		fmt.Fprintf(w, "ironpool without churn, after\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t\n",
+			l.Nodes, l.Clients, l.Allocations, l.Refused, l.Errors, l.PerSecond, l.P50, l.P99, l.Max)
 	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "floor (trivial JSON requests)\t-\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\tpairs/s ÷ (floor/2) = %.2f\n", f.Clients,

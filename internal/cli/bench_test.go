@@ -99,6 +99,9 @@ func TestBenchJSON(t *testing.T) {
 		FloorRatio *float64 `json:"floor_ratio"`
 		Churn      *struct {
 			RateRatio float64 `json:"rate_ratio"`
+			After     struct {
+				Allocations int64 `json:"allocations"`
+			} `json:"after"`
 			Expiry    struct {
 				Leases   int      `json:"leases"`
 				Expiring int      `json:"expiring"`
@@ -127,7 +130,7 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("ironpool: %+v", r.Ironpool)
 	case r.Floor == nil || r.Floor.Served == 0 || r.Floor.P50 == nil || r.FloorRatio == nil || *r.FloorRatio <= 0:
 		t.Errorf("floor missing or empty: %s", out)
-	case r.Churn == nil || r.Churn.Expiry.Leases != 100 || r.Churn.Expiry.Expiring != 50 || r.Churn.Expiry.Expired != 50 || r.Churn.Expiry.LagP99 == nil || r.Churn.RateRatio <= 0:
+	case r.Churn == nil || r.Churn.Expiry.Leases != 100 || r.Churn.Expiry.Expiring != 50 || r.Churn.Expiry.Expired != 50 || r.Churn.Expiry.LagP99 == nil || r.Churn.RateRatio <= 0 || r.Churn.After.Allocations == 0:
 		t.Errorf("churn: %s", out)
 	case r.Memory == nil || r.Memory.Scope != "server+clients" || r.Memory.HWM <= 0:
 		t.Errorf("memory: %s", out)
