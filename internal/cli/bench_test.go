@@ -102,7 +102,7 @@ func TestBenchJSON(t *testing.T) {
 			After     struct {
 				Allocations int64 `json:"allocations"`
 			} `json:"after"`
-			Expiry    struct {
+			Expiry struct {
 				Leases   int      `json:"leases"`
 				Expiring int      `json:"expiring"`
 				Expired  int      `json:"expired"`

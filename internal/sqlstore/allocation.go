@@ -1033,7 +1033,8 @@ func (s *Store) linkedNodes(ctx context.Context, tx *sql.Tx, ids []any, into map
 }
 
 // EndAllocationsSQL sets n allocations in state $3, ids $4 on, to state
-// $1 at $2. "state || ''", as in the claim, keeps SQLite on the id index:
+// $1 at $2. Appending an empty string to the state, as the claim does,
+// keeps SQLite on the id index:
 // for a list of ids it chose allocations_state and walked every live
 // lease. Exported for the plan test.
 func EndAllocationsSQL(n int) string {
