@@ -149,6 +149,10 @@ type Store interface {
 	// TryLease takes or renews the named lease for holder for ttl, and
 	// reports whether holder has it. Background loops run only on the holder.
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the named lease up if holder has it, so that
+	// another holder's next TryLease takes it at once rather than after
+	// its TTL (a replica that stops hands the background loops over).
+	ReleaseLease(ctx context.Context, name, holder string) error
 
 	Close() error
 }

@@ -244,6 +244,20 @@ func (r *Reconciler) Close() {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+	// Hand the background loops over now, not after the lease's TTL:
+	// a replica restarted or scaled down leaves the others without a
+	// leader for seconds otherwise. Only after every worker has stopped,
+	// so the next leader never overlaps this one's work.
+	if r.Leader() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Store.ReleaseLease(ctx, leaseName, r.Config.ReplicaID); err != nil {
+			r.Log.Warn("lease", "err", err)
+		}
+		r.mu.Lock()
+		r.leader = false
+		r.mu.Unlock()
+	}
 }
 
 // changed tells the service's waiters that background work changed
@@ -270,7 +284,11 @@ func (r *Reconciler) loop(ctx context.Context) {
 	var renewed time.Time
 	for {
 		now := r.Now()
-		if now.Sub(renewed) >= r.Config.LoopInterval/2 || !r.Leader() {
+		// The leader renews, and a follower asks, every half interval:
+		// not on every wake-up, which under load comes every few
+		// milliseconds (every change on any replica wakes every loop),
+		// and each ask is a write on the one lease row.
+		if now.Sub(renewed) >= r.Config.LoopInterval/2 {
 			ok, err := r.Store.TryLease(ctx, leaseName, r.Config.ReplicaID, leaseTTL)
 			if err != nil && ctx.Err() == nil {
 				r.Log.Warn("lease", "err", err)

@@ -372,3 +372,15 @@ func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Dura
 	}
 	return got == holder, nil
 }
+
+// ReleaseLease gives up a lease holder has; see ironpool.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2`, name, holder)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}

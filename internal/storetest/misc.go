@@ -238,6 +238,16 @@ func testTryLease(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	try("reaper", "a", false)
 	try("queue", "a", true) // b never renewed it
 	try("queue", "b", false)
+	// Giving a lease up hands it over at once, long before its expiry;
+	// giving up a lease one does not hold changes nothing.
+	if err := s.ReleaseLease(ctx, "queue", "b"); err != nil {
+		t.Fatal(err)
+	}
+	try("queue", "b", false)
+	if err := s.ReleaseLease(ctx, "queue", "a"); err != nil {
+		t.Fatal(err)
+	}
+	try("queue", "b", true)
 }
 
 func testSecrets(t *testing.T, open func(t *testing.T) ironpool.Store) {
