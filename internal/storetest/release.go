@@ -84,18 +84,7 @@ func testLeases(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			{time.Hour, []string{short.ID}}, // at or before now
 		} {
 			c.Set(t0.Add(tc.at))
-			out, err := s.ExpireAllocations(ctx, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []string
-			for _, a := range out {
-				ids = append(ids, a.ID)
-				if a.State != ironpool.AllocExpired || !a.ReleasedAt.Equal(c.Now()) {
-					t.Errorf("expired %s: state %s released_at %v, want expired at %v", a.ID, a.State, a.ReleasedAt, c.Now())
-				}
-			}
-			if !slices.Equal(ids, tc.want) {
+			if ids := mustExpire(t, s, c.Now()); !slices.Equal(ids, tc.want) {
 				t.Errorf("ExpireAllocations(t0+%s) = %v, want %v", tc.at, ids, tc.want)
 			}
 		}
@@ -151,17 +140,7 @@ func testExpireMany(t *testing.T, open func(t *testing.T) ironpool.Store) {
 	third := lease("c", 1, 3*time.Minute)
 	later := lease("d", 1, time.Hour)
 	c.Set(c.Now().Add(5 * time.Minute))
-	out, err := s.ExpireAllocations(ctx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, a := range out {
-		ids = append(ids, a.ID)
-		if a.State != ironpool.AllocExpired || !a.ReleasedAt.Equal(c.Now()) {
-			t.Errorf("expired %s: state %s released_at %v, want expired at %v", a.ID, a.State, a.ReleasedAt, c.Now())
-		}
-	}
+	ids := mustExpire(t, s, c.Now())
 	if want := []string{withIronic.ID, plain.ID, third.ID}; !slices.Equal(ids, want) {
 		t.Fatalf("one pass expired %v, want %v (in expiry order)", ids, want)
 	}
@@ -201,6 +180,24 @@ func testExpireMany(t *testing.T, open func(t *testing.T) ironpool.Store) {
 			t.Errorf("%d usage rows open after the pass, want the one of the lease not yet due", open)
 		}
 	}
+}
+
+// mustExpire runs one reaper pass at now and returns the ids it ended,
+// checking each came back expired at now.
+func mustExpire(t *testing.T, s ironpool.Store, now time.Time) []string {
+	t.Helper()
+	out, err := s.ExpireAllocations(ctxFor(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range out {
+		ids = append(ids, a.ID)
+		if a.State != ironpool.AllocExpired || !a.ReleasedAt.Equal(now) {
+			t.Errorf("expired %s: state %s released_at %v, want expired at %v", a.ID, a.State, a.ReleasedAt, now)
+		}
+	}
+	return ids
 }
 
 // testExtendRacesExpiry runs an extend and the reaper against the same
