@@ -139,8 +139,10 @@ func TestBatchPlansUseTheIndexes(t *testing.T) {
 		wg.Wait()
 	}
 	pairs() // past the first executions, which PostgreSQL always plans afresh
-	if batches, served, _ := st.BatchStats(); batches == 0 || served < 80 {
-		t.Fatalf("%d calls served by %d batches: the batch path did not run", served, batches)
+	// Most calls go through batches; a call a batch leaves (its
+	// candidates taken by a neighbour) runs alone, which is fine here.
+	if batches, served, _ := st.BatchStats(); batches == 0 || served < 40 {
+		t.Fatalf("%d of 80 calls served by %d batches: the batch path hardly ran", served, batches)
 	}
 	for _, table := range []string{"allocations", "nodes", "usage_log"} {
 		if read := seqRead(t, st, table, rows, pairs); read >= rows {
