@@ -1021,11 +1021,20 @@ func (s *Store) linkedNodes(ctx context.Context, tx *sql.Tx, ids []any, into map
 		return fmt.Errorf("count Ironic nodes: %w", err)
 	}
 	defer rows.Close()
+	if err := scanLinked(rows, into); err != nil {
+		return fmt.Errorf("count Ironic nodes: %w", err)
+	}
+	return nil
+}
+
+// scanLinked reads rows of (allocation id, Ironic-linked nodes) into into:
+// the lone release's count (linkedNodes) and the batch's (releaseReads).
+func scanLinked(rows Rows, into map[string]int) error {
 	for rows.Next() {
 		var id string
 		var n int
 		if err := rows.Scan(&id, &n); err != nil {
-			return fmt.Errorf("count Ironic nodes: %w", err)
+			return err
 		}
 		into[id] = n
 	}

@@ -30,7 +30,8 @@ const batchTimeout = 30 * time.Second
 // with row locks (PostgreSQL) a batch at a time, each batch in one
 // transaction of set-based statements: one candidate read per distinct
 // item, then one statement for the releases and one for the allocations,
-// and one commit, sent in two round trips (batchPipe). There, the cost of an allocation is not its commit's WAL flush
+// and one commit, sent in two round trips (batchPipe). There, the cost of
+// an allocation is not its commit's WAL flush
 // (measured: synchronous_commit off changes nothing) but the server's
 // work per statement, about twenty-five statements per allocate+release
 // pair when each call runs alone, and a batch shares them.
@@ -366,17 +367,7 @@ func (s *Store) releaseReads(rels []*batchOp, r *batchReads) []Piped {
 		// The rows above are locked by now, so their nodes stay theirs.
 		SQL:  `SELECT allocation_id, COUNT(*) FROM nodes WHERE allocation_id = ANY($1::text[]) AND ironic_uuid IS NOT NULL GROUP BY allocation_id`,
 		Args: []any{ids},
-		Rows: func(rows Rows) error {
-			for rows.Next() {
-				var id string
-				var n int
-				if err := rows.Scan(&id, &n); err != nil {
-					return err
-				}
-				r.linked[id] = n
-			}
-			return rows.Err()
-		},
+		Rows: func(rows Rows) error { return scanLinked(rows, r.linked) },
 	}}
 }
 
